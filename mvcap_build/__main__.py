@@ -1,0 +1,3 @@
+from mvcap_build.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Stage 3, `mvcap caption`: one caption per view, from a category-guided prompt."""

@@ -1,0 +1,42 @@
+"""A captioner without a model: a category-guided sentence from the object's metadata.
+
+For offline runs and demos. Its rows say backend "template" and model "none", so nobody mistakes
+them for model captions.
+"""
+
+from __future__ import annotations
+
+from mvcap_build.caption.backends.base import CaptionRequest
+
+_SIDES = ("front", "front-right", "right side", "back-right", "back", "back-left", "left side", "front-left")
+
+
+def describe_viewpoint(azimuth_deg: float, elevation_deg: float) -> str:
+    # Azimuth turns counter-clockwise seen from above; from the front (-y) towards +x is the
+    # object's right as a viewer facing it sees it.
+    side = _SIDES[int(((azimuth_deg % 360.0) + 22.5) // 45.0) % 8]
+    if elevation_deg > 60:
+        height = "from high above"
+    elif elevation_deg > 25:
+        height = "from above"
+    elif elevation_deg < -25:
+        height = "from below"
+    else:
+        height = "at eye level"
+    return f"the {side}, {height}"
+
+
+def _article(noun: str) -> str:
+    return "An" if noun[:1].lower() in "aeiou" else "A"
+
+
+class TemplateBackend:
+    name = "template"
+    model_id = "none"
+
+    def caption(self, requests: list[CaptionRequest]) -> list[str]:
+        out = []
+        for request in requests:
+            where = describe_viewpoint(request.view.get("azimuth_deg", 0.0), request.view.get("elevation_deg", 0.0))
+            out.append(f"{_article(request.category)} {request.category}, seen from {where}, on a white background.")
+        return out

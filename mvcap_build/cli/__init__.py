@@ -1,0 +1,31 @@
+"""The `mvcap` command line. One module per command; each imports its stage only when run,
+so `mvcap --help` starts fast and never imports bpy, torch or vLLM."""
+
+from __future__ import annotations
+
+import typer
+
+from mvcap_build.cli.build import build
+from mvcap_build.cli.caption import caption
+from mvcap_build.cli.export import export
+from mvcap_build.cli.render import render
+from mvcap_build.cli.status import status
+from mvcap_build.cli.train_ovt import train_ovt
+
+app = typer.Typer(
+    name="mvcap",
+    help="Build multi-view image-caption datasets (MVCap-style) and fine-tune CLIP on them (Omniview-Tuning).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.command("build")(build)
+app.command("render")(render)
+app.command("caption")(caption)
+app.command("export")(export)
+app.command("train-ovt")(train_ovt)
+app.command("status")(status)
+
+
+def main() -> None:
+    app()

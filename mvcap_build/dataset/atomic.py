@@ -1,0 +1,64 @@
+"""Atomic commits: a unit of work is either fully on disk under its final name, or not at all.
+
+Everything is written under a temporary name in the destination folder and moved into place with
+`os.replace` (files) or `os.rename` (folders), which POSIX makes atomic within one file system.
+A process killed at any moment leaves at most a `.tmp-*` leftover, never a half-written unit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+TMP_PREFIX = ".tmp-"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False, ensure_ascii=False) + "\n")
+
+
+def make_staging_dir(final: Path) -> Path:
+    """A fresh, empty folder beside `final` to build a unit in before `commit_dir`."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}.", dir=final.parent))
+
+
+def commit_dir(staging: Path, final: Path) -> None:
+    """Move a fully built folder into place. A stale, uncommitted `final` is replaced."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(staging, final)
+
+
+def remove_stale_staging(final: Path) -> None:
+    """Delete leftovers of killed attempts at `final` (only this unit's, so shards can share a root)."""
+    parent = final.parent
+    if not parent.is_dir():
+        return
+    for leftover in parent.glob(f"{TMP_PREFIX}{final.name}.*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)

@@ -1,0 +1,41 @@
+"""The failure ledger of one stage: one small JSON file per failed unit.
+
+A file per unit (rather than one appended log) keeps entries atomic and lets concurrent shards
+write to the same root. A later success of the same unit removes its entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from mvcap_build.dataset.atomic import atomic_write_json
+from mvcap_build.dataset.layout import DatasetRoot
+from mvcap_build.dataset.records import FailureRecord
+
+
+class FailureLedger:
+    def __init__(self, root: DatasetRoot, stage: str) -> None:
+        self.root = root
+        self.stage = stage
+
+    def record(self, key: str, reason: str, detail: str) -> FailureRecord:
+        entry = FailureRecord(
+            key=key,
+            stage=self.stage,
+            reason=reason,
+            detail=detail.strip()[-4000:],
+            time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+        atomic_write_json(self.root.failure(self.stage, key), entry.model_dump())
+        return entry
+
+    def clear(self, key: str) -> None:
+        self.root.failure(self.stage, key).unlink(missing_ok=True)
+
+    def has(self, key: str) -> bool:
+        return self.root.failure(self.stage, key).exists()
+
+    def __iter__(self) -> Iterator[FailureRecord]:
+        for path in self.root.failures(self.stage):
+            yield FailureRecord.model_validate_json(path.read_text("utf-8"))

@@ -1,0 +1,1 @@
+"""Stage 4, `mvcap export`: MVCap-schema metadata.json shards, Parquet shards and a dataset card."""

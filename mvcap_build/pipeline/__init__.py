@@ -1,0 +1,1 @@
+"""`mvcap build`: every stage from one YAML file, in order, each reading what the last committed."""

@@ -1,0 +1,90 @@
+"""Importing meshes into Blender, cleaning them and normalising them to the unit cube."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Vector
+
+
+class AssetError(RuntimeError):
+    """This object cannot be rendered; `reason` is the ledger code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+IMPORT_OPERATORS = {
+    ".glb": lambda p: bpy.ops.import_scene.gltf(filepath=p),
+    ".gltf": lambda p: bpy.ops.import_scene.gltf(filepath=p),
+    ".obj": lambda p: bpy.ops.wm.obj_import(filepath=p),
+    ".ply": lambda p: bpy.ops.wm.ply_import(filepath=p),
+    ".stl": lambda p: bpy.ops.wm.stl_import(filepath=p),
+    ".fbx": lambda p: bpy.ops.import_scene.fbx(filepath=p),
+}
+
+
+def import_file(path: Path) -> None:
+    if not path.is_file():
+        raise AssetError("missing_file", f"asset file not found: {path}")
+    operator = IMPORT_OPERATORS.get(path.suffix.lower())
+    if operator is None:
+        raise AssetError("unsupported_format", f"no importer for {path.suffix!r} files")
+    try:
+        result = operator(str(path))
+    except Exception as error:  # Blender reports importer errors as RuntimeError
+        raise AssetError("import_failed", f"{path.name}: {error}") from error
+    if "FINISHED" not in result:
+        raise AssetError("import_failed", f"{path.name}: importer returned {sorted(result)}")
+
+
+def sanitize_colors() -> int:
+    """Replace NaN/inf in colour attributes (they turn whole renders black). Returns how many."""
+    fixed = 0
+    for mesh in bpy.data.meshes:
+        for attribute in mesh.color_attributes:
+            values = np.empty(len(attribute.data) * 4, dtype=np.float32)
+            attribute.data.foreach_get("color", values)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                fixed += int(bad.sum())
+                attribute.data.foreach_set("color", np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0))
+    return fixed
+
+
+def _mesh_objects() -> list[bpy.types.Object]:
+    return [o for o in bpy.context.scene.objects if o.type == "MESH" and len(o.data.vertices) > 0]
+
+
+def normalize_to_unit_cube() -> dict[str, float]:
+    """Scale and move everything so the meshes' world bounding box is centred with longest side 1."""
+    meshes = _mesh_objects()
+    if not meshes:
+        raise AssetError("no_geometry", "the file imported no mesh with vertices")
+    bpy.context.view_layer.update()
+    corners = []
+    for obj in meshes:
+        coords = np.empty(len(obj.data.vertices) * 3, dtype=np.float64)
+        obj.data.vertices.foreach_get("co", coords)
+        if not np.isfinite(coords).all():
+            raise AssetError("non_finite_geometry", f"mesh {obj.name!r} has NaN or infinite vertices")
+        corners.extend(obj.matrix_world @ Vector(corner) for corner in obj.bound_box)
+    points = np.array([tuple(c) for c in corners])
+    low, high = points.min(axis=0), points.max(axis=0)
+    size = float((high - low).max())
+    if not np.isfinite(size) or size <= 1e-9:
+        raise AssetError("degenerate_geometry", f"bounding box has size {size}")
+    center = (low + high) / 2.0
+    root = bpy.data.objects.new("mvcap_root", None)
+    bpy.context.scene.collection.objects.link(root)
+    for obj in list(bpy.context.scene.objects):
+        if obj.parent is None and obj is not root and obj.type not in ("CAMERA", "LIGHT"):
+            obj.parent = root
+            obj.matrix_parent_inverse = Matrix.Identity(4)
+    root.scale = (1.0 / size,) * 3
+    root.location = tuple(-center / size)
+    bpy.context.view_layer.update()
+    return {"original_size": size}

@@ -1,0 +1,100 @@
+"""Scene setup: engine, device, lights and camera, re-applied after every factory reset."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import bpy
+
+GPU_KINDS = {"auto": ("OPTIX", "CUDA"), "optix": ("OPTIX",), "cuda": ("CUDA",), "cpu": ()}
+
+
+class DeviceError(RuntimeError):
+    """The requested compute device does not exist: a broken environment, not a bad object."""
+
+
+def choose_device(requested: str) -> dict[str, Any]:
+    """Pick the Cycles compute device once per worker and report what is really in use."""
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    for kind in GPU_KINDS[requested]:
+        try:
+            prefs.compute_device_type = kind
+        except TypeError:  # this Blender build has no such backend
+            continue
+        prefs.get_devices()
+        gpus = [d.name for d in prefs.devices if d.type == kind]
+        if gpus:
+            return {"device": "GPU", "backend": kind, "devices": gpus}
+    if requested not in ("auto", "cpu"):
+        raise DeviceError(f"device {requested!r} requested but Blender found no {requested.upper()} GPU")
+    return {"device": "CPU", "backend": "NONE", "devices": ["CPU"]}
+
+
+def _apply_device(scene: bpy.types.Scene, device: dict[str, Any]) -> None:
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    if device["device"] == "GPU":
+        prefs.compute_device_type = device["backend"]
+        prefs.get_devices()
+        for d in prefs.devices:
+            d.use = d.type == device["backend"]
+        scene.cycles.device = "GPU"
+    else:
+        scene.cycles.device = "CPU"
+
+
+def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.Object:
+    """Empty the scene (also frees the previous object's data), apply settings, return the camera.
+
+    `read_factory_settings` resets engine, samples, colour management and the compute device, so
+    everything is set again here, every time.
+    """
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    render = scene.render
+    render.engine = settings["engine"]
+    render.resolution_x = render.resolution_y = settings["resolution"]
+    render.resolution_percentage = 100
+    render.film_transparent = True
+    render.image_settings.file_format = "PNG"
+    render.image_settings.color_mode = "RGBA"
+    render.image_settings.color_depth = "8"
+    scene.view_settings.view_transform = "Standard"  # true colours; AgX would wash them out
+    if settings.get("threads"):
+        render.threads_mode = "FIXED"
+        render.threads = settings["threads"]
+    if settings["engine"] == "CYCLES":
+        scene.cycles.samples = settings["samples"]
+        scene.cycles.use_denoising = settings["denoise"]
+        scene.cycles.denoiser = "OPENIMAGEDENOISE"
+        scene.cycles.seed = 0
+        scene.cycles.use_adaptive_sampling = False  # same samples per pixel: reproducible images
+        _apply_device(scene, device)
+    _add_world_and_lights(scene)
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    camera.data.sensor_fit = "HORIZONTAL"
+    camera.data.clip_start, camera.data.clip_end = 0.01, 100.0
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    return camera
+
+
+def _add_world_and_lights(scene: bpy.types.Scene) -> None:
+    """Soft grey ambient light plus a key sun from the upper front-left: every side readable."""
+    world = bpy.data.worlds.new("world")
+    world.use_nodes = True
+    background = world.node_tree.nodes["Background"]
+    background.inputs["Color"].default_value = (0.75, 0.75, 0.75, 1.0)
+    background.inputs["Strength"].default_value = 0.9
+    scene.world = world
+    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
+    sun.data.energy = 2.5
+    sun.rotation_euler = (math.radians(40), math.radians(-25), math.radians(-30))
+    scene.collection.objects.link(sun)
+
+
+def set_camera(camera: bpy.types.Object, blender_c2w: list[list[float]], fov_deg: float) -> None:
+    from mathutils import Matrix
+
+    camera.matrix_world = Matrix(blender_c2w)
+    camera.data.angle = math.radians(fov_deg)

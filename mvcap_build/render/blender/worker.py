@@ -1,0 +1,117 @@
+"""A persistent Blender worker: reads render jobs as JSON lines on stdin, answers on stdout.
+
+Run as `python -m mvcap_build.render.blender.worker` by `mvcap_build.render.workers`. Blender
+prints freely to stdout, so the protocol gets a private copy of the original stdout and fd 1 is
+pointed at stderr, which the host keeps as this worker's log.
+
+Messages out: {"event": "ready", ...} once, then one reply per job:
+{"ok": true, "renderer": {...}, "info": {...}} or {"ok": false, "reason": ..., "detail": ..., "fatal": bool}.
+The worker exits when stdin closes (the host finished, or was killed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def _protocol_stream():
+    protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return protocol
+
+
+def _send(stream, message: dict) -> None:
+    stream.write(json.dumps(message) + "\n")
+    stream.flush()
+
+
+def render_job(job: dict, device: dict) -> dict:
+    import bpy
+
+    from mvcap_build.render.blender import importers, procedural, scene
+
+    started = time.perf_counter()
+    settings = job["settings"]
+    camera = scene.reset_scene(settings, device)
+    ours = {camera.name, "sun"}
+    asset = job["asset"]
+    if asset["kind"] == "file":
+        importers.import_file(Path(asset["path"]))
+    elif asset["kind"] == "procedural":
+        procedural.build(asset["builder"], int(asset["seed"]))
+    else:
+        raise importers.AssetError("unsupported_asset", f"unknown asset kind {asset['kind']!r}")
+    for obj in list(bpy.context.scene.objects):  # imported cameras and lights would change the look
+        if obj.type in ("CAMERA", "LIGHT") and obj.name not in ours:
+            bpy.data.objects.remove(obj, do_unlink=True)
+    bpy.context.scene.camera = camera
+    nan_fixed = importers.sanitize_colors()
+    normalization = importers.normalize_to_unit_cube()
+    imported = time.perf_counter()
+    out_dir = Path(job["out_dir"])
+    for view in job["views"]:
+        scene.set_camera(camera, view["blender_c2w"], view["fov_deg"])
+        bpy.context.scene.render.filepath = str(out_dir / view["file"])
+        bpy.ops.render.render(write_still=True)
+    return {
+        "ok": True,
+        "renderer": {
+            "engine": settings["engine"],
+            "samples": settings["samples"] if settings["engine"] == "CYCLES" else None,
+            "denoise": settings["denoise"] if settings["engine"] == "CYCLES" else None,
+            "resolution": settings["resolution"],
+            **device,
+            "blender": bpy.app.version_string,
+        },
+        "info": {
+            "nan_colors_fixed": nan_fixed,
+            **normalization,
+            "import_s": round(imported - started, 3),
+            "render_s": round(time.perf_counter() - imported, 3),
+        },
+    }
+
+
+def main() -> int:
+    protocol = _protocol_stream()
+    try:
+        import bpy
+    except ImportError as error:
+        _send(protocol, {"event": "fatal", "detail": f"cannot import bpy ({error}); pip install 'mvcap-build[render]' (needs Python 3.11)"})
+        return 3
+    from mvcap_build.render.blender import importers, scene
+
+    _send(protocol, {"event": "ready", "blender": bpy.app.version_string, "pid": os.getpid()})
+    device: dict | None = None
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        try:
+            if device is None:
+                device = scene.choose_device(job["settings"]["device"])
+                print(f"[mvcap worker] compute device: {device}", file=sys.stderr, flush=True)
+            reply = render_job(job, device)
+        except scene.DeviceError as error:
+            reply = {"ok": False, "fatal": True, "reason": "device_unavailable", "detail": str(error)}
+        except importers.AssetError as error:
+            reply = {"ok": False, "reason": error.reason, "detail": str(error)}
+        except Exception:  # one bad object must not end the worker
+            reply = {"ok": False, "reason": "render_error", "detail": traceback.format_exc()}
+        if not reply["ok"]:
+            print(f"[mvcap worker] {job['key']}: {reply['reason']}: {reply['detail']}", file=sys.stderr, flush=True)
+        try:
+            _send(protocol, {"key": job["key"], **reply})
+        except BrokenPipeError:  # the host is gone: nothing was committed, just stop
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

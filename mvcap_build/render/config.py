@@ -1,0 +1,63 @@
+"""Settings of the render stage, validated from YAML or CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mvcap_build.render.viewpoints import Distribution
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DemoSourceConfig(_Config):
+    """Procedural objects built in Blender: no download, deterministic from the seed."""
+
+    kind: Literal["demo"] = "demo"
+    categories: list[str] | None = None  # None = every demo category
+    per_category: int = Field(3, ge=1)
+    seed: int = 0
+
+
+class LocalSourceConfig(_Config):
+    """A folder of glb/gltf/obj/ply/stl/fbx files and a CSV `file,category`."""
+
+    kind: Literal["local"] = "local"
+    folder: Path
+    categories_csv: Path | None = None  # default: FOLDER/categories.csv
+    name: str = "local"  # the source part of object keys: "<name>/<file>"
+
+
+SourceConfig = Annotated[DemoSourceConfig | LocalSourceConfig, Field(discriminator="kind")]
+
+
+class ViewsConfig(_Config):
+    num_views: int = Field(12, ge=1, le=1000)
+    distribution: Distribution = Distribution.hemisphere
+    min_elevation_deg: float = Field(0.0, ge=-90, le=90)
+    max_elevation_deg: float = Field(85.0, ge=-90, le=90)
+    orbit_elevations_deg: list[float] | None = None  # rings for distribution=orbit
+    fov_deg: float = Field(40.0, gt=1, lt=170)
+    distance: float | None = Field(None, gt=0)  # None: the unit cube's bounding sphere fills the view
+    seed: int = 0  # for distribution=random
+
+
+class RenderConfig(_Config):
+    source: SourceConfig = Field(default_factory=DemoSourceConfig)
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
+    resolution: int = Field(224, ge=8, le=4096)
+    engine: Literal["CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH"] = "CYCLES"
+    samples: int = Field(32, ge=1)
+    denoise: bool = True  # OpenImageDenoise (the OptiX denoiser is unreliable in containers)
+    device: Literal["auto", "cpu", "cuda", "optix"] = "auto"  # auto: OptiX, then CUDA, then CPU
+    workers: int = Field(1, ge=1)  # Blender processes; several can share one GPU
+    threads: int | None = Field(None, ge=1)  # CPU threads per Blender process (None: all)
+    timeout_s: float = Field(600.0, gt=0)  # per object, import included
+    recycle_after: int = Field(100, ge=1)  # restart a worker after this many objects (Blender leaks)
+    min_coverage: float = Field(0.0005, ge=0, le=1)  # a view with fewer object pixels is "empty"
+    python: str | None = None  # interpreter with bpy, if not this one (a separate Blender env)
+    retry_failed: bool = False  # redo objects that are in the failure ledger

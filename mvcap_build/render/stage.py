@@ -1,0 +1,188 @@
+"""The render stage: plan each object's views, render them in Blender workers, commit or ledger.
+
+Unit of work: one object. Its views are rendered into a staging folder beside the final one;
+`views.json` is written last and the folder is renamed into place, so an object is either
+completely rendered or absent. Committed objects are skipped on reruns; failed ones too, unless
+`retry_failed` is set.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mvcap_build.dataset import (
+    DatasetRoot,
+    FailureLedger,
+    ObjectRecord,
+    RenderManifest,
+    ViewRecord,
+    atomic_write_json,
+    commit_dir,
+    in_shard,
+    write_objects_table,
+)
+from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
+from mvcap_build.progress import progress_bar
+from mvcap_build.render import cameras
+from mvcap_build.render.config import RenderConfig
+from mvcap_build.render.sources import list_objects, source_name
+from mvcap_build.render.viewpoints import sample_viewpoints
+from mvcap_build.render.workers import run_jobs
+
+STAGE = "render"
+
+
+@dataclass
+class RenderSummary:
+    objects: int = 0  # in this shard
+    already_done: int = 0
+    skipped_failed: int = 0
+    rendered: int = 0
+    failed: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+
+def plan_views(obj: ObjectRecord, config: RenderConfig) -> list[dict]:
+    """Cameras of every view of one object, in both the recorded (OpenCV) and Blender forms."""
+    v = config.views
+    distance = v.distance or cameras.fit_distance(v.fov_deg)
+    K = cameras.intrinsics(v.fov_deg, config.resolution, config.resolution)
+    pairs = sample_viewpoints(
+        v.distribution,
+        v.num_views,
+        min_elevation_deg=v.min_elevation_deg,
+        max_elevation_deg=v.max_elevation_deg,
+        orbit_elevations_deg=v.orbit_elevations_deg,
+        seed=v.seed,
+        object_key=obj.key,
+    )
+    views = []
+    for index, (azimuth, elevation) in enumerate(pairs):
+        c2w = cameras.look_at_origin(azimuth, elevation, distance)
+        views.append(
+            {
+                "view_index": index,
+                "file": f"{index:03d}.png",
+                "azimuth_deg": round(azimuth, 6),
+                "elevation_deg": round(elevation, 6),
+                "distance": distance,
+                "fov_deg": v.fov_deg,
+                "intrinsics": K.tolist(),
+                "c2w": c2w.tolist(),
+                "blender_c2w": (c2w @ cameras.OPENCV_TO_BLENDER_CAMERA).tolist(),
+            }
+        )
+    return views
+
+
+def alpha_coverage(path: Path) -> float:
+    with Image.open(path) as image:
+        if image.mode != "RGBA":
+            return 1.0
+        alpha = np.asarray(image.getchannel("A"))
+    return float((alpha > 0).mean())
+
+
+def _settings(config: RenderConfig) -> dict:
+    return {
+        "engine": config.engine,
+        "resolution": config.resolution,
+        "samples": config.samples,
+        "denoise": config.denoise,
+        "device": config.device,
+        "threads": config.threads,
+    }
+
+
+def _commit(root: DatasetRoot, config: RenderConfig, obj: ObjectRecord, job: dict, reply: dict) -> tuple[bool, str]:
+    staging, final = Path(job["out_dir"]), root.view_dir(obj.key)
+    if not reply["ok"]:
+        shutil.rmtree(staging, ignore_errors=True)
+        return False, f"{reply['reason']}\n{reply['detail']}"
+    records = []
+    for view in job["views"]:
+        image = staging / view["file"]
+        if not image.is_file():
+            shutil.rmtree(staging, ignore_errors=True)
+            return False, f"missing_view\nBlender reported success but {view['file']} was not written"
+        fields = {k: v for k, v in view.items() if k != "blender_c2w"}
+        records.append(ViewRecord(**fields, width=config.resolution, height=config.resolution, coverage=alpha_coverage(image)))
+    empty = [r.view_index for r in records if r.coverage < config.min_coverage]
+    if empty:
+        shutil.rmtree(staging, ignore_errors=True)
+        return False, (
+            f"empty_render\nviews {empty} of {len(records)} show (almost) nothing "
+            f"(coverage < {config.min_coverage}); the mesh may have no visible faces"
+        )
+    manifest = RenderManifest(key=obj.key, category=obj.category, renderer=reply["renderer"], views=records)
+    atomic_write_json(staging / "views.json", manifest.model_dump())
+    commit_dir(staging, final)
+    return True, ""
+
+
+def run_render(
+    root: DatasetRoot,
+    config: RenderConfig,
+    *,
+    shard: int = 0,
+    num_shards: int = 1,
+    show_progress: bool = True,
+) -> RenderSummary:
+    objects = list_objects(config.source)
+    write_objects_table(root, source_name(config.source), objects)
+    ledger = FailureLedger(root, STAGE)
+    summary = RenderSummary()
+    todo: list[ObjectRecord] = []
+    for obj in objects:
+        if not in_shard(obj.key, shard, num_shards):
+            continue
+        summary.objects += 1
+        if root.view_manifest(obj.key).is_file():
+            summary.already_done += 1
+        elif ledger.has(obj.key) and not config.retry_failed:
+            summary.skipped_failed += 1
+        else:
+            todo.append(obj)
+    by_key = {obj.key: obj for obj in todo}
+    settings = _settings(config)
+
+    def jobs():
+        for obj in todo:
+            final = root.view_dir(obj.key)
+            remove_stale_staging(final)
+            yield {
+                "key": obj.key,
+                "asset": obj.asset,
+                "out_dir": str(make_staging_dir(final)),
+                "views": plan_views(obj, config),
+                "settings": settings,
+            }
+
+    with progress_bar(f"render {source_name(config.source)}", total=len(todo), enabled=show_progress) as advance:
+
+        def on_result(job: dict, reply: dict) -> None:
+            obj = by_key[job["key"]]
+            ok, failure = _commit(root, config, obj, job, reply)
+            if ok:
+                ledger.clear(obj.key)
+                summary.rendered += 1
+            else:
+                reason, _, detail = failure.partition("\n")
+                ledger.record(obj.key, reason, detail)
+                summary.failed[reason] = summary.failed.get(reason, 0) + 1
+            advance()
+
+        run_jobs(
+            list(jobs()),
+            num_workers=min(config.workers, max(1, len(todo))),
+            log_dir=root.logs(STAGE),
+            timeout_s=config.timeout_s,
+            recycle_after=config.recycle_after,
+            python=config.python,
+            on_result=on_result,
+        )
+    return summary
