@@ -60,6 +60,8 @@ def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.O
     render.image_settings.color_mode = "RGBA"
     render.image_settings.color_depth = "8"
     scene.view_settings.view_transform = "Standard"  # true colours; AgX would wash them out
+    for flag in [name for name in dir(render) if name.startswith("use_stamp")]:
+        setattr(render, flag, False)  # no date/render-time metadata: same scene, same bytes
     if settings.get("threads"):
         render.threads_mode = "FIXED"
         render.threads = settings["threads"]
@@ -84,11 +86,11 @@ def _add_world_and_lights(scene: bpy.types.Scene) -> None:
     world = bpy.data.worlds.new("world")
     world.use_nodes = True
     background = world.node_tree.nodes["Background"]
-    background.inputs["Color"].default_value = (0.75, 0.75, 0.75, 1.0)
-    background.inputs["Strength"].default_value = 0.9
+    background.inputs["Color"].default_value = (0.7, 0.7, 0.7, 1.0)
+    background.inputs["Strength"].default_value = 0.7
     scene.world = world
     sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
-    sun.data.energy = 2.5
+    sun.data.energy = 2.0
     sun.rotation_euler = (math.radians(40), math.radians(-25), math.radians(-30))
     scene.collection.objects.link(sun)
 

@@ -1,0 +1,87 @@
+"""Every knob of `mvcap train-ovt`, with its default and the reason for it, in one place.
+
+This module imports only pydantic, so the CLI can validate a YAML config before torch loads.
+The resolved config is written beside the outputs and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+TINY_RANDOM = "tiny-random"  # clip_model value: build a tiny random CLIP (offline demos, tests)
+
+# Fields that shape the weights: a checkpoint made with other values cannot be resumed.
+ARCHITECTURE_FIELDS = (
+    "clip_model", "image_size", "viformer_layers", "viformer_heads", "lora_r", "lora_alpha",
+)
+
+
+class TrainOVTConfig(BaseModel):
+    """Omniview-Tuning hyper-parameters (nanoGPT style: read the defaults top to bottom)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # --- model -------------------------------------------------------------------------------
+    # Hub id or local directory of a transformers CLIPModel; "tiny-random" builds a random
+    # 32-wide CLIP into OUTPUT_DIR/base-model (for demos and tests; it learns nothing useful).
+    clip_model: str = "openai/clip-vit-base-patch32"
+    # Pixels per side fed to the vision tower; None = the model's own size (recorded once known).
+    image_size: int | None = None
+    viformer_layers: int = 2  # VIFormer: transformer encoder on the pooled image embedding
+    viformer_heads: int = 8  # must divide CLIP's projection_dim (512 for ViT-B, 32 for tiny)
+    viformer_weight: float = 0.1  # embedding = clip + weight * VIFormer(clip): a gentle residual
+    lora_r: int = 8  # LoRA rank on the vision tower's q/k/v projections
+    lora_alpha: int = 16  # LoRA scale is alpha / r
+    lora_dropout: float = 0.0  # 0 keeps a step deterministic, which makes resume exact
+
+    # --- data --------------------------------------------------------------------------------
+    objects_per_batch: int = 16  # P: distinct objects per batch (the contrastive negatives)
+    views_per_object: int = 4  # V: views of each object (drawn with replacement if it has fewer)
+    num_workers: int = 2  # DataLoader processes decoding PNGs; 0 decodes in the main process
+
+    # --- loss --------------------------------------------------------------------------------
+    hard_views: int = 2  # k: views per object pulled toward its anchor (the farthest ones)
+    consistency_weight: float = 1.0  # weight of the cross-viewpoint consistency term
+
+    # --- optimisation ------------------------------------------------------------------------
+    lr: float = 1e-4  # peak learning rate (AdamW, trainable params only: LoRA + VIFormer)
+    weight_decay: float = 0.05
+    max_steps: int = 1000  # total optimiser steps; raise it and rerun to train further
+    warmup_steps: int = 50  # linear warmup from ~0 to lr
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"  # decay after warmup
+    min_lr_ratio: float = 0.0  # the decay ends at lr * min_lr_ratio
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # passed to accelerate
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    save_every: int = 200  # checkpoint every N steps (and always at the last step)
+    log_every: int = 10  # log loss terms every N steps
+    seed: int = 0  # model init (VIFormer) and the batch sampler both derive from it
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainOVTConfig:
+        if self.objects_per_batch < 2:
+            raise ValueError("objects_per_batch must be >= 2: other objects are the negatives")
+        if not 1 <= self.hard_views <= self.views_per_object:
+            raise ValueError(
+                f"hard_views ({self.hard_views}) must be between 1 and views_per_object "
+                f"({self.views_per_object})"
+            )
+        for name in ("max_steps", "save_every", "log_every", "lora_r"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> TrainOVTConfig:
+        """Load a YAML mapping of these fields; `overrides` that are not None win over it."""
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of TrainOVTConfig fields")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)

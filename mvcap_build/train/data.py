@@ -1,0 +1,134 @@
+"""Exported Parquet shards -> batches of P objects x V views.
+
+The batch for step `i` is a pure function of (seed, i): resuming at step 1200 yields exactly
+the batches an uninterrupted run would have seen, with no sampler state to checkpoint, and
+under several processes rank `r` simply takes global batch `i * world_size + r`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REQUIRED_COLUMNS = ("image", "caption", "obj_id", "view_index")
+
+
+@dataclass
+class ExportData:
+    """An exported dataset: the Arrow table (memory-mapped) and its rows grouped by object."""
+
+    root: Path
+    dataset: object  # datasets.Dataset, images left as {bytes, path} (decoded by us, lazily)
+    groups: list[np.ndarray]  # one array per object: row indices of its views, by view_index
+
+    @classmethod
+    def open(cls, export_dir: str | Path) -> ExportData:
+        root = Path(export_dir)
+        shards = sorted(str(p) for p in (root / "data").glob("*.parquet"))
+        if not shards:
+            raise FileNotFoundError(
+                f"no Parquet shards in {root / 'data'}: point train-ovt at the folder written by "
+                "`mvcap export` (it contains data/*.parquet)"
+            )
+        import datasets
+
+        dataset = datasets.load_dataset("parquet", data_files=shards, split="train")
+        if dataset.num_rows != _parquet_rows(shards):
+            # The Arrow cache is keyed by path + mtime; a re-export that kept both is rebuilt.
+            dataset = datasets.load_dataset("parquet", data_files=shards, split="train",
+                                            download_mode="force_redownload")
+        missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+        if missing:
+            raise ValueError(f"{root}: the shards lack columns {missing}; re-run `mvcap export`")
+        dataset = dataset.cast_column("image", datasets.Image(decode=False))
+        return cls(root, dataset, _group_rows(dataset))
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.groups)
+
+    def captions(self, limit: int = 10_000) -> list[str]:
+        return self.dataset.data.column("caption").slice(0, limit).to_pylist()
+
+    def load_image(self, image: dict):
+        """A PIL image from the Image feature's {bytes, path}; paths are relative to the export."""
+        from PIL import Image
+
+        if image.get("bytes"):
+            return Image.open(io.BytesIO(image["bytes"]))
+        return Image.open(self.root / image["path"])
+
+
+def _parquet_rows(shards: list[str]) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(shard).metadata.num_rows for shard in shards)
+
+
+def _group_rows(dataset) -> list[np.ndarray]:
+    """Row indices per distinct obj_id, each ordered by view (ids need not be contiguous here)."""
+    obj = dataset.data.column("obj_id").to_numpy()
+    view = dataset.data.column("view_index").to_numpy()
+    order = np.lexsort((view, obj))
+    _, starts = np.unique(obj[order], return_index=True)
+    return np.split(order, starts[1:])
+
+
+def sample_batch(groups: list[np.ndarray], objects: int, views: int, seed: int,
+                 index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and object numbers (positions in `groups`) of global batch `index`: P objects (an epoch is a permutation), V views each.
+
+    Objects with fewer than V views are drawn with replacement; the loss masks same-object
+    pairs, so a repeated view is harmless.
+    """
+    if len(groups) < objects:
+        raise ValueError(
+            f"the export has {len(groups)} objects but objects_per_batch is {objects}: "
+            "lower objects_per_batch or export more objects"
+        )
+    per_epoch = len(groups) // objects
+    epoch, slot = divmod(index, per_epoch)
+    chosen = np.random.default_rng([seed, epoch]).permutation(len(groups))[
+        slot * objects : (slot + 1) * objects
+    ]
+    rng = np.random.default_rng([seed, epoch, slot])
+    rows = [
+        groups[o][rng.choice(len(groups[o]), views, replace=len(groups[o]) < views)]
+        for o in chosen
+    ]
+    return np.concatenate(rows), np.repeat(chosen, views)
+
+
+class OVTBatches:
+    """Map-style dataset whose item `i` is the whole batch of step `start + i` (for a DataLoader
+    with batch_size=None, so PNG decoding and tokenising run in its workers)."""
+
+    def __init__(self, data: ExportData, tokenizer, transform, *, objects: int, views: int,
+                 seed: int, start: int, stop: int, rank: int = 0, world_size: int = 1):
+        self.data, self.tokenizer, self.transform = data, tokenizer, transform
+        self.objects, self.views, self.seed = objects, views, seed
+        self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        step = self.start + i
+        rows, obj_ids = sample_batch(self.data.groups, self.objects, self.views, self.seed,
+                                     step * self.world_size + self.rank)
+        records = self.data.dataset[rows.tolist()]
+        pixels = torch.stack([self.transform(self.data.load_image(im)) for im in records["image"]])
+        text = self.tokenizer(records["caption"], padding=True, truncation=True, max_length=77,
+                              return_tensors="pt")
+        return {
+            "step": step,
+            "pixel_values": pixels,
+            "input_ids": text["input_ids"],
+            "attention_mask": text["attention_mask"],
+            "obj_ids": torch.from_numpy(obj_ids),
+        }

@@ -1,0 +1,163 @@
+"""The OVT training loop, top to bottom: data, model, resume, steps, checkpoints.
+
+Runs under `accelerate` (CPU, one GPU, or `accelerate launch` for several). Rerunning with the
+same output folder resumes from its latest checkpoint; a higher `max_steps` trains further.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from mvcap_build.train.config import ARCHITECTURE_FIELDS, TINY_RANDOM, TrainOVTConfig
+
+log = logging.getLogger(__name__)
+
+
+def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | Path) -> Path:
+    """Train on the shards in `export_dir`; return the final checkpoint's folder."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import AutoTokenizer
+
+    from mvcap_build.train import checkpoint as ckpt
+    from mvcap_build.train.data import ExportData, OVTBatches
+    from mvcap_build.train.loss import OVTLoss
+    from mvcap_build.train.model import build_ovt_model
+    from mvcap_build.train.preprocess import ImageTransform
+    from mvcap_build.train.schedule import lr_at
+
+    output_dir = Path(output_dir)
+    data = ExportData.open(export_dir)  # fail on bad input before any model loads
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    set_seed(config.seed)
+
+    base_model, random_init = _resolve_base_model(config, data, output_dir, accelerator)
+    model = build_ovt_model(config, base_model)
+    vision_size = model.base.config.vision_config.image_size
+    if config.image_size not in (None, vision_size):
+        raise ValueError(f"image_size {config.image_size} does not match the model's {vision_size}")
+    config = config.model_copy(update={"image_size": vision_size})
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    transform = ImageTransform.from_pretrained(base_model, vision_size)
+
+    latest = ckpt.latest_checkpoint(output_dir)
+    start, optimizer_state = 0, None
+    if latest is not None:
+        _check_resumable(ckpt.read_checkpoint_config(latest)["config"], config, latest)
+        ckpt.load_trainable(model, latest)
+        start, optimizer_state = ckpt.load_optimizer_state(latest)
+        if start >= config.max_steps:
+            log.info("%s is already at step %d >= max_steps; nothing to do", latest, start)
+            return latest
+        log.info("resuming from %s (step %d)", latest, start)
+
+    params = [p for p in model.parameters() if p.requires_grad]  # LoRA + VIFormer only
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+
+    batches = OVTBatches(data, tokenizer, transform, objects=config.objects_per_batch,
+                         views=config.views_per_object, seed=config.seed, start=start,
+                         stop=config.max_steps, rank=accelerator.process_index,
+                         world_size=accelerator.num_processes)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=config.num_workers)
+    loss_fn = OVTLoss(config.hard_views, config.consistency_weight)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
+        _truncate_log(output_dir, start)
+        log.info("training %d -> %d steps on %d objects (%s); trainable params: %d",
+                 start, config.max_steps, data.num_objects, accelerator.device,
+                 sum(p.numel() for p in params))
+
+    def save(step: int) -> Path | None:
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            return None
+        return ckpt.save_checkpoint(
+            accelerator.unwrap_model(model), config, step, output_dir, base_model=base_model,
+            random_init=random_init, tokenizer=tokenizer, transform=transform,
+            optimizer_state=optimizer.state_dict(),
+        )
+
+    model.train()
+    final, started = None, time.perf_counter()
+    for batch in loader:
+        step = batch["step"]  # 0-based; `done` steps are complete after this one
+        lr = lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps,
+                   max_steps=config.max_steps, schedule=config.schedule,
+                   min_lr_ratio=config.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        device = accelerator.device
+        out = model(batch["pixel_values"].to(device), batch["input_ids"].to(device),
+                    batch["attention_mask"].to(device))
+        terms = loss_fn(out["image_embeds"], out["text_embeds"], out["logit_scale"],
+                        batch["obj_ids"].to(device), config.views_per_object)
+        loss = sum(terms.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower lr")
+        accelerator.backward(loss)
+        if config.grad_clip > 0:
+            accelerator.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        done = step + 1
+        if accelerator.is_main_process and (done % config.log_every == 0 or done == config.max_steps):
+            record = {"step": done, "lr": lr, "loss": loss.item(),
+                      **{k: v.item() for k, v in terms.items()},
+                      "s_per_step": (time.perf_counter() - started) / (done - start)}
+            _log_record(output_dir, record, config.max_steps)
+        if done % config.save_every == 0 or done == config.max_steps:
+            final = save(done)
+    return final if final is not None else ckpt.checkpoint_dir(output_dir, config.max_steps)
+
+
+def _resolve_base_model(config, data, output_dir: Path, accelerator) -> tuple[str, bool]:
+    """The CLIP to start from, and whether it is a random tiny one built here.
+
+    "tiny-random" is built once into OUTPUT/base-model (from the dataset's captions) and reused
+    on resume: rebuilding would be the same weights, but reusing makes that obvious.
+    """
+    if config.clip_model != TINY_RANDOM:
+        return config.clip_model, False
+    from mvcap_build.models.tiny_clip import build_tiny_clip
+
+    base = output_dir / "base-model"
+    if accelerator.is_main_process and not (base / "config.json").is_file():
+        log.warning("clip_model=tiny-random: building a RANDOMLY INITIALISED tiny CLIP in %s", base)
+        build_tiny_clip(base, texts=data.captions(), image_size=config.image_size or 64,
+                        seed=config.seed)
+    accelerator.wait_for_everyone()
+    return str(base), True
+
+
+def _check_resumable(saved: dict, config: TrainOVTConfig, path: Path) -> None:
+    """Refuse to resume into weights of another shape, with the fields that differ."""
+    differ = {f: (saved.get(f), getattr(config, f)) for f in ARCHITECTURE_FIELDS
+              if saved.get(f) != getattr(config, f)}
+    if differ:
+        raise ValueError(f"cannot resume from {path}: {differ} (checkpoint, now) differ; "
+                         "use a new output folder or the checkpoint's settings")
+
+
+def _truncate_log(output_dir: Path, start: int) -> None:
+    """Drop log lines past the checkpoint we resume from: those steps are about to be redone."""
+    path = output_dir / "train_log.jsonl"
+    if path.is_file():
+        lines = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= start]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+
+def _log_record(output_dir: Path, record: dict, max_steps: int) -> None:
+    """One line to the log and one JSON line to OUTPUT/train_log.jsonl (appended on resume)."""
+    terms = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "step")
+    log.info("step %d/%d %s", record["step"], max_steps, terms)
+    with open(output_dir / "train_log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")

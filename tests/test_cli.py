@@ -1,0 +1,46 @@
+"""The command line starts fast, imports nothing heavy, and explains itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from mvcap_build.cli import app
+
+HEAVY = ("bpy", "torch", "vllm", "transformers", "datasets")
+
+
+def test_cli_import_does_not_load_heavy_modules():
+    code = "import sys, json; import mvcap_build.cli; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (HEAVY,)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_help_is_fast_and_lists_every_stage():
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "mvcap_build", "--help"], capture_output=True, text=True)
+        best = min(best, time.perf_counter() - start)
+        assert result.returncode == 0, result.stderr
+    for command in ("build", "render", "caption", "export", "train-ovt", "status"):
+        assert command in result.stdout
+    assert best < 1.0, f"mvcap --help took {best:.2f} s at best"
+
+
+def test_each_command_has_help():
+    runner = CliRunner()
+    for command in ("build", "render", "caption", "export", "train-ovt", "status"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Usage" in result.output
+
+
+def test_status_of_missing_root_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["status", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "no dataset root" in result.output

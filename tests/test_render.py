@@ -1,0 +1,139 @@
+"""Real Blender renders of the shared fixture meshes and the procedural demo objects."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import tiny_render
+from mvcap_build.dataset import DatasetRoot, FailureLedger, read_objects, read_render_manifest
+from mvcap_build.render import cameras
+from mvcap_build.render.config import RenderConfig
+from mvcap_build.render.sources.demo import DEMO_CATEGORIES
+from mvcap_build.render.stage import run_render
+
+# Fixture files that cannot become views, and the ledger reason each must get.
+EXPECTED_FAILURES = {
+    "empty.obj": "no_geometry",  # imports, but no geometry
+    "empty.stl": "import_failed",  # the STL importer itself fails
+    "empty_nodes.glb": "no_geometry",  # nodes but no mesh
+}
+
+
+@pytest.fixture(scope="module")
+def fixtures_root(tmp_path_factory, meshes_dir):
+    root = DatasetRoot(tmp_path_factory.mktemp("fixtures") / "root")
+    config = RenderConfig.model_validate(
+        tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64)
+    )
+    summary = run_render(root, config, show_progress=False)
+    return root, summary
+
+
+def test_every_fixture_is_rendered_or_in_the_ledger(fixtures_root, meshes_dir):
+    root, summary = fixtures_root
+    objects = read_objects(root)
+    listed = {line.split(",")[0] for line in (meshes_dir / "categories.csv").read_text().splitlines()[1:]}
+    assert {o.source_id for o in objects.values()} == listed
+    failures = {entry.key.split("/", 1)[1]: entry for entry in FailureLedger(root, "render")}
+    assert {name: f.reason for name, f in failures.items()} == EXPECTED_FAILURES
+    assert all(f.detail for f in failures.values())
+    for key in objects:
+        name = key.split("/", 1)[1]
+        if name in failures:
+            assert not root.view_dir(key).exists()
+            continue
+        manifest = read_render_manifest(root.view_manifest(key))
+        assert len(manifest.views) == 4
+        for view in manifest.views:
+            with Image.open(root.view_dir(key) / view.file) as image:
+                assert image.mode == "RGBA" and image.size == (64, 64)
+                alpha = np.asarray(image.getchannel("A"))
+            assert view.coverage == pytest.approx((alpha > 0).mean())
+            assert view.coverage > 0
+            assert alpha[0, 0] == 0  # transparent background
+    assert summary.rendered == len(listed) - len(EXPECTED_FAILURES)
+
+
+def test_cameras_match_the_pixels(fixtures_root):
+    """The unit cube (cubevc.glb fills it exactly) projected with the recorded K and c2w must land
+    where Blender drew it: the OpenCV record and Blender's camera agree."""
+    root, _ = fixtures_root
+    manifest = read_render_manifest(root.view_manifest("local/cubevc.glb"))
+    corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
+    for view in manifest.views:
+        pix = cameras.project(corners, np.array(view.c2w), np.array(view.intrinsics))
+        with Image.open(root.view_dir(manifest.key) / view.file) as image:
+            alpha = np.asarray(image.getchannel("A"))
+        rows, cols = np.nonzero(alpha > 127)
+        drawn = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+        predicted = np.array([pix[:, 0].min(), pix[:, 1].min(), pix[:, 0].max(), pix[:, 1].max()])
+        np.testing.assert_allclose(drawn, predicted, atol=1.5, err_msg=f"view {view.view_index}")
+
+
+def test_nan_vertex_colours_do_not_poison_the_images(fixtures_root):
+    root, _ = fixtures_root
+    manifest = read_render_manifest(root.view_manifest("local/nancolor.obj"))
+    for view in manifest.views:
+        assert view.coverage > 0.1
+        with Image.open(root.view_dir(manifest.key) / view.file) as image:
+            rgba = np.asarray(image).astype(float)
+        visible = rgba[rgba[..., 3] > 250][:, :3]
+        assert visible.mean() > 60  # a lit cube, not black pixels
+
+
+def test_rerun_skips_committed_and_failed_objects(fixtures_root, meshes_dir):
+    root, first = fixtures_root
+    config = RenderConfig.model_validate(tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64))
+    again = run_render(root, config, show_progress=False)
+    assert (again.rendered, again.failed) == (0, {})
+    assert again.already_done == first.rendered
+    assert again.skipped_failed == len(EXPECTED_FAILURES)
+
+
+def test_empty_render_is_caught(tmp_path):
+    """A mesh with vertices and edges but no faces imports fine and draws nothing."""
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    (folder / "wire.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 1\nl 1 2\nl 2 3\n")
+    (folder / "categories.csv").write_text("file,category\nwire.obj,wire\nmissing.glb,ghost\n")
+    root = DatasetRoot(tmp_path / "root")
+    summary = run_render(root, RenderConfig.model_validate(tiny_render(source={"kind": "local", "folder": str(folder)})), show_progress=False)
+    assert summary.failed == {"empty_render": 1, "missing_file": 1}
+    reasons = {e.key: (e.reason, e.detail) for e in FailureLedger(root, "render")}
+    assert reasons["local/wire.obj"][0] == "empty_render" and "views [0, 1, 2, 3]" in reasons["local/wire.obj"][1]
+    assert "missing.glb" in reasons["local/missing.glb"][1]
+    assert not list((root.path / "views" / "local").iterdir())  # no staging leftovers
+
+
+def test_csv_paths_cannot_escape_the_folder(tmp_path):
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    (folder / "categories.csv").write_text("file,category\n../outside.obj,thing\n")
+    with pytest.raises(ValueError, match="outside"):
+        run_render(DatasetRoot(tmp_path / "root"), RenderConfig.model_validate(tiny_render(source={"kind": "local", "folder": str(folder)})))
+
+
+def test_demo_builders_match_the_host_list():
+    code = "import json; from mvcap_build.render.blender.procedural import BUILDERS; print(json.dumps(sorted(BUILDERS)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == sorted(DEMO_CATEGORIES)
+    assert len(DEMO_CATEGORIES) >= 8
+
+
+def test_demo_objects_are_deterministic_and_varied(captioned_root, tmp_path):
+    """Same seed, same pixels; different instances of a category differ."""
+    root = DatasetRoot(tmp_path / "again")
+    run_render(root, RenderConfig.model_validate(tiny_render(source={"kind": "demo", "categories": ["chair"], "per_category": 2})), show_progress=False)
+    first = DatasetRoot(captioned_root)
+    a = (first.view_dir("demo/chair-000") / "001.png").read_bytes()
+    assert (root.view_dir("demo/chair-000") / "001.png").read_bytes() == a
+    assert (root.view_dir("demo/chair-001") / "001.png").read_bytes() != a
+    manifest = read_render_manifest(root.view_manifest("demo/chair-000"))
+    assert manifest.renderer["engine"] == "CYCLES" and manifest.renderer["device"] == "CPU"
+    assert manifest.camera_convention == "opencv"
