@@ -7,7 +7,7 @@ committed whole. Objects are read from committed render manifests, never from st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mvcap_build.caption.backends import CaptionBackend, CaptionRequest, create_backend
 from mvcap_build.caption.config import CaptionConfig
@@ -19,23 +19,19 @@ from mvcap_build.dataset import (
     FailureLedger,
     RenderManifest,
     atomic_write_json,
-    in_shard,
     read_objects,
     read_render_manifest,
 )
+from mvcap_build.dataset.units import UnitCounts, select_todo
 from mvcap_build.progress import progress_bar
 
 STAGE = "caption"
 
 
 @dataclass
-class CaptionSummary:
-    objects: int = 0  # rendered objects in this shard
-    already_done: int = 0
-    skipped_failed: int = 0
+class CaptionSummary(UnitCounts):
     captioned: int = 0
     views: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
 
 
 def _requests(root: DatasetRoot, manifest: RenderManifest, template: str, category: str) -> list[CaptionRequest]:
@@ -73,18 +69,16 @@ def run_caption(
     objects = read_objects(root)
     ledger = FailureLedger(root, STAGE)
     summary = CaptionSummary()
-    todo: list[RenderManifest] = []
-    for path in root.view_manifests():
-        manifest = read_render_manifest(path)
-        if not in_shard(manifest.key, shard, num_shards):
-            continue
-        summary.objects += 1
-        if root.caption_manifest(manifest.key).is_file():
-            summary.already_done += 1
-        elif ledger.has(manifest.key) and not config.retry_failed:
-            summary.skipped_failed += 1
-        else:
-            todo.append(manifest)
+    todo = select_todo(
+        map(read_render_manifest, root.view_manifests()),
+        key=lambda manifest: manifest.key,
+        committed=root.caption_manifest,
+        ledger=ledger,
+        counts=summary,
+        shard=shard,
+        num_shards=num_shards,
+        retry_failed=config.retry_failed,
+    )
     if not todo:
         return summary
     backend = backend or create_backend(config)
@@ -97,8 +91,7 @@ def run_caption(
             problems = {r.view_index: why for r, c in zip(requests, captions) if (why := _bad_caption(c))}
             if problems:
                 reason = sorted(set(problems.values()))[0]
-                ledger.record(manifest.key, reason, f"views {sorted(problems)} of {len(requests)}: {problems}")
-                summary.failed[reason] = summary.failed.get(reason, 0) + 1
+                summary.fail(ledger, manifest.key, reason, f"views {sorted(problems)} of {len(requests)}: {problems}")
                 continue
             rows = [
                 CaptionRow(

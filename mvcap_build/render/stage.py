@@ -9,7 +9,7 @@ completely rendered or absent. Committed objects are skipped on reruns; failed o
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +23,10 @@ from mvcap_build.dataset import (
     ViewRecord,
     atomic_write_json,
     commit_dir,
-    in_shard,
     write_objects_table,
 )
 from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
+from mvcap_build.dataset.units import UnitCounts, select_todo
 from mvcap_build.progress import progress_bar
 from mvcap_build.render import cameras
 from mvcap_build.render.config import RenderConfig
@@ -38,12 +38,8 @@ STAGE = "render"
 
 
 @dataclass
-class RenderSummary:
-    objects: int = 0  # in this shard
-    already_done: int = 0
-    skipped_failed: int = 0
+class RenderSummary(UnitCounts):
     rendered: int = 0
-    failed: dict[str, int] = field(default_factory=dict)  # reason -> count
 
 
 def plan_views(obj: ObjectRecord, config: RenderConfig) -> list[dict]:
@@ -136,17 +132,16 @@ def run_render(
     write_objects_table(root, source_name(config.source), objects)
     ledger = FailureLedger(root, STAGE)
     summary = RenderSummary()
-    todo: list[ObjectRecord] = []
-    for obj in objects:
-        if not in_shard(obj.key, shard, num_shards):
-            continue
-        summary.objects += 1
-        if root.view_manifest(obj.key).is_file():
-            summary.already_done += 1
-        elif ledger.has(obj.key) and not config.retry_failed:
-            summary.skipped_failed += 1
-        else:
-            todo.append(obj)
+    todo = select_todo(
+        objects,
+        key=lambda obj: obj.key,
+        committed=root.view_manifest,
+        ledger=ledger,
+        counts=summary,
+        shard=shard,
+        num_shards=num_shards,
+        retry_failed=config.retry_failed,
+    )
     by_key = {obj.key: obj for obj in todo}
     settings = _settings(config)
 
@@ -172,8 +167,7 @@ def run_render(
                 summary.rendered += 1
             else:
                 reason, _, detail = failure.partition("\n")
-                ledger.record(obj.key, reason, detail)
-                summary.failed[reason] = summary.failed.get(reason, 0) + 1
+                summary.fail(ledger, obj.key, reason, detail)
             advance()
 
         run_jobs(
