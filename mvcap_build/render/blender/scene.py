@@ -1,4 +1,10 @@
-"""Scene setup: engine, device, lights and camera, re-applied after every factory reset."""
+"""Scene setup: engine, device, lights and camera for each object, in a worker that lives long.
+
+The worker resets to factory settings once, at its start. Between objects it only deletes every
+data block (objects, meshes, materials, images, ...): a factory reset per object would also reset
+the compute device, and re-initialising the GPU for every object costs more than rendering it.
+Memory that Blender still leaks is reclaimed by recycling workers (see render/workers.py).
+"""
 
 from __future__ import annotations
 
@@ -34,22 +40,43 @@ def choose_device(requested: str) -> dict[str, Any]:
 def _apply_device(scene: bpy.types.Scene, device: dict[str, Any]) -> None:
     prefs = bpy.context.preferences.addons["cycles"].preferences
     if device["device"] == "GPU":
-        prefs.compute_device_type = device["backend"]
-        prefs.get_devices()
-        for d in prefs.devices:
-            d.use = d.type == device["backend"]
+        if prefs.compute_device_type != device["backend"] or not any(d.use and d.type == device["backend"] for d in prefs.devices):
+            prefs.compute_device_type = device["backend"]
+            prefs.get_devices()
+            for d in prefs.devices:
+                d.use = d.type == device["backend"]
         scene.cycles.device = "GPU"
     else:
         scene.cycles.device = "CPU"
 
 
-def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.Object:
-    """Empty the scene (also frees the previous object's data), apply settings, return the camera.
+# Every kind of data block an import can create; removing them all frees the previous object.
+_DATA_KINDS = (
+    "objects", "meshes", "materials", "textures", "images", "cameras", "lights", "worlds",
+    "node_groups", "curves", "armatures", "actions", "collections", "lattices", "grease_pencils",
+    "metaballs", "fonts", "particles", "shape_keys", "volumes", "pointclouds", "hair_curves",
+)
 
-    `read_factory_settings` resets engine, samples, colour management and the compute device, so
-    everything is set again here, every time.
-    """
+
+def clear_scene() -> None:
+    """Delete every data block but the scene itself, keeping preferences (the GPU) as they are."""
+    doomed = []
+    for kind in _DATA_KINDS:
+        collection = getattr(bpy.data, kind, None)
+        if collection is not None and kind != "shape_keys":
+            doomed.extend(collection)
+    bpy.data.batch_remove(doomed)
+    bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)
+
+
+def start_session() -> None:
+    """Once per worker: an empty factory scene."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.Object:
+    """Empty the scene, (re)apply every render setting, add lights and a camera; return the camera."""
+    clear_scene()
     scene = bpy.context.scene
     render = scene.render
     render.engine = settings["engine"]
@@ -71,6 +98,10 @@ def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.O
         scene.cycles.denoiser = "OPENIMAGEDENOISE"
         scene.cycles.seed = 0
         scene.cycles.use_adaptive_sampling = False  # same samples per pixel: reproducible images
+        scene.cycles.denoising_use_gpu = device["device"] == "GPU"
+        # Keep the synced scene (BVH, shaders, kernels) between the views of one object: only
+        # the camera moves, so re-syncing everything per view would dominate GPU time.
+        render.use_persistent_data = True
         _apply_device(scene, device)
     _add_world_and_lights(scene)
     camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))

@@ -87,6 +87,7 @@ def main() -> int:
         return 3
     from mvcap_build.render.blender import importers, scene
 
+    scene.start_session()
     _send(protocol, {"event": "ready", "blender": bpy.app.version_string, "pid": os.getpid()})
     device: dict | None = None
     for line in sys.stdin:
@@ -104,7 +105,9 @@ def main() -> int:
             reply = {"ok": False, "reason": error.reason, "detail": str(error)}
         except Exception:  # one bad object must not end the worker
             reply = {"ok": False, "reason": "render_error", "detail": traceback.format_exc()}
-        if not reply["ok"]:
+        if reply["ok"]:
+            print(f"[mvcap worker] {job['key']}: {reply['info']}", file=sys.stderr, flush=True)
+        else:
             print(f"[mvcap worker] {job['key']}: {reply['reason']}: {reply['detail']}", file=sys.stderr, flush=True)
         try:
             _send(protocol, {"key": job["key"], **reply})
