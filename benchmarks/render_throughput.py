@@ -1,8 +1,12 @@
 """Render throughput: views per second of `mvcap render` under different settings, each run side
 by side in this one script, printed as a ratio against the first (the baseline).
 
-    python benchmarks/render_throughput.py [--objects 10] [--views 24] [--resolution 512]
-        [--samples 32] [--runs "device=cpu,workers=1" "device=auto,workers=1" "device=auto,workers=4"]
+    python benchmarks/render_throughput.py [--views 24] [--resolution 512] [--samples 32]
+        [--runs "device=cpu,workers=1" "device=auto,workers=1" "device=auto,workers=4"]
+
+Persistent workers against one Blender process per object (the objaverse-xl way):
+    python benchmarks/render_throughput.py --views 12 --resolution 128 --samples 16 \
+        --runs device=cpu,recycle_after=1 device=cpu,recycle_after=100
 
 Each run renders the same demo objects into a fresh root; the time includes starting Blender
 workers and importing, as a user would see it.

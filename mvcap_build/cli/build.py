@@ -34,4 +34,5 @@ def build(
         print_status(dataset)
         typer.secho(f"\nDataset ready at {dataset}", bold=True)
         if (dataset / "export").is_dir():
-            typer.echo(f"  load it: datasets.load_dataset('{dataset / 'export'}', split='train')")
+            files = dataset / "export" / "data" / "*.parquet"
+            typer.echo(f"  load it: datasets.load_dataset('parquet', data_files='{files}', split='train')")

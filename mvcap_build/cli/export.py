@@ -19,7 +19,8 @@ def export(
 ) -> None:
     """Write ROOT/export: metadata/metadata_*.json (MVCap schema: path, caption, obj_id, img_id,
     plus category, source and view fields), data/train-*.parquet (loadable with
-    `datasets.load_dataset(ROOT/export)`) and a dataset card README.md.
+    `datasets.load_dataset("parquet", data_files="ROOT/export/data/*.parquet")`) and a dataset
+    card README.md.
 
     obj_id counts from 0 over objects sorted by key; img_id = obj_id * 100 + view index.
     """

@@ -27,6 +27,7 @@ def render(
     device: Annotated[Optional[str], typer.Option(help="auto | optix | cuda | cpu (auto: best GPU, else CPU).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Blender worker processes.")] = None,
     timeout_s: Annotated[Optional[float], typer.Option(help="Per-object deadline in seconds.")] = None,
+    recycle_after: Annotated[Optional[int], typer.Option(help="Restart each Blender worker after this many objects.")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo objects in the failure ledger.")] = False,
     shard: Annotated[int, typer.Option(help="This job's shard (e.g. $SLURM_ARRAY_TASK_ID).")] = 0,
     num_shards: Annotated[int, typer.Option(help="Number of shards the objects are split into.")] = 1,
@@ -60,6 +61,7 @@ def render(
             "device": device,
             "workers": workers,
             "timeout_s": timeout_s,
+            "recycle_after": recycle_after,
             "retry_failed": retry_failed or None,
         }
         cfg = validate(RenderConfig, stage_config(config, "render", overrides), "render config")

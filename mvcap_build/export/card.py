@@ -36,8 +36,12 @@ in {len(parquet_files)} Parquet shard(s).
 
 ```python
 from datasets import load_dataset
-ds = load_dataset("path/to/this/folder", split="train")   # or the Hub repo id
+ds = load_dataset("parquet", data_files="path/to/this/folder/data/*.parquet", split="train")
+ds = load_dataset("<user>/<repo>", split="train")   # once pushed to the Hub
 ```
+
+(Locally, prefer `data_files` over `load_dataset("path/to/this/folder")`: `datasets` caches local
+folders by their name, so two exports in folders of the same name can be confused.)
 
 ## Columns
 
