@@ -44,3 +44,18 @@ def test_status_of_missing_root_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["status", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "no dataset root" in result.output
+
+
+def test_status_reports_each_stage_and_failures(captioned_root, copy_of):
+    from mvcap_build.dataset import DatasetRoot, FailureLedger
+
+    root = copy_of(captioned_root)
+    FailureLedger(DatasetRoot(root), "render").record("demo/lamp-000", "timeout", "no answer within 1 s")
+    result = CliRunner().invoke(app, ["status", str(root)])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    assert "3 (demo: 3)" in lines["objects"]
+    assert "│ 3 " in lines["render"] and "12" in lines["render"] and "timeout: 1" in lines["render"]
+    assert "12" in lines["caption"]
+    assert "not exported yet" in lines["export"]
+    assert "categories: car (1), chair (1), mug (1)" in result.output

@@ -32,7 +32,10 @@ def print_status(root_path: Path) -> None:
         table.add_row("export", str(s.export["objects"]), str(s.export["views"]), f"{len(s.export['parquet_files'])} parquet file(s)")
     else:
         table.add_row("export", "-", "-", "not exported yet")
-    console = Console()
+    checkpoints = sorted(root.path.glob("train/*/checkpoints/step-*"))
+    if checkpoints:
+        table.add_row("train", "", "", f"latest checkpoint: {root.relative(checkpoints[-1])}")
+    console = Console(width=max(100, Console().width))
     console.print(table)
     if s.categories:
         console.print("categories: " + ", ".join(f"{c} ({n})" for c, n in sorted(s.categories.items())))
