@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import user_errors
+from mvcap_build.cli.common import show_training_log, user_errors
 
 
 def build(
@@ -25,6 +25,7 @@ def build(
     from mvcap_build.pipeline.config import PipelineConfig
 
     with user_errors():
+        show_training_log()
         data = load_yaml(pipeline)
         if root is not None:
             data["root"] = str(root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,3 +42,13 @@ def stage_config(config_path: Path | None, section: str | None, overrides: dict[
         if section and section in data and isinstance(data[section], dict) and "root" in data:
             data = data[section]
     return merge_overrides(data, overrides)
+
+
+def show_training_log() -> None:
+    """Send the trainer's progress lines (loss terms, checkpoints) to the terminal."""
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("mvcap_build.train")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(show_path=False, rich_tracebacks=False))
+    logger.setLevel(logging.INFO)

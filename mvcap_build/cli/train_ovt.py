@@ -5,11 +5,12 @@ torch, transformers and peft are imported inside the command, so `mvcap --help` 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from mvcap_build.cli.common import show_training_log, user_errors
 
 
 def train_ovt(
@@ -51,22 +52,9 @@ def train_ovt(
     except (ValidationError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="--config / options") from err
 
-    _setup_logging()
+    show_training_log()
     from mvcap_build.train.trainer import train_ovt as run
 
-    try:
+    with user_errors():
         checkpoint = run(cfg, export_dir, output)
-    except (FileNotFoundError, ValueError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from err
     typer.echo(f"checkpoint: {checkpoint}")
-
-
-def _setup_logging() -> None:
-    from rich.logging import RichHandler
-
-    handler = RichHandler(show_path=False, rich_tracebacks=False)
-    logger = logging.getLogger("mvcap_build.train")
-    if not logger.handlers:
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)

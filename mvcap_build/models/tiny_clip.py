@@ -93,20 +93,13 @@ def build_tiny_clip(
 
 def _train_tokenizer(texts: list[str]):
     """Byte-level BPE with CLIP's special tokens, wrapped so `AutoTokenizer` can load it."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.Lowercase()  # CLIP's tokenizer lowercases too
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=[BOS, EOS, PAD],  # ids 0, 1, 2
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
+    from mvcap_build.models.bpe import train_byte_level_bpe
+
+    # CLIP's tokenizer lowercases too; special tokens get ids 0, 1, 2.
+    tok = train_byte_level_bpe(texts, vocab_size=400, special_tokens=[BOS, EOS, PAD], lowercase=True)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}",
         special_tokens=[(BOS, tok.token_to_id(BOS)), (EOS, tok.token_to_id(EOS))],

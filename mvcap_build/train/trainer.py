@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 
 from mvcap_build.train.config import ARCHITECTURE_FIELDS, TINY_RANDOM, TrainOVTConfig
@@ -29,6 +30,11 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     from mvcap_build.train.model import build_ovt_model
     from mvcap_build.train.preprocess import ImageTransform
     from mvcap_build.train.schedule import lr_at
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our log lines report progress; theirs would interleave
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft vs transformers 5
 
     output_dir = Path(output_dir)
     data = ExportData.open(export_dir)  # fail on bad input before any model loads
