@@ -18,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode="markdown",  # docstrings reflow: one paragraph per blank-line block
 )
 app.command("build")(build)
 app.command("render")(render)

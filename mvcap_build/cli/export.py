@@ -17,11 +17,10 @@ def export(
     rows_per_parquet: Annotated[Optional[int], typer.Option(help="Views per Parquet shard.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Write ROOT/export: metadata/metadata_*.json (MVCap schema: path, caption, obj_id, img_id,
-    plus category, source and view fields), data/train-*.parquet (loadable with
-    `datasets.load_dataset("parquet", data_files="ROOT/export/data/*.parquet")`) and a dataset
-    card README.md.
+    """Write `ROOT/export`: `metadata/metadata_NNNNN.json` (MVCap schema: path, caption, obj_id,
+    img_id, plus category, source and view fields), `data/train-*.parquet` and a dataset card.
 
+    Load it with `datasets.load_dataset("parquet", data_files="ROOT/export/data/*.parquet")`.
     obj_id counts from 0 over objects sorted by key; img_id = obj_id * 100 + view index.
     """
     from mvcap_build.config_io import validate
