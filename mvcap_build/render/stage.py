@@ -83,7 +83,8 @@ def alpha_coverage(path: Path) -> float:
     return float((alpha > 0).mean())
 
 
-def _settings(config: RenderConfig) -> dict:
+def worker_settings(config: RenderConfig) -> dict:
+    """The part of the config a Blender worker applies to its scene."""
     return {
         "engine": config.engine,
         "resolution": config.resolution,
@@ -143,7 +144,7 @@ def run_render(
         retry_failed=config.retry_failed,
     )
     by_key = {obj.key: obj for obj in todo}
-    settings = _settings(config)
+    settings = worker_settings(config)
 
     def jobs():
         for obj in todo:
