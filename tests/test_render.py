@@ -137,3 +137,19 @@ def test_demo_objects_are_deterministic_and_varied(captioned_root, tmp_path):
     manifest = read_render_manifest(root.view_manifest("demo/chair-000"))
     assert manifest.renderer["engine"] == "CYCLES" and manifest.renderer["device"] == "CPU"
     assert manifest.camera_convention == "opencv"
+
+
+def test_vertex_colours_without_material_are_shown(tmp_path, meshes_dir):
+    """OBJ vertex colours come without a material; the renders must show them, not grey."""
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    # nancolor.obj with its one NaN colour made valid: a cube painted green by vertex colours.
+    (folder / "green.obj").write_text((meshes_dir / "nancolor.obj").read_text().replace("nan nan nan", "0.3 0.9 0.3"))
+    (folder / "categories.csv").write_text("file,category\ngreen.obj,cube\n")
+    root = DatasetRoot(tmp_path / "root")
+    run_render(root, RenderConfig.model_validate(tiny_render(source={"kind": "local", "folder": str(folder)})), show_progress=False)
+    for view in read_render_manifest(root.view_manifest("local/green.obj")).views:
+        with Image.open(root.view_dir("local/green.obj") / view.file) as image:
+            rgba = np.asarray(image).astype(float)
+        r, g, b = rgba[rgba[..., 3] > 250][:, :3].mean(axis=0)
+        assert g > r + 40 and g > b + 40, (r, g, b)

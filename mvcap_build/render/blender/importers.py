@@ -55,6 +55,29 @@ def sanitize_colors() -> int:
     return fixed
 
 
+def show_vertex_colors() -> int:
+    """Give material-less meshes that carry a colour attribute a material that shows it.
+
+    OBJ and PLY importers read vertex colours but assign no material, so Blender would render
+    them plain grey. Returns how many meshes got one.
+    """
+    shown = 0
+    for obj in _mesh_objects():
+        colors = obj.data.color_attributes
+        if not colors or any(slot.material for slot in obj.material_slots):
+            continue
+        material = bpy.data.materials.new("vertex_colors")
+        material.use_nodes = True
+        nodes = material.node_tree.nodes
+        attribute = nodes.new("ShaderNodeAttribute")
+        attribute.attribute_name = (colors.active_color or colors[0]).name
+        material.node_tree.links.new(attribute.outputs["Color"], nodes["Principled BSDF"].inputs["Base Color"])
+        obj.data.materials.clear()
+        obj.data.materials.append(material)
+        shown += 1
+    return shown
+
+
 def _mesh_objects() -> list[bpy.types.Object]:
     return [o for o in bpy.context.scene.objects if o.type == "MESH" and len(o.data.vertices) > 0]
 

@@ -52,6 +52,7 @@ def render_job(job: dict, device: dict) -> dict:
             bpy.data.objects.remove(obj, do_unlink=True)
     bpy.context.scene.camera = camera
     nan_fixed = importers.sanitize_colors()
+    vertex_colored = importers.show_vertex_colors()
     normalization = importers.normalize_to_unit_cube()
     imported = time.perf_counter()
     out_dir = Path(job["out_dir"])
@@ -71,6 +72,7 @@ def render_job(job: dict, device: dict) -> dict:
         },
         "info": {
             "nan_colors_fixed": nan_fixed,
+            "vertex_color_materials": vertex_colored,
             **normalization,
             "import_s": round(imported - started, 3),
             "render_s": round(time.perf_counter() - imported, 3),
