@@ -77,6 +77,8 @@ def test_cameras_match_the_pixels(fixtures_root):
 
 
 def test_nan_vertex_colours_do_not_poison_the_images(fixtures_root):
+    """Blender's OBJ importer drops a colour layer that holds NaN (glTF stores colours as bytes,
+    so NaN cannot reach a render there either): the cube must come out lit, not black."""
     root, _ = fixtures_root
     manifest = read_render_manifest(root.view_manifest("local/nancolor.obj"))
     for view in manifest.views:

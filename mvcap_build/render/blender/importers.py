@@ -41,20 +41,6 @@ def import_file(path: Path) -> None:
         raise AssetError("import_failed", f"{path.name}: importer returned {sorted(result)}")
 
 
-def sanitize_colors() -> int:
-    """Replace NaN/inf in colour attributes (they turn whole renders black). Returns how many."""
-    fixed = 0
-    for mesh in bpy.data.meshes:
-        for attribute in mesh.color_attributes:
-            values = np.empty(len(attribute.data) * 4, dtype=np.float32)
-            attribute.data.foreach_get("color", values)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                fixed += int(bad.sum())
-                attribute.data.foreach_set("color", np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0))
-    return fixed
-
-
 def show_vertex_colors() -> int:
     """Give material-less meshes that carry a colour attribute a material that shows it.
 

@@ -51,7 +51,6 @@ def render_job(job: dict, device: dict) -> dict:
         if obj.type in ("CAMERA", "LIGHT") and obj.name not in ours:
             bpy.data.objects.remove(obj, do_unlink=True)
     bpy.context.scene.camera = camera
-    nan_fixed = importers.sanitize_colors()
     vertex_colored = importers.show_vertex_colors()
     normalization = importers.normalize_to_unit_cube()
     imported = time.perf_counter()
@@ -71,7 +70,6 @@ def render_job(job: dict, device: dict) -> dict:
             "blender": bpy.app.version_string,
         },
         "info": {
-            "nan_colors_fixed": nan_fixed,
             "vertex_color_materials": vertex_colored,
             **normalization,
             "import_s": round(imported - started, 3),
