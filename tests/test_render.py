@@ -155,3 +155,12 @@ def test_vertex_colours_without_material_are_shown(tmp_path, meshes_dir):
             rgba = np.asarray(image).astype(float)
         r, g, b = rgba[rgba[..., 3] > 250][:, :3].mean(axis=0)
         assert g > r + 40 and g > b + 40, (r, g, b)
+
+
+def test_workbench_engine_renders_rgba(tmp_path):
+    root = DatasetRoot(tmp_path / "root")
+    config = RenderConfig.model_validate(tiny_render(engine="BLENDER_WORKBENCH", source={"kind": "demo", "categories": ["mug"], "per_category": 1}))
+    assert run_render(root, config, show_progress=False).rendered == 1
+    manifest = read_render_manifest(root.view_manifest("demo/mug-000"))
+    assert manifest.renderer["engine"] == "BLENDER_WORKBENCH" and manifest.renderer["samples"] is None
+    assert all(0 < v.coverage < 1 for v in manifest.views)
