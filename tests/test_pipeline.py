@@ -119,3 +119,13 @@ def test_demo_pipeline_file_is_valid():
     demo = validate(PipelineConfig, load_yaml(repo / "pipelines" / "demo.yaml"), "demo")
     assert demo.render.views.num_views >= 12 and demo.render.source.per_category >= 3
     assert demo.caption and demo.export and demo.train_ovt
+
+
+def test_stage_command_reads_its_section_of_a_pipeline_file(tmp_path):
+    root = tmp_path / "root"
+    pipeline = write_pipeline(tmp_path / "p.yaml", root)
+    result = mvcap("render", str(root), "--config", str(pipeline), "--quiet", "--num-views", "2")
+    assert result.returncode == 0, result.stderr
+    assert f"{len(CATEGORIES)} rendered" in result.stdout
+    views = json.loads(next((root / "views" / "demo").glob("*/views.json")).read_text())["views"]
+    assert len(views) == 2 and views[0]["width"] == 32  # flag over file, file over defaults

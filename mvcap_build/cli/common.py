@@ -39,8 +39,8 @@ def stage_config(config_path: Path | None, section: str | None, overrides: dict[
     data: dict[str, Any] = {}
     if config_path is not None:
         data = load_yaml(config_path)
-        if section and section in data and isinstance(data[section], dict) and "root" in data:
-            data = data[section]
+        if section and "root" in data:  # a pipeline file: take this stage's section
+            data = data.get(section) or {}
     return merge_overrides(data, overrides)
 
 

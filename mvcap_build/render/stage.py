@@ -95,30 +95,42 @@ def worker_settings(config: RenderConfig) -> dict:
     }
 
 
-def _commit(root: DatasetRoot, config: RenderConfig, obj: ObjectRecord, job: dict, reply: dict) -> tuple[bool, str]:
+def _commit(root: DatasetRoot, config: RenderConfig, obj: ObjectRecord, job: dict, reply: dict) -> tuple[str, str] | None:
+    """Check the worker's output and move it into place. Returns (reason, detail) on failure."""
     staging, final = Path(job["out_dir"]), root.view_dir(obj.key)
-    if not reply["ok"]:
+    failure = _check(config, job, reply)
+    if failure is not None:
         shutil.rmtree(staging, ignore_errors=True)
-        return False, f"{reply['reason']}\n{reply['detail']}"
-    records = []
-    for view in job["views"]:
-        image = staging / view["file"]
-        if not image.is_file():
-            shutil.rmtree(staging, ignore_errors=True)
-            return False, f"missing_view\nBlender reported success but {view['file']} was not written"
-        fields = {k: v for k, v in view.items() if k != "blender_c2w"}
-        records.append(ViewRecord(**fields, width=config.resolution, height=config.resolution, coverage=alpha_coverage(image)))
+        return failure
+    records = [
+        ViewRecord(
+            **{k: v for k, v in view.items() if k != "blender_c2w"},
+            width=config.resolution,
+            height=config.resolution,
+            coverage=alpha_coverage(staging / view["file"]),
+        )
+        for view in job["views"]
+    ]
     empty = [r.view_index for r in records if r.coverage < config.min_coverage]
     if empty:
         shutil.rmtree(staging, ignore_errors=True)
-        return False, (
-            f"empty_render\nviews {empty} of {len(records)} show (almost) nothing "
+        return "empty_render", (
+            f"views {empty} of {len(records)} show (almost) nothing "
             f"(coverage < {config.min_coverage}); the mesh may have no visible faces"
         )
     manifest = RenderManifest(key=obj.key, category=obj.category, renderer=reply["renderer"], views=records)
     atomic_write_json(staging / "views.json", manifest.model_dump())
     commit_dir(staging, final)
-    return True, ""
+    return None
+
+
+def _check(config: RenderConfig, job: dict, reply: dict) -> tuple[str, str] | None:
+    if not reply["ok"]:
+        return reply["reason"], reply["detail"]
+    missing = [v["file"] for v in job["views"] if not (Path(job["out_dir"]) / v["file"]).is_file()]
+    if missing:
+        return "missing_view", f"Blender reported success but did not write {missing}"
+    return None
 
 
 def run_render(
@@ -146,7 +158,7 @@ def run_render(
     by_key = {obj.key: obj for obj in todo}
     settings = worker_settings(config)
 
-    def jobs():
+    def jobs():  # lazy: a staging folder exists only for the objects being rendered now
         for obj in todo:
             final = root.view_dir(obj.key)
             remove_stale_staging(final)
@@ -162,17 +174,16 @@ def run_render(
 
         def on_result(job: dict, reply: dict) -> None:
             obj = by_key[job["key"]]
-            ok, failure = _commit(root, config, obj, job, reply)
-            if ok:
+            failure = _commit(root, config, obj, job, reply)
+            if failure is None:
                 ledger.clear(obj.key)
                 summary.rendered += 1
             else:
-                reason, _, detail = failure.partition("\n")
-                summary.fail(ledger, obj.key, reason, detail)
+                summary.fail(ledger, obj.key, *failure)
             advance()
 
         run_jobs(
-            list(jobs()),
+            jobs(),
             num_workers=min(config.workers, max(1, len(todo))),
             log_dir=root.logs(STAGE),
             timeout_s=config.timeout_s,

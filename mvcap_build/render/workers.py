@@ -130,20 +130,22 @@ def run_jobs(
     on_result: Callable[[dict, dict], None],
 ) -> None:
     """Render every job on `num_workers` workers; `on_result(job, reply)` is called from worker
-    threads (one at a time per job), with a failure reply for timeouts and crashes."""
-    pending: queue.Queue[dict | None] = queue.Queue()
-    for job in jobs:
-        pending.put(job)
+    threads, one call at a time, with a failure reply for timeouts and crashes. `jobs` is read
+    lazily, so it can prepare each job (a staging folder) just before it is sent."""
+    pending = iter(jobs)  # consumed lazily, one job at a time, under the lock
     fatal: list[BaseException] = []
     lock = threading.Lock()
+
+    def next_job() -> dict | None:
+        with lock:
+            return next(pending, None)
 
     def drive(slot: int) -> None:
         worker = BlenderWorker(log_dir / f"worker-{slot}.log", python)
         try:
             while not fatal:
-                try:
-                    job = pending.get_nowait()
-                except queue.Empty:
+                job = next_job()
+                if job is None:
                     return
                 if worker.process is not None and worker.jobs_done >= recycle_after:
                     worker.stop()
