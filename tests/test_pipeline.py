@@ -11,9 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
-from PIL import Image
 
 from conftest import load_export, tiny_render
 
