@@ -39,7 +39,7 @@ def run(settings: dict[str, str], args: argparse.Namespace, scratch: Path) -> tu
     seconds = time.perf_counter() - start
     manifests = sorted(root.glob("views/*/*/views.json"))
     views = sum(len(json.loads(m.read_text())["views"]) for m in manifests)
-    renderer = json.loads(manifests[0].read_text())["renderer"]
+    renderer = json.loads(manifests[0].read_text())["producer"]
     return views / seconds, renderer
 
 

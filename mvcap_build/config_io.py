@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mvcap_build.errors import ConfigError
+
+__all__ = ["ConfigError", "dump_yaml", "load_yaml", "merge_overrides", "section", "validate"]
+
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A configuration the user must fix; the message says where and what."""
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -59,3 +59,16 @@ def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def dump_yaml(model: BaseModel) -> str:
     return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False)
+
+
+def section(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """One stage's settings from a loaded YAML file: a pipeline file (it names a `root`) gives its
+    `name:` section, any other file is taken as that stage's settings alone."""
+    if "root" not in data:
+        return data
+    part = data.get(name)
+    if part is None:
+        return {}
+    if not isinstance(part, dict):
+        raise ConfigError(f"the `{name}:` section must be a mapping of keys to values")
+    return part

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image, ImageDraw
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from mvcap_build.caption.backends.base import CaptionRequest  # noqa: E402
+from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult  # noqa: E402
 from mvcap_build.caption.backends.hf import HFBackend, HFBackendError  # noqa: E402
 from mvcap_build.models.tiny_llava import build_tiny_llava  # noqa: E402
 
@@ -99,7 +100,9 @@ def test_backend_identity_and_prompt_format(backend: HFBackend, tiny_llava: Path
 def test_captions_match_unbatched_reference(
     backend: HFBackend, requests: list[CaptionRequest], tiny_llava: Path
 ) -> None:
-    captions = backend.caption(requests)
+    results = backend.caption(requests)
+    assert all(isinstance(result, CaptionResult) and result.reason is None for result in results)
+    captions = [result.text for result in results]
     assert len(captions) == len(requests)
     assert all(isinstance(caption, str) and caption for caption in captions)
     # Random weights still give each (image, prompt) its own text, so a swap would show.
@@ -110,11 +113,43 @@ def test_captions_match_unbatched_reference(
 def test_chunking_does_not_change_output(
     backend: HFBackend, requests: list[CaptionRequest], tiny_llava: Path
 ) -> None:
-    whole = backend.caption(requests)
+    whole = _texts(backend.caption(requests))
     chunked = HFBackend(str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=2).caption(requests)
-    assert chunked == whole
-    assert backend.caption(requests[::-1]) == whole[::-1]
+    assert _texts(chunked) == whole
+    assert _texts(backend.caption(requests[::-1])) == whole[::-1]
     assert backend.caption([]) == []
+
+
+def test_unreadable_images_fail_only_their_own_requests(
+    tiny_llava: Path, requests: list[CaptionRequest], tmp_path: Path
+) -> None:
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 8)  # 24 bytes
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("not a picture")
+    missing = tmp_path / "missing.png"
+    bad = {1: truncated, 3: missing, 4: not_an_image}
+    mixed = list(requests)
+    for index, path in bad.items():
+        mixed.insert(index, replace(requests[0], key=f"bad/{path.name}", image_path=path))
+    # batch_size 3: the bad files sit inside and at the edges of batches.
+    three = HFBackend(str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=3)
+
+    results = three.caption(mixed)
+
+    assert len(results) == len(mixed)
+    for index, path in bad.items():
+        assert results[index].text is None
+        assert results[index].reason == "unreadable_image"
+        assert results[index].detail.startswith(f"{path}: ")
+    good = [result for index, result in enumerate(results) if index not in bad]
+    assert all(result.reason is None for result in good)
+    assert _texts(good) == _texts(three.caption(requests))
+    assert three.caption([mixed[1]]) == [results[1]]  # a batch of only bad images generates nothing
+
+
+def _texts(results: list[CaptionResult]) -> list[str | None]:
+    return [result.text for result in results]
 
 
 def test_missing_model_directory_is_named(tmp_path: Path) -> None:

@@ -1,16 +1,34 @@
 """The caption stage over real renders: the template backend, the real hf backend with a tiny
-random LLaVA, resumability and the ledger."""
+random LLaVA, per-request failures, stale captions, resumability and the ledger."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+
 import pytest
 
-from mvcap_build.caption.config import CaptionConfig
+from conftest import caption, render, tiny_render
+from mvcap_build.caption.backends.base import CaptionResult
 from mvcap_build.caption.prompts import PromptError, load_prompt
-from mvcap_build.caption.stage import run_caption
-from mvcap_build.dataset import DatasetRoot, FailureLedger, read_caption_manifest, read_render_manifest
+from mvcap_build.dataset import DatasetRoot, FailureLedger, read_caption_manifest, read_objects, read_views_manifest
+from mvcap_build.errors import StaleUnitsError
 
 MVCAP_PROMPT = "Write a short description for the image, noting that the main instance of the image is a {category}."
+
+
+@pytest.fixture(scope="module")
+def tiny_llava(tmp_path_factory):
+    from mvcap_build.models.tiny_llava import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("models") / "tiny-llava")
+
+
+def _uncaptioned(copy_of, captioned_root) -> DatasetRoot:
+    root = DatasetRoot(copy_of(captioned_root))
+    shutil.rmtree(root.path / "captions")
+    return root
 
 
 def test_prompts_are_mvcaps_wording():
@@ -22,16 +40,19 @@ def test_prompts_are_mvcaps_wording():
 
 def test_template_captions_every_view_and_records_provenance(captioned_root):
     root = DatasetRoot(captioned_root)
+    objects = read_objects(root)
     manifests = list(root.caption_manifests())
     assert len(manifests) == 3
     for path in manifests:
         captions = read_caption_manifest(path)
-        render = read_render_manifest(root.view_manifest(captions.key))
-        assert [r.view_index for r in captions.rows] == [v.view_index for v in render.views]
+        views = read_views_manifest(root.view_manifest(captions.key))
+        category = objects[captions.key].category  # the objects table is the one home of categories
+        assert [r.view_index for r in captions.rows] == [v.view_index for v in views.views]
+        assert captions.fingerprint.fields["views_digest"] == views.fingerprint.digest
         for row in captions.rows:
             assert (row.backend, row.model, row.prompt_name) == ("template", "none", "category_guided")
-            assert row.prompt == MVCAP_PROMPT.format(category=render.category)
-            assert render.category in row.caption
+            assert row.prompt == MVCAP_PROMPT.format(category=category)
+            assert category in row.caption
         # Views from different sides get different captions.
         assert len({r.caption for r in captions.rows}) > 1
 
@@ -39,44 +60,97 @@ def test_template_captions_every_view_and_records_provenance(captioned_root):
 def test_rerun_does_nothing(captioned_root, copy_of):
     root = DatasetRoot(copy_of(captioned_root))
     before = {p: p.read_bytes() for p in root.caption_manifests()}
-    summary = run_caption(root, CaptionConfig(), show_progress=False)
-    assert (summary.captioned, summary.already_done) == (0, 3)
+    summary = caption(root)
+    assert (summary.done, summary.already_done) == (0, 3)
     assert {p: p.read_bytes() for p in root.caption_manifests()} == before
 
 
-def test_hf_backend_through_the_stage(captioned_root, copy_of, tmp_path):
-    from mvcap_build.models.tiny_llava import build_tiny_llava
-
-    model_dir = build_tiny_llava(tmp_path / "tiny-llava")
-    root = DatasetRoot(copy_of(captioned_root))
-    for path in list(root.caption_manifests()):
-        path.unlink()
-    config = CaptionConfig(backend="hf", model=str(model_dir), prompt="plain", batch_size=5, max_new_tokens=8)
-    summary = run_caption(root, config, show_progress=False)
-    assert summary.captioned + sum(summary.failed.values()) == 3
+def test_hf_backend_through_the_stage(captioned_root, copy_of, tiny_llava):
+    root = _uncaptioned(copy_of, captioned_root)
+    settings = {"prompt": "plain", "backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 5, "max_new_tokens": 8}}
+    summary = caption(root, settings)
+    assert summary.done + sum(summary.failed.values()) == 3
     for path in root.caption_manifests():
-        rows = read_caption_manifest(path).rows
-        assert len(rows) == 4 and all(r.caption for r in rows)
-        assert {(r.backend, r.model, r.prompt_name) for r in rows} == {("hf", str(model_dir), "plain")}
+        manifest = read_caption_manifest(path)
+        assert len(manifest.rows) == 4 and all(r.caption for r in manifest.rows)
+        assert {(r.backend, r.model, r.prompt_name) for r in manifest.rows} == {("hf", str(tiny_llava), "plain")}
+        assert manifest.fingerprint.fields["model"] == str(tiny_llava)
+        assert manifest.fingerprint.fields["revision"].startswith("local:")
     for entry in FailureLedger(root, "caption"):  # a random model may say nothing: that is a ledger entry
         assert entry.reason == "empty_caption"
 
 
+def test_one_unreadable_view_fails_its_object_only(captioned_root, copy_of, tiny_llava):
+    """A truncated PNG is that object's failure; the batch it shared goes on and commits the rest."""
+    root = _uncaptioned(copy_of, captioned_root)
+    broken = root.view_dir("demo/mug-000") / "002.png"
+    broken.write_bytes(broken.read_bytes()[:40])
+    settings = {"backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 12, "max_new_tokens": 4}}
+    summary = caption(root, settings)
+    assert summary.failed["unreadable_image"] == 1
+    entry = FailureLedger(root, "caption").get("demo/mug-000")
+    assert entry.reason == "unreadable_image" and "views [2] of 4" in entry.detail
+    assert not root.caption_manifest("demo/mug-000").exists()
+    assert summary.done + summary.failed["empty_caption"] == 2
+
+
 class _SilentBackend:
-    """A backend that answers with empty strings, as a broken model would."""
+    """A backend that answers with empty strings for one object, as a broken model would."""
 
     name, model_id = "silent", "none"
 
     def caption(self, requests):
-        return ["" if r.key == "demo/mug-000" else "fine" for r in requests]
+        return [CaptionResult.ok("" if r.key == "demo/mug-000" else "fine") for r in requests]
 
 
 def test_empty_captions_go_to_the_ledger(captioned_root, copy_of):
-    root = DatasetRoot(copy_of(captioned_root))
-    for path in list(root.caption_manifests()):
-        path.unlink()
-    summary = run_caption(root, CaptionConfig(), backend=_SilentBackend(), show_progress=False)
-    assert summary.captioned == 2 and summary.failed == {"empty_caption": 1}
+    root = _uncaptioned(copy_of, captioned_root)
+    summary = caption(root, backend=_SilentBackend())
+    assert summary.done == 2 and summary.failed == {"empty_caption": 1}
     [entry] = list(FailureLedger(root, "caption"))
     assert entry.key == "demo/mug-000" and "views [0, 1, 2, 3]" in entry.detail
     assert not root.caption_manifest("demo/mug-000").exists()
+
+
+def test_changed_prompt_stops_and_redo_stale_redoes_exactly_the_stale(captioned_root, copy_of):
+    root = DatasetRoot(copy_of(captioned_root))
+    before = {p: p.read_bytes() for p in root.caption_manifests()}
+    with pytest.raises(StaleUnitsError) as stopped:
+        caption(root, {"prompt": "plain"})
+    assert "3 of 3 objects" in str(stopped.value) and "prompt" in str(stopped.value) and "--redo stale" in str(stopped.value)
+    assert {p: p.read_bytes() for p in root.caption_manifests()} == before  # nothing was touched
+    assert len(root.run_configs("caption")) == 1  # the refused run never started: no run config
+    # One object made with the new prompt already: only the two others are stale.
+    root.caption_manifest("demo/car-000").unlink()
+    summary = caption(root, {"prompt": "plain"}, redo="stale")
+    assert (summary.done, summary.redone, summary.already_done) == (3, 2, 0)
+    again = caption(root, {"prompt": "plain"}, redo="stale")
+    assert (again.done, again.already_done) == (0, 3)
+    for path in root.caption_manifests():
+        assert {r.prompt_name for r in read_caption_manifest(path).rows} == {"plain"}
+
+
+def test_rerendered_views_make_their_captions_stale(captioned_root, copy_of):
+    root = DatasetRoot(copy_of(captioned_root))
+    render(root, tiny_render(samples=8), redo="stale")
+    with pytest.raises(StaleUnitsError, match="views_digest"):
+        caption(root)
+    assert caption(root, redo="stale").redone == 3
+
+
+def mvcap(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mvcap_build", *args], capture_output=True, text=True, **kwargs)
+
+
+def test_model_without_backend_runs_the_hf_backend(captioned_root, copy_of, tiny_llava):
+    root = _uncaptioned(copy_of, captioned_root)
+    result = mvcap("caption", str(root.path), "--model", str(tiny_llava), "--max-new-tokens", "4", "--quiet")
+    assert result.returncode in (0, 1), result.stderr  # 1 only if the random model said nothing at all
+    rows = [row for path in root.caption_manifests() for row in read_caption_manifest(path).rows]
+    assert rows and {(r.backend, r.model) for r in rows} == {("hf", str(tiny_llava))}
+    assert "template" not in result.stdout + result.stderr
+
+
+def test_template_with_a_model_is_a_clear_error(captioned_root):
+    result = mvcap("caption", str(captioned_root), "--backend", "template", "--model", "llava")
+    assert result.returncode == 2 and "template backend uses no model" in result.stderr

@@ -1,16 +1,18 @@
-"""The export loads with `datasets` and agrees, row by row, with the manifests it came from."""
+"""The export loads with `datasets`, agrees row by row with the manifests it came from, follows
+the one declared schema, and is byte-identical when the root has not changed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
-from conftest import load_export
-
-from mvcap_build.dataset import DatasetRoot, read_caption_manifest, read_render_manifest
-from mvcap_build.export.config import ExportConfig
-from mvcap_build.export.stage import run_export
+from conftest import caption, export, load_export
+from mvcap_build.caption.backends.base import CaptionResult
+from mvcap_build.dataset import DatasetRoot, read_caption_manifest, read_objects, read_views_manifest
+from mvcap_build.dataset.export_schema import COLUMNS, IMAGE_COLUMN, MVCAP_COLUMNS, TRAINING_COLUMNS
+from mvcap_build.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,7 @@ def exported(captioned_root, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("export") / "root"
     shutil.copytree(captioned_root, root)
-    summary = run_export(DatasetRoot(root), ExportConfig(rows_per_parquet=5, name="test-set"), show_progress=False)
+    summary = export(root, rows_per_parquet=5, name="test-set")
     return DatasetRoot(root), summary
 
 
@@ -29,21 +31,23 @@ def test_every_row_matches_the_manifests(exported):
     root, summary = exported
     table = load_export(root.export_dir)
     assert isinstance(table.features["image"], datasets.Image)
-    renders = {m.key: m for m in map(read_render_manifest, root.view_manifests())}
+    assert list(table.features) == [IMAGE_COLUMN, *(c.name for c in COLUMNS)]  # the declared schema
+    views = {m.key: m for m in map(read_views_manifest, root.view_manifests())}
     captions = {m.key: {r.view_index: r for r in m.rows} for m in map(read_caption_manifest, root.caption_manifests())}
-    assert len(table) == sum(len(m.views) for m in renders.values()) == summary.views == 12
-    keys = sorted(renders)
+    objects = read_objects(root)
+    assert len(table) == sum(len(m.views) for m in views.values()) == summary.items == 12
+    keys = sorted(views)
     seen = set()
     for row in table.cast_column("image", datasets.Image(decode=False)):
         key, view_index = row["key"], row["view_index"]
         assert row["obj_id"] == keys.index(key)
         assert row["img_id"] == row["obj_id"] * 100 + view_index
-        view = renders[key].views[view_index]
+        view = views[key].views[view_index]
         assert row["path"] == f"views/{key}/{view.file}"
         assert row["image"]["bytes"] == (root.path / row["path"]).read_bytes()
         assert row["caption"] == captions[key][view_index].caption
         assert (row["azimuth_deg"], row["elevation_deg"], row["c2w"]) == (view.azimuth_deg, view.elevation_deg, view.c2w)
-        assert row["category"] == renders[key].category
+        assert row["category"] == objects[key].category
         seen.add((key, view_index))
     assert len(seen) == len(table)  # no duplicates
 
@@ -51,29 +55,74 @@ def test_every_row_matches_the_manifests(exported):
 def test_metadata_json_uses_mvcap_schema(exported):
     root, _ = exported
     rows = json.loads((root.export_dir / "metadata" / "metadata_00000.json").read_text())
-    assert list(rows[0])[:4] == ["path", "caption", "obj_id", "img_id"]
+    assert tuple(rows[0])[:4] == MVCAP_COLUMNS
+    assert "c2w" not in rows[0] and set(rows[0]) < {c.name for c in COLUMNS}
     assert sorted({r["obj_id"] for r in rows}) == list(range(3))
     assert len({r["img_id"] for r in rows}) == len(rows)
+    assert set(TRAINING_COLUMNS) <= {IMAGE_COLUMN, *(c.name for c in COLUMNS)}
 
 
 def test_card_and_shards(exported):
-    root, summary = exported
-    assert summary.parquet_files == 3  # 12 rows, 5 per shard
+    root, _ = exported
+    assert len(list((root.export_dir / "data").glob("*.parquet"))) == 3  # 12 rows, 5 per shard
     card = (root.export_dir / "README.md").read_text()
     assert card.startswith("---\n") and "configs:" in card and "data/train-*.parquet" in card
     assert "template" in card and "not by a model" in card
     assert "| chair | 1 |" in card
+    assert "3 objects: Blender" in card and "CYCLES (4 spp, 32 px, CPU NONE)" in card  # who made the views
+    assert "3 objects: backend `template`, model `none`" in card  # who wrote the captions
+    for column in COLUMNS:  # the card's column table comes from the schema
+        assert f"| `{column.name}` |" in card
+
+
+def _digests(folder) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_exporting_an_unchanged_root_again_is_byte_identical(exported, copy_of):
+    root = DatasetRoot(copy_of(exported[0].path))
+    before = _digests(root.export_dir)
+    export(root, rows_per_parquet=5, name="test-set")
+    assert _digests(root.export_dir) == before
+    assert any(name.endswith(".parquet") for name in before)
 
 
 def test_export_leaves_out_uncaptioned_objects_and_rebuilds_cleanly(exported, copy_of):
     root = DatasetRoot(copy_of(exported[0].path))
     root.caption_manifest("demo/mug-000").unlink()
-    summary = run_export(root, ExportConfig(), show_progress=False)
-    assert summary.incomplete == ["demo/mug-000"] and summary.objects == 2
+    summary = export(root)
+    assert summary.done == 2 and any("1 objects without complete captions" in n for n in summary.notes)
+    assert json.loads((root.export_dir / "export.json").read_text())["incomplete_objects"] == ["demo/mug-000"]
     assert sorted(p.name for p in (root.export_dir / "data").iterdir()) == ["train-00000-of-00001.parquet"]
     assert [p.name for p in root.path.iterdir() if p.name.startswith(".tmp")] == []
 
 
+class _OtherModel:
+    name, model_id = "hf", "someone/other-model"
+
+    def caption(self, requests):
+        return [CaptionResult.ok(f"a thing, view {r.view_index}") for r in requests]
+
+
+def test_mixed_caption_models_are_refused_unless_allowed(exported, copy_of):
+    """Two shards captioned with different models (each shard only checks its own units)."""
+    import shutil
+
+    root = DatasetRoot(copy_of(exported[0].path))
+    shutil.rmtree(root.path / "captions")
+    caption(root, shard=0, num_shards=3)  # chair and mug
+    caption(root, backend=_OtherModel(), shard=1, num_shards=3)  # car
+    by_model = {read_caption_manifest(p).rows[0].model for p in root.caption_manifests()}
+    assert by_model == {"none", "someone/other-model"}
+    with pytest.raises(ConfigError, match="more than one backend, model or prompt") as refused:
+        export(root)
+    assert "someone/other-model" in str(refused.value) and "--allow-mixed-captions" in str(refused.value)
+    summary = export(root, allow_mixed_captions=True)
+    assert summary.done == 3
+    card = (root.export_dir / "README.md").read_text()
+    assert "objects: backend `hf`, model `someone/other-model`" in card and "objects: backend `template`" in card
+
+
 def test_nothing_to_export_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="nothing to export"):
-        run_export(DatasetRoot(tmp_path), ExportConfig(), show_progress=False)
+        export(tmp_path)

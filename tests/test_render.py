@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_render
-from mvcap_build.dataset import DatasetRoot, FailureLedger, read_objects, read_render_manifest
+from conftest import assert_same_pixels, pixels as _pixels, render, tiny_render
+from mvcap_build.dataset import DatasetRoot, FailureLedger, read_objects, read_views_manifest
+from mvcap_build.imaging import png_chunk_types, strip_png_metadata
 from mvcap_build.render import cameras
-from mvcap_build.render.config import RenderConfig
 from mvcap_build.render.sources.demo import DEMO_CATEGORIES
-from mvcap_build.render.stage import run_render
 
 # Fixture files that cannot become views, and the ledger reason each must get.
 EXPECTED_FAILURES = {
@@ -28,10 +27,7 @@ EXPECTED_FAILURES = {
 @pytest.fixture(scope="module")
 def fixtures_root(tmp_path_factory, meshes_dir):
     root = DatasetRoot(tmp_path_factory.mktemp("fixtures") / "root")
-    config = RenderConfig.model_validate(
-        tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64)
-    )
-    summary = run_render(root, config, show_progress=False)
+    summary = render(root, tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64))
     return root, summary
 
 
@@ -48,7 +44,7 @@ def test_every_fixture_is_rendered_or_in_the_ledger(fixtures_root, meshes_dir):
         if name in failures:
             assert not root.view_dir(key).exists()
             continue
-        manifest = read_render_manifest(root.view_manifest(key))
+        manifest = read_views_manifest(root.view_manifest(key))
         assert len(manifest.views) == 4
         for view in manifest.views:
             with Image.open(root.view_dir(key) / view.file) as image:
@@ -57,14 +53,14 @@ def test_every_fixture_is_rendered_or_in_the_ledger(fixtures_root, meshes_dir):
             assert view.coverage == pytest.approx((alpha > 0).mean())
             assert view.coverage > 0
             assert alpha[0, 0] == 0  # transparent background
-    assert summary.rendered == len(listed) - len(EXPECTED_FAILURES)
+    assert summary.done == len(listed) - len(EXPECTED_FAILURES)
 
 
 def test_cameras_match_the_pixels(fixtures_root):
     """The unit cube (cubevc.glb fills it exactly) projected with the recorded K and c2w must land
     where Blender drew it: the OpenCV record and Blender's camera agree."""
     root, _ = fixtures_root
-    manifest = read_render_manifest(root.view_manifest("local/cubevc.glb"))
+    manifest = read_views_manifest(root.view_manifest("local/cubevc.glb"))
     corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
     for view in manifest.views:
         pix = cameras.project(corners, np.array(view.c2w), np.array(view.intrinsics))
@@ -80,7 +76,7 @@ def test_nan_vertex_colours_do_not_poison_the_images(fixtures_root):
     """Blender's OBJ importer drops a colour layer that holds NaN (glTF stores colours as bytes,
     so NaN cannot reach a render there either): the cube must come out lit, not black."""
     root, _ = fixtures_root
-    manifest = read_render_manifest(root.view_manifest("local/nancolor.obj"))
+    manifest = read_views_manifest(root.view_manifest("local/nancolor.obj"))
     for view in manifest.views:
         assert view.coverage > 0.1
         with Image.open(root.view_dir(manifest.key) / view.file) as image:
@@ -91,10 +87,10 @@ def test_nan_vertex_colours_do_not_poison_the_images(fixtures_root):
 
 def test_rerun_skips_committed_and_failed_objects(fixtures_root, meshes_dir):
     root, first = fixtures_root
-    config = RenderConfig.model_validate(tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64))
-    again = run_render(root, config, show_progress=False)
-    assert (again.rendered, again.failed) == (0, {})
-    assert again.already_done == first.rendered
+    config = tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64)
+    again = render(root, config)
+    assert (again.done, again.failed) == (0, {})
+    assert again.already_done == first.done
     assert again.skipped_failed == len(EXPECTED_FAILURES)
 
 
@@ -105,7 +101,7 @@ def test_empty_render_is_caught(tmp_path):
     (folder / "wire.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 1\nl 1 2\nl 2 3\n")
     (folder / "categories.csv").write_text("file,category\nwire.obj,wire\nmissing.glb,ghost\n")
     root = DatasetRoot(tmp_path / "root")
-    summary = run_render(root, RenderConfig.model_validate(tiny_render(source={"kind": "local", "folder": str(folder)})), show_progress=False)
+    summary = render(root, tiny_render(source={"kind": "local", "folder": str(folder)}))
     assert summary.failed == {"empty_render": 1, "missing_file": 1}
     reasons = {e.key: (e.reason, e.detail) for e in FailureLedger(root, "render")}
     assert reasons["local/wire.obj"][0] == "empty_render" and "views [0, 1, 2, 3]" in reasons["local/wire.obj"][1]
@@ -118,7 +114,7 @@ def test_csv_paths_cannot_escape_the_folder(tmp_path):
     folder.mkdir()
     (folder / "categories.csv").write_text("file,category\n../outside.obj,thing\n")
     with pytest.raises(ValueError, match="outside"):
-        run_render(DatasetRoot(tmp_path / "root"), RenderConfig.model_validate(tiny_render(source={"kind": "local", "folder": str(folder)})))
+        render(tmp_path / "root", tiny_render(source={"kind": "local", "folder": str(folder)}))
 
 
 def test_demo_builders_match_the_host_list():
@@ -128,17 +124,57 @@ def test_demo_builders_match_the_host_list():
     assert len(DEMO_CATEGORIES) >= 8
 
 
-def test_demo_objects_are_deterministic_and_varied(captioned_root, tmp_path):
-    """Same seed, same pixels; different instances of a category differ."""
-    root = DatasetRoot(tmp_path / "again")
-    run_render(root, RenderConfig.model_validate(tiny_render(source={"kind": "demo", "categories": ["chair"], "per_category": 2})), show_progress=False)
+def test_renders_agree_across_runs_and_worker_counts(captioned_root, tmp_path):
+    """Same seed, same pixels, whether one worker or two rendered them; different instances of
+    a category differ; PNGs carry no render-time text, so equal pixels make equal bytes."""
     first = DatasetRoot(captioned_root)
-    a = (first.view_dir("demo/chair-000") / "001.png").read_bytes()
-    assert (root.view_dir("demo/chair-000") / "001.png").read_bytes() == a
-    assert (root.view_dir("demo/chair-001") / "001.png").read_bytes() != a
-    manifest = read_render_manifest(root.view_manifest("demo/chair-000"))
-    assert manifest.renderer["engine"] == "CYCLES" and manifest.renderer["device"] == "CPU"
-    assert manifest.camera_convention == "opencv"
+    again = DatasetRoot(tmp_path / "again")
+    summary = render(again, tiny_render(workers=2))
+    assert summary.done == 3
+    for path in first.view_manifests():
+        manifest = read_views_manifest(path)
+        for view in manifest.views:
+            a = _pixels(first.view_dir(manifest.key) / view.file)
+            b = _pixels(again.view_dir(manifest.key) / view.file)
+            assert_same_pixels(a, b, f"{manifest.key} view {view.view_index}")
+    one = _pixels(first.view_dir("demo/chair-000") / "001.png")
+    render(again, tiny_render(source={"kind": "demo", "categories": ["chair"], "per_category": 2}))
+    other = _pixels(again.view_dir("demo/chair-001") / "001.png")
+    assert np.abs(one - other).mean() > 5, "two chairs drawn from different seeds look the same"
+    manifest = read_views_manifest(again.view_manifest("demo/chair-000"))
+    assert manifest.producer.kind == "render" and manifest.producer.engine == "CYCLES" and manifest.producer.device == "CPU"
+    assert manifest.camera_convention == "opencv" and manifest.normalization == "unit_cube"
+
+
+def test_pngs_carry_no_render_time_metadata(captioned_root):
+    root = DatasetRoot(captioned_root)
+    pngs = sorted((root.path / "views").rglob("*.png"))
+    assert len(pngs) == 12
+    for path in pngs:
+        chunks = png_chunk_types(path.read_bytes())
+        assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND" and b"IDAT" in chunks
+        assert not {b"tEXt", b"zTXt", b"iTXt", b"tIME"} & set(chunks), (path, chunks)
+        with Image.open(path) as image:
+            assert not getattr(image, "text", {}), image.text
+
+
+def test_strip_png_metadata_keeps_pixels_and_refuses_non_png(tmp_path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("cycles.ViewLayer.total_time", "00:00.12")
+    image = Image.fromarray(np.arange(16 * 16 * 4, dtype=np.uint8).reshape(16, 16, 4), "RGBA")
+    image.save(tmp_path / "a.png", pnginfo=info)
+    data = (tmp_path / "a.png").read_bytes()
+    assert b"tEXt" in png_chunk_types(data)
+    stripped = strip_png_metadata(data)
+    assert b"tEXt" not in png_chunk_types(stripped) and len(stripped) < len(data)
+    (tmp_path / "b.png").write_bytes(stripped)
+    assert np.array_equal(_pixels(tmp_path / "a.png"), _pixels(tmp_path / "b.png"))
+    with pytest.raises(ValueError, match="not a PNG"):
+        strip_png_metadata(b"GIF89a")
+    with pytest.raises(ValueError, match="truncated"):
+        strip_png_metadata(data[:40])
 
 
 def test_vertex_colours_without_material_are_shown(tmp_path, meshes_dir):
@@ -149,8 +185,8 @@ def test_vertex_colours_without_material_are_shown(tmp_path, meshes_dir):
     (folder / "green.obj").write_text((meshes_dir / "nancolor.obj").read_text().replace("nan nan nan", "0.3 0.9 0.3"))
     (folder / "categories.csv").write_text("file,category\ngreen.obj,cube\n")
     root = DatasetRoot(tmp_path / "root")
-    run_render(root, RenderConfig.model_validate(tiny_render(source={"kind": "local", "folder": str(folder)})), show_progress=False)
-    for view in read_render_manifest(root.view_manifest("local/green.obj")).views:
+    render(root, tiny_render(source={"kind": "local", "folder": str(folder)}))
+    for view in read_views_manifest(root.view_manifest("local/green.obj")).views:
         with Image.open(root.view_dir("local/green.obj") / view.file) as image:
             rgba = np.asarray(image).astype(float)
         r, g, b = rgba[rgba[..., 3] > 250][:, :3].mean(axis=0)
@@ -159,8 +195,8 @@ def test_vertex_colours_without_material_are_shown(tmp_path, meshes_dir):
 
 def test_workbench_engine_renders_rgba(tmp_path):
     root = DatasetRoot(tmp_path / "root")
-    config = RenderConfig.model_validate(tiny_render(engine="BLENDER_WORKBENCH", source={"kind": "demo", "categories": ["mug"], "per_category": 1}))
-    assert run_render(root, config, show_progress=False).rendered == 1
-    manifest = read_render_manifest(root.view_manifest("demo/mug-000"))
-    assert manifest.renderer["engine"] == "BLENDER_WORKBENCH" and manifest.renderer["samples"] is None
+    config = tiny_render(engine="BLENDER_WORKBENCH", source={"kind": "demo", "categories": ["mug"], "per_category": 1})
+    assert render(root, config).done == 1
+    manifest = read_views_manifest(root.view_manifest("demo/mug-000"))
+    assert manifest.producer.engine == "BLENDER_WORKBENCH" and manifest.producer.samples is None
     assert all(0 < v.coverage < 1 for v in manifest.views)

@@ -7,16 +7,14 @@ import time
 
 import psutil
 
-from conftest import tiny_render
+from conftest import render, tiny_render
 from mvcap_build.dataset import DatasetRoot, FailureLedger
-from mvcap_build.render.config import RenderConfig
-from mvcap_build.render.stage import run_render
 
 WORKER_MODULE = "mvcap_build.render.blender.worker"
 
 
-def _config(**overrides) -> RenderConfig:
-    return RenderConfig.model_validate(tiny_render(**overrides))
+def _config(**overrides) -> dict:
+    return tiny_render(**overrides)
 
 
 def _no_staging_left(root: DatasetRoot) -> bool:
@@ -26,14 +24,14 @@ def _no_staging_left(root: DatasetRoot) -> bool:
 def test_deadline_sends_objects_to_the_ledger_and_retry_recovers(tmp_path):
     root = DatasetRoot(tmp_path / "root")
     demo = {"kind": "demo", "categories": ["chair", "mug"], "per_category": 1}
-    summary = run_render(root, _config(source=demo, timeout_s=0.01), show_progress=False)
-    assert summary.failed == {"timeout": 2} and summary.rendered == 0
+    summary = render(root, _config(source=demo, timeout_s=0.01))
+    assert summary.failed == {"timeout": 2} and summary.done == 0
     assert {e.reason for e in FailureLedger(root, "render")} == {"timeout"}
     assert _no_staging_left(root)
-    again = run_render(root, _config(source=demo), show_progress=False)
-    assert again.skipped_failed == 2 and again.rendered == 0  # failures are data: not retried by default
-    retried = run_render(root, _config(source=demo, retry_failed=True), show_progress=False)
-    assert retried.rendered == 2 and list(FailureLedger(root, "render")) == []
+    again = render(root, _config(source=demo))
+    assert again.skipped_failed == 2 and again.done == 0  # failures are data: not retried by default
+    retried = render(root, _config(source=demo), retry_failed=True)
+    assert retried.done == 2 and list(FailureLedger(root, "render")) == []
 
 
 def _worker_processes() -> list[psutil.Process]:
@@ -46,7 +44,7 @@ def test_a_worker_killed_mid_object_costs_only_that_object(tmp_path):
     demo = {"kind": "demo", "categories": ["chair", "table", "mug", "car"], "per_category": 1}
     config = _config(source=demo, resolution=96, samples=16, views={"num_views": 6})
     result = {}
-    thread = threading.Thread(target=lambda: result.update(summary=run_render(root, config, show_progress=False)))
+    thread = threading.Thread(target=lambda: result.update(summary=render(root, config)))
     thread.start()
     killed = None
     deadline = time.monotonic() + 60
@@ -61,7 +59,7 @@ def test_a_worker_killed_mid_object_costs_only_that_object(tmp_path):
     assert killed is not None
     summary = result["summary"]
     assert summary.failed == {"worker_crashed": 1}
-    assert summary.rendered == 3
+    assert summary.done == 3
     [entry] = list(FailureLedger(root, "render"))
     assert "worker-0.log" in entry.detail
     assert _no_staging_left(root)
@@ -69,8 +67,8 @@ def test_a_worker_killed_mid_object_costs_only_that_object(tmp_path):
 
 def test_workers_are_recycled(tmp_path):
     root = DatasetRoot(tmp_path / "root")
-    summary = run_render(root, _config(recycle_after=1), show_progress=False)
-    assert summary.rendered == 3
+    summary = render(root, _config(recycle_after=1))
+    assert summary.done == 3
     log = (root.logs("render") / "worker-0.log").read_text()
     assert log.count("compute device") == 3  # one fresh Blender process per object
 
@@ -78,10 +76,13 @@ def test_workers_are_recycled(tmp_path):
 def test_shards_split_the_work_without_overlap(tmp_path):
     root = DatasetRoot(tmp_path / "root")
     demo = {"kind": "demo", "categories": ["chair", "table", "mug", "car", "lamp", "sofa"], "per_category": 1}
-    first = run_render(root, _config(source=demo), shard=0, num_shards=2, show_progress=False)
+    first = render(root, _config(source=demo), shard=0, num_shards=2)
     done_first = {p.parent.name for p in root.view_manifests()}
-    second = run_render(root, _config(source=demo), shard=1, num_shards=2, show_progress=False)
+    second = render(root, _config(source=demo), shard=1, num_shards=2)
     done_all = {p.parent.name for p in root.view_manifests()}
-    assert first.objects + second.objects == 6
-    assert first.rendered == len(done_first) and second.rendered == 6 - len(done_first)
+    assert first.units + second.units == 6
+    assert first.done == len(done_first) and second.done == 6 - len(done_first)
     assert len(done_all) == 6
+    # Each shard logs into its own folder: two array tasks never write to one file.
+    logs = sorted(p.relative_to(root.path).as_posix() for p in (root.path / "logs").rglob("*.log"))
+    assert logs == ["logs/render/shard-00000-of-00002/worker-0.log", "logs/render/shard-00001-of-00002/worker-0.log"]

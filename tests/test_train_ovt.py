@@ -277,13 +277,13 @@ def test_cli_trains_from_yaml_and_reports_errors(export_dir, tmp_path):
     result = runner.invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(tmp_path / "run"),
                                     "--config", str(config), "--max-steps", "2"])
     assert result.exit_code == 0, result.output
-    assert "checkpoint:" in result.output and "step-00000002" in result.output
+    assert "checkpoint at" in result.output and "step-00000002" in result.output
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["max_steps"] == 2 and saved["objects_per_batch"] == 3
 
     (tmp_path / "empty").mkdir()
     result = runner.invoke(_cli(), ["train-ovt", str(tmp_path / "empty"), "-o", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "no Parquet shards" in result.output
+    assert result.exit_code == 2 and "needs an export" in result.output
     result = runner.invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(tmp_path / "y"),
                                     "--views", "2", "--hard-views", "3"])
     assert result.exit_code == 2 and "hard_views" in result.output

@@ -1,18 +1,89 @@
-"""Settings of the caption stage."""
+"""Settings of the caption stage: the prompt, plus one config class per backend.
+
+`backend` is a discriminated union on `kind` (the registry name), as render sources are, so each
+backend validates only its own settings. In YAML, `backend: template` is short for
+`backend: {kind: template}`.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
-class CaptionConfig(BaseModel):
+class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = "template"  # a key of mvcap_build.caption.backends.BACKENDS: hf, template
-    model: str | None = None  # hf: a Hub id, an alias ("llava" = llava-hf/llava-1.5-7b-hf) or a local folder
-    prompt: str = "category_guided"  # a template name in prompts/ or a path to a .txt file
+
+class TemplateBackendConfig(_Config):
+    """No model: a category-guided sentence from the object's metadata (offline demos, tests)."""
+
+    kind: Literal["template"] = "template"
+
+
+class HFBackendConfig(_Config):
+    """transformers `generate` on a LLaVA-family image-text-to-text model."""
+
+    kind: Literal["hf"] = "hf"
+    model: str = "llava"  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
+    revision: str | None = None  # Hub branch, tag or commit; None = the cached or latest main
     batch_size: int = Field(8, ge=1)  # images per generate() call
     max_new_tokens: int = Field(77, ge=1)  # CLIP reads at most 77 tokens anyway
     device: str = "auto"  # auto: cuda when available, else cpu
-    dtype: str = "auto"  # auto: float16/bfloat16 on GPU, float32 on CPU
-    retry_failed: bool = False  # redo objects that are in the caption failure ledger
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: bf16/fp16 on GPU, fp32 on CPU
+    trust_remote_code: bool = False
+    hub_timeout_s: float = Field(10.0, gt=0)  # how long to wait for the Hub before saying it is unreachable
+
+
+BackendConfig = Annotated[TemplateBackendConfig | HFBackendConfig, Field(discriminator="kind")]
+
+#: Backends that run a model: `--model` without `--backend` picks the first.
+MODEL_BACKENDS = ("hf",)
+
+
+class CaptionConfig(_Config):
+    prompt: str = "category_guided"  # a template name in prompts/ or a path to a .txt file
+    backend: BackendConfig = Field(default_factory=TemplateBackendConfig)
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_settings_belong_to_the_backend(cls, data: Any) -> Any:
+        misplaced = sorted(set(data) - set(cls.model_fields)) if isinstance(data, dict) else []
+        backend_fields = {name for config in (HFBackendConfig,) for name in config.model_fields}
+        if misplaced and set(misplaced) <= backend_fields:
+            raise ValueError(
+                f"{', '.join(misplaced)} belong under `backend:`, e.g. backend: {{kind: hf, model: llava, batch_size: 16}}"
+            )
+        return data
+
+
+def apply_backend_flags(section: dict[str, Any], backend: str | None, model: str | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """Command-line flags over a file's `caption:` section.
+
+    A model given without a backend picks a model backend, never `template`; switching backend
+    drops the other backend's settings, which would not apply.
+    """
+    data = dict(section)
+    current = data.get("backend") or {}
+    current = {"kind": current} if isinstance(current, str) else dict(current)
+    kind = backend or current.get("kind") or "template"
+    if backend is None and model is not None and kind not in MODEL_BACKENDS:
+        kind = MODEL_BACKENDS[0]
+    if kind == "template" and model is not None:
+        from mvcap_build.errors import ConfigError
+
+        raise ConfigError(f"the template backend uses no model: drop --model, or pass --backend {MODEL_BACKENDS[0]}")
+    if kind != current.get("kind"):
+        current = {}
+    current["kind"] = kind
+    if model is not None:
+        current["model"] = model
+    current.update({name: value for name, value in settings.items() if value is not None})
+    data["backend"] = current
+    return data

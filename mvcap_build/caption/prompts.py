@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mvcap_build.errors import ConfigError
+
 _PACKAGE = Path(__file__).resolve().parent.parent
 # A source checkout keeps them at the top level; a wheel carries a copy inside the package.
 PROMPT_DIRS = (_PACKAGE.parent / "prompts", _PACKAGE / "_bundled" / "prompts")
 PLACEHOLDER = "{category}"
 
 
-class PromptError(ValueError):
-    pass
+class PromptError(ConfigError):
+    """The prompt named in the config does not exist or is empty."""
 
 
 def load_prompt(name_or_path: str) -> tuple[str, str]:

@@ -1,31 +1,55 @@
-"""What every command shares: turning known errors into one readable line and exit code 2."""
+"""What every command shares: option types, reading a stage's config (file, then flags), running
+it, and turning known user errors into one readable line.
+
+Errors of ours (any other exception) keep their traceback: they are bugs to report.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from mvcap_build.config_io import ConfigError, load_yaml, merge_overrides
+if TYPE_CHECKING:
+    from mvcap_build.pipeline.stage import Summary
 
-# Errors that mean "fix your config or environment", not "bug in mvcap": no traceback for these.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
+
+class RedoChoice(str, Enum):
+    none = "none"
+    stale = "stale"
+
+
+ConfigFile = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML with this stage's settings, or a pipeline YAML (its section for this stage is read). Flags win over the file."),
+]
+Shard = Annotated[int, typer.Option(help="This job's shard (e.g. $SLURM_ARRAY_TASK_ID).")]
+NumShards = Annotated[int, typer.Option(help="Number of shards the objects are split into.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar or progress lines; the summary only.")]
+RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="Redo objects that are in the failure ledger.")]
+RedoOption = Annotated[
+    RedoChoice,
+    typer.Option(help="stale: redo the units made with other settings than this run's (by default the run stops and names them)."),
+]
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
+    """Known user errors become one line and exit code 2; Ctrl-C says how to resume."""
+    from mvcap_build.errors import UserError
+
     try:
         yield
-    except USER_ERRORS as error:
+    except UserError as error:
         if os.environ.get("MVCAP_DEBUG"):
             raise
-        name = type(error).__name__
-        typer.secho(f"error ({name}): {error}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         typer.secho("(set MVCAP_DEBUG=1 for a traceback)", dim=True, err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
@@ -33,15 +57,41 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def stage_config(config_path: Path | None, section: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Config data for one stage: a YAML file (a stage file, or a pipeline file's `section`)
-    with command-line flags applied on top."""
-    data: dict[str, Any] = {}
-    if config_path is not None:
-        data = load_yaml(config_path)
-        if section and "root" in data:  # a pipeline file: take this stage's section
-            data = data.get(section) or {}
-    return merge_overrides(data, overrides)
+def run_options(redo: RedoChoice = RedoChoice.none, retry_failed: bool = False, quiet: bool = False):
+    from mvcap_build.pipeline.stage import Redo, RunOptions
+
+    return RunOptions(redo=Redo(redo.value), retry_failed=retry_failed, progress=not quiet)
+
+
+def stage_config(name: str, config_path: Path | None, overrides: dict[str, Any], data: dict[str, Any] | None = None):
+    """The validated config of stage `name`: its section of `config_path`, flags on top."""
+    from mvcap_build.config_io import load_yaml, merge_overrides, section, validate
+    from mvcap_build.registry import STAGES
+
+    if data is None:
+        data = section(load_yaml(config_path), name) if config_path is not None else {}
+    return validate(STAGES[name].config, merge_overrides(data, overrides), f"{name} config")
+
+
+def run_stage_command(name: str, root: Path, config, *, shard: int = 0, num_shards: int = 1, options=None) -> None:
+    """Run one stage, print its summary, and exit non-zero if it had work and none succeeded."""
+    from mvcap_build.pipeline.runner import run_stage
+
+    summary = run_stage(name, root, config, shard=shard, num_shards=num_shards, options=options)
+    typer.echo(summary.line())
+    exit_if_all_failed([summary], root)
+
+
+def exit_if_all_failed(summaries: Sequence[Summary], root: Path) -> None:
+    for summary in summaries:
+        if summary.all_failed:
+            typer.secho(
+                f"{summary.stage}: every one of the {summary.attempted} {summary.noun} it tried failed; "
+                f"the reasons are in {Path(root) / 'failures' / summary.stage}",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(1)
 
 
 def show_training_log() -> None:

@@ -16,26 +16,28 @@ def print_status(root_path: Path) -> None:
 
     from mvcap_build.dataset import DatasetRoot
     from mvcap_build.dataset.status import root_status
+    from mvcap_build.pipeline.stale import stale_counts
 
-    root = DatasetRoot(root_path)
+    root = DatasetRoot(root_path).ensure_exists()
     s = root_status(root)
+    stale = stale_counts(root)
     total = sum(s.objects_by_source.values())
     table = Table(title=f"mvcap dataset at {root.path}", title_justify="left")
-    for column in ("stage", "objects", "views", "failures"):
+    for column in ("stage", "objects", "views", "failures", "stale"):
         table.add_column(column)
     sources = ", ".join(f"{src}: {n}" for src, n in sorted(s.objects_by_source.items()))
-    table.add_row("objects", f"{total} ({sources})" if total else "0", "", "")
+    table.add_row("objects", f"{total} ({sources})" if total else "0", "", "", "")
     for name, counts in (("render", s.render), ("caption", s.caption)):
         failures = ", ".join(f"{reason}: {n}" for reason, n in counts.failures.most_common()) or "0"
-        table.add_row(name, str(counts.objects), str(counts.views), failures)
+        table.add_row(name, str(counts.objects), str(counts.views), failures, stale[name])
     if s.export:
-        table.add_row("export", str(s.export["objects"]), str(s.export["views"]), f"{len(s.export['parquet_files'])} parquet file(s)")
+        table.add_row("export", str(s.export["objects"]), str(s.export["views"]), f"{len(s.export['parquet_files'])} parquet file(s)", "")
     else:
-        table.add_row("export", "-", "-", "not exported yet")
+        table.add_row("export", "-", "-", "not exported yet", "")
     checkpoints = sorted(root.path.glob("train/*/checkpoints/step-*"))
     if checkpoints:
-        table.add_row("train", "", "", f"latest checkpoint: {root.relative(checkpoints[-1])}")
-    console = Console(width=max(100, Console().width))
+        table.add_row("train", "", "", f"latest checkpoint: {root.relative(checkpoints[-1])}", "")
+    console = Console(width=max(110, Console().width))
     console.print(table)
     if s.categories:
         console.print("categories: " + ", ".join(f"{c} ({n})" for c, n in sorted(s.categories.items())))
@@ -43,11 +45,15 @@ def print_status(root_path: Path) -> None:
         folder = root.path / "failures" / stage
         if folder.is_dir() and any(folder.iterdir()):
             console.print(f"{stage} failure reasons are in {folder}")
+    if any(n not in ("0", "-") for n in stale.values()):
+        console.print("stale: units made with other settings than the stage's latest run; `--redo stale` redoes them")
 
 
 def status(root: Annotated[Path, typer.Argument(help="Dataset root.")]) -> None:
-    """Print objects, views, captions and failures per stage for a dataset root."""
+    """Print objects, views, captions, failures and stale units per stage for a dataset root.
+
+    Stale units were made with other settings than the stage's latest run (for example captions
+    of views that were re-rendered since); rerun the stage with `--redo stale` to redo them.
+    """
     with user_errors():
-        if not root.is_dir():
-            raise FileNotFoundError(f"no dataset root at {root}")
         print_status(root)

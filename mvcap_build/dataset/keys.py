@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 
+from mvcap_build.errors import ConfigError
+
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
-class InvalidKeyError(ValueError):
+class InvalidKeyError(ConfigError):
     """A key that cannot name an object (bad source name, empty id)."""
 
 
@@ -56,5 +58,5 @@ def shard_of(key: str, num_shards: int) -> int:
 
 def in_shard(key: str, shard: int, num_shards: int) -> bool:
     if num_shards < 1 or not 0 <= shard < num_shards:
-        raise ValueError(f"--shard must be in [0, --num-shards); got {shard} of {num_shards}")
+        raise ConfigError(f"--shard must be in [0, --num-shards); got {shard} of {num_shards}")
     return num_shards == 1 or shard_of(key, num_shards) == shard

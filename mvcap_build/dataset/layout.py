@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mvcap_build.dataset.keys import key_relpath
+from mvcap_build.errors import RootError
 
 VIEW_MANIFEST = "views.json"
 
@@ -19,6 +21,27 @@ class DatasetRoot:
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path).expanduser().resolve())
 
+    # checks ----------------------------------------------------------------------------------
+    def ensure_writable(self) -> DatasetRoot:
+        """Create the root if needed; refuse a file, or a folder this process cannot write."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RootError(f"dataset root {self.path} is a file, not a folder: choose another path")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RootError(f"cannot create dataset root {self.path}: {error.strerror or error}") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise RootError(f"dataset root {self.path} is not writable by this user")
+        return self
+
+    def ensure_exists(self) -> DatasetRoot:
+        """For commands that only read (status, export's inputs): the root must be a folder."""
+        if not self.path.exists():
+            raise RootError(f"no dataset root at {self.path}")
+        if not self.path.is_dir():
+            raise RootError(f"{self.path} is a file, not a dataset root folder")
+        return self
+
     # objects table ---------------------------------------------------------------------------
     def objects_table(self, source: str) -> Path:
         return self.path / "objects" / f"{source}.jsonl"
@@ -26,7 +49,7 @@ class DatasetRoot:
     def objects_tables(self) -> list[Path]:
         return sorted((self.path / "objects").glob("*.jsonl"))
 
-    # render ----------------------------------------------------------------------------------
+    # views (render or extract) ---------------------------------------------------------------
     def view_dir(self, key: str) -> Path:
         return self.path / "views" / key_relpath(key)
 
@@ -50,12 +73,17 @@ class DatasetRoot:
     def failures(self, stage: str) -> Iterator[Path]:
         yield from sorted((self.path / "failures" / stage).glob("*/*.json"))
 
-    def logs(self, stage: str) -> Path:
-        return self.path / "logs" / stage
+    def logs(self, stage: str, shard: int = 0, num_shards: int = 1) -> Path:
+        """One folder per shard, so concurrent shards never write to the same log file."""
+        return self.path / "logs" / stage / f"shard-{shard:05d}-of-{num_shards:05d}"
 
-    def run_config(self, stage: str) -> Path:
+    def run_config(self, stage: str, shard: int = 0, num_shards: int = 1) -> Path:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        return self.path / "runs" / f"{stage}-{stamp}.yaml"
+        return self.path / "runs" / f"{stage}-{stamp}-shard-{shard:05d}-of-{num_shards:05d}.yaml"
+
+    def run_configs(self, stage: str) -> list[Path]:
+        """Saved run configs of one stage, oldest first (the names sort by time)."""
+        return sorted((self.path / "runs").glob(f"{stage}-*.yaml"))
 
     # export ----------------------------------------------------------------------------------
     @property

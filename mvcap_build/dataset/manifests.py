@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from mvcap_build.dataset.objects_table import ManifestError
-from mvcap_build.dataset.records import CaptionManifest, RenderManifest
+from mvcap_build.dataset.records import CaptionManifest, ViewsManifest
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def _read(path: Path, model: type[M]) -> M:
+def _read(path: Path, model: type[M], upgrade=None) -> M:
     try:
-        return model.model_validate_json(path.read_bytes())
-    except (ValidationError, ValueError) as error:
+        data = json.loads(path.read_bytes())
+        if upgrade is not None:
+            data = upgrade(data)
+        return model.model_validate(data)
+    except (ValidationError, ValueError, TypeError, AttributeError) as error:
         raise ManifestError(f"{path}: not a valid {model.__name__}: {error}") from error
 
 
-def read_render_manifest(path: Path) -> RenderManifest:
-    return _read(path, RenderManifest)
+def upgrade_views(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 render manifests: `renderer` becomes the producer and the category copy is dropped
+    (the objects table holds it). They carry no fingerprint, so reruns report them as stale."""
+    if data.get("schema_version") != 1:
+        return data
+    renderer = data.get("renderer") or {}
+    upgraded = {k: v for k, v in data.items() if k not in ("category", "renderer")}
+    upgraded["producer"] = {"kind": "render", **renderer}
+    return upgraded
+
+
+def read_views_manifest(path: Path) -> ViewsManifest:
+    return _read(path, ViewsManifest, upgrade_views)
 
 
 def read_caption_manifest(path: Path) -> CaptionManifest:

@@ -7,10 +7,9 @@ import json
 from mvcap_build.dataset.atomic import atomic_write_text
 from mvcap_build.dataset.layout import DatasetRoot
 from mvcap_build.dataset.records import ObjectRecord
+from mvcap_build.errors import ManifestError
 
-
-class ManifestError(RuntimeError):
-    """A file in the dataset root is not what the stage contract says it must be."""
+__all__ = ["ManifestError", "read_objects", "write_objects_table"]
 
 
 def write_objects_table(root: DatasetRoot, source: str, objects: list[ObjectRecord]) -> None:

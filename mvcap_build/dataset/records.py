@@ -7,11 +7,13 @@ the file and field named instead of a KeyError three stages later.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from mvcap_build.dataset.fingerprint import Fingerprint
+
+SCHEMA_VERSION = 2  # 2: views manifests name their producer, units carry fingerprints
 
 
 class _Record(BaseModel):
@@ -19,20 +21,20 @@ class _Record(BaseModel):
 
 
 class ObjectRecord(_Record):
-    """One row of the objects table (`objects/<source>.jsonl`)."""
+    """One row of the objects table (`objects/<source>.jsonl`). The category lives here alone."""
 
     key: str  # "<source>/<source id>", the identity of the object through the whole pipeline
     source: str  # "demo", "local", "objaverse", "mvimgnet", ...
     source_id: str
     category: str  # the noun a person would use; fills the caption prompt
-    asset: dict[str, Any]  # how to get the geometry: {"kind": "file", "path": ...} or {"kind": "procedural", ...}
+    asset: dict[str, Any]  # how to get the pixels: {"kind": "file", "path": ...}, {"kind": "procedural", ...}
     attrs: dict[str, Any] = Field(default_factory=dict)  # source-specific extras (licence, uid, ...)
 
 
 class ViewRecord(_Record):
-    """One rendered view and its camera. Cameras use the OpenCV convention: x right, y down,
-    z forward (from the camera into the scene), in Blender's world frame (z up) where the object
-    was normalised to the unit cube centred at the origin."""
+    """One view and its camera. Cameras use the OpenCV convention: x right, y down, z forward
+    (from the camera into the scene), in the producer's world frame (renders: Blender's, z up,
+    with the object normalised as the manifest's `normalization` says)."""
 
     view_index: int
     file: str  # image file name inside the object's view folder
@@ -40,23 +42,49 @@ class ViewRecord(_Record):
     height: int
     azimuth_deg: float  # 0 = camera on -y looking at +y (the object's front), counter-clockwise seen from above
     elevation_deg: float  # 0 = horizon, 90 = straight down from above
-    distance: float  # camera centre to the origin, in unit-cube units
-    fov_deg: float  # horizontal = vertical field of view (square images)
+    distance: float  # camera centre to the origin (the object's centre), in world units
+    fov_deg: float  # horizontal field of view
     intrinsics: list[list[float]]  # 3x3 K in pixels
     c2w: list[list[float]]  # 4x4 camera-to-world, OpenCV axes
-    coverage: float  # fraction of pixels with alpha > 0 (0 = empty render)
+    coverage: float | None = None  # fraction of pixels with alpha > 0; None where there is no mask
 
 
-class RenderManifest(_Record):
+class RenderProducer(_Record):
+    """Views rendered by Blender: the settings and the device that made them."""
+
+    kind: Literal["render"] = "render"
+    engine: str
+    samples: int | None  # Cycles only
+    denoise: bool | None  # Cycles only
+    resolution: int
+    device: str  # CPU | GPU
+    backend: str  # OPTIX | CUDA | NONE
+    devices: list[str]
+    blender: str  # bpy version
+
+
+class CaptureProducer(_Record):
+    """Views taken from an existing capture (photos with reconstructed or given camera poses)."""
+
+    kind: Literal["capture"] = "capture"
+    source: str  # "mvimgnet", "im3d", "nerf", ...
+    reconstruction: str | None = None  # how the poses were obtained: "colmap", "given", ...
+    details: dict[str, Any] = Field(default_factory=dict)  # frame selection, up direction, crop, ...
+
+
+Producer = Annotated[RenderProducer | CaptureProducer, Field(discriminator="kind")]
+
+
+class ViewsManifest(_Record):
     """`views/<source>/<id>/views.json`: written last, inside the object's folder, which is then
-    renamed into place. Its presence is what "this object is rendered" means."""
+    renamed into place. Its presence is what "this object has views" means, whoever produced them."""
 
     schema_version: int = SCHEMA_VERSION
     key: str
-    category: str
     camera_convention: Literal["opencv"] = "opencv"
-    normalization: str = "unit_cube"  # bbox scaled so its longest side is 1, centred at the origin
-    renderer: dict[str, Any]  # engine, device, devices used, samples, resolution, bpy version
+    normalization: str | None = None  # renders: "unit_cube"; captures: None (world units as captured)
+    producer: Producer
+    fingerprint: Fingerprint | None = None  # None only in manifests written before schema 2
     views: list[ViewRecord]
 
 
@@ -74,6 +102,7 @@ class CaptionManifest(_Record):
 
     schema_version: int = SCHEMA_VERSION
     key: str
+    fingerprint: Fingerprint | None = None  # None only in manifests written before schema 2
     rows: list[CaptionRow]
 
 
@@ -85,3 +114,4 @@ class FailureRecord(_Record):
     reason: str  # short machine-friendly code: import_failed, no_geometry, empty_render, timeout, ...
     detail: str  # the human explanation: the exception message, the log file to read
     time: str  # ISO 8601, UTC
+    fingerprint: Fingerprint | None = None  # the settings of the failed attempt

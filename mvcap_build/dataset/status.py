@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from mvcap_build.dataset.layout import DatasetRoot
 from mvcap_build.dataset.ledger import FailureLedger
-from mvcap_build.dataset.manifests import read_caption_manifest, read_render_manifest
+from mvcap_build.dataset.manifests import read_caption_manifest, read_views_manifest
 from mvcap_build.dataset.objects_table import read_objects
 
 
@@ -33,7 +33,7 @@ def root_status(root: DatasetRoot) -> RootStatus:
     render, caption = StageCounts(), StageCounts()
     for path in root.view_manifests():
         render.objects += 1
-        render.views += len(read_render_manifest(path).views)
+        render.views += len(read_views_manifest(path).views)
     for path in root.caption_manifests():
         caption.objects += 1
         caption.views += len(read_caption_manifest(path).rows)

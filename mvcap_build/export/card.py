@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import yaml
 
+from mvcap_build.dataset.export_schema import column_table
 from mvcap_build.export.rows import ExportRows
+
+
+def describe_caption_producer(producer: tuple[str, str, str, str]) -> str:
+    backend, model, revision, prompt = producer
+    at = f" at revision `{revision}`" if revision and revision != "unresolved" else ""
+    return f"backend `{backend}`, model `{model}`{at}, prompt `{prompt}`"
 
 
 def dataset_card(name: str, license: str, data: ExportRows, parquet_files: list[str], img_id_stride: int) -> str:
@@ -16,10 +23,11 @@ def dataset_card(name: str, license: str, data: ExportRows, parquet_files: list[
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
     }
     categories = "\n".join(f"| {c} | {n} |" for c, n in sorted(data.categories.items()))
-    producers = "\n".join(f"- backend `{b}`, model `{m}`, prompt `{p}`" for b, m, p in sorted(data.producers))
+    views = "\n".join(f"- {n} objects: {what}" for what, n in sorted(data.view_producers.items()))
+    captions = "\n".join(f"- {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items()))
     template_note = (
         "\n> Captions from the `template` backend were written from metadata, not by a model.\n"
-        if any(b == "template" for b, _, _ in data.producers)
+        if any(p[0] == "template" for p in data.caption_producers)
         else ""
     )
     return f"""---
@@ -45,20 +53,9 @@ folders by their name, so two exports in folders of the same name can be confuse
 
 ## Columns
 
-| column | meaning |
-| --- | --- |
-| `image` | the view, RGBA PNG with a transparent background |
-| `path` | the image's path relative to the dataset root that built it (as in MVCap's metadata.json) |
-| `caption` | one caption for this view |
-| `obj_id` | integer object id, contiguous from 0 (objects sorted by `key`) |
-| `img_id` | `obj_id * {img_id_stride} + view_index` |
-| `key` | stable object identity, `<source>/<source id>` |
-| `category`, `source` | object category; where the object came from |
-| `view_index`, `azimuth_deg`, `elevation_deg`, `distance`, `fov_deg` | the camera on its sphere around the object |
-| `c2w` | 4x4 camera-to-world matrix, OpenCV convention (x right, y down, z forward), z-up world, object in the unit cube |
-| `caption_backend`, `caption_model` | what wrote the caption |
+{column_table().replace("img_id_stride", str(img_id_stride))}
 
-`metadata/metadata_*.json` hold the same rows without image bytes, in MVCap's schema.
+`metadata/metadata_*.json` hold the same rows without image bytes and matrices, in MVCap's schema.
 
 ## Categories
 
@@ -68,7 +65,9 @@ folders by their name, so two exports in folders of the same name can be confuse
 
 ## Provenance
 
-Rendered with: {", ".join(sorted(data.renderers))}.
+Views:
+{views}
+
 Captions:
-{producers}
+{captions}
 {template_note}"""

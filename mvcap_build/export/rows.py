@@ -1,66 +1,81 @@
-"""Joining render and caption manifests into export rows, with deterministic integer ids."""
+"""Joining views and caption manifests into export rows, with deterministic integer ids."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
-from mvcap_build.dataset import DatasetRoot, read_caption_manifest, read_objects, read_render_manifest
+from mvcap_build.dataset import DatasetRoot, ViewsManifest, read_caption_manifest, read_objects, read_views_manifest
+from mvcap_build.dataset.export_schema import ExportRow
+from mvcap_build.errors import ConfigError
 
 
 @dataclass
 class ExportRows:
-    rows: list[dict]
-    objects: int
-    categories: dict[str, int]  # category -> objects
-    incomplete: list[str] = field(default_factory=list)  # rendered keys without complete captions
-    producers: set[tuple[str, str, str]] = field(default_factory=set)  # (backend, model, prompt_name)
-    renderers: set[str] = field(default_factory=set)
+    rows: list[ExportRow] = field(default_factory=list)
+    objects: int = 0
+    categories: Counter = field(default_factory=Counter)  # category -> objects
+    incomplete: list[str] = field(default_factory=list)  # keys with views but without complete captions
+    stale_captions: list[str] = field(default_factory=list)  # keys whose captions describe older views
+    caption_producers: Counter = field(default_factory=Counter)  # (backend, model, revision, prompt_name) -> objects
+    view_producers: Counter = field(default_factory=Counter)  # description -> objects
+
+
+def describe_producer(manifest: ViewsManifest) -> str:
+    p = manifest.producer
+    if p.kind == "render":
+        quality = f"{p.samples} spp, " if p.samples else ""
+        return f"Blender {p.blender} {p.engine} ({quality}{p.resolution} px, {p.device} {p.backend})"
+    return f"capture from {p.source}" + (f" ({p.reconstruction} poses)" if p.reconstruction else "")
 
 
 def collect_rows(root: DatasetRoot, img_id_stride: int) -> ExportRows:
     """Every captioned view, objects sorted by key: obj_id counts up from 0 in that order."""
     objects = read_objects(root)
-    rendered = {m.key: m for m in map(read_render_manifest, root.view_manifests())}
-    captions = {}
-    for path in root.caption_manifests():
-        manifest = read_caption_manifest(path)
-        captions[manifest.key] = {row.view_index: row for row in manifest.rows}
-    result = ExportRows(rows=[], objects=0, categories={})
-    for key in sorted(rendered):
-        render = rendered[key]
-        by_view = captions.get(key, {})
-        if not by_view or any(v.view_index not in by_view for v in render.views):
+    views = {m.key: m for m in map(read_views_manifest, root.view_manifests())}
+    captions = {m.key: m for m in map(read_caption_manifest, root.caption_manifests())}
+    result = ExportRows()
+    for key in sorted(views):
+        manifest, caption = views[key], captions.get(key)
+        by_view = {row.view_index: row for row in caption.rows} if caption else {}
+        if not by_view or any(v.view_index not in by_view for v in manifest.views):
             result.incomplete.append(key)
             continue
-        if len(render.views) > img_id_stride:
-            raise ValueError(f"{key} has {len(render.views)} views: raise export.img_id_stride above it")
-        obj_id = result.objects
+        described = caption.fingerprint.fields.get("views_digest") if caption.fingerprint else None
+        if manifest.fingerprint is None or described != manifest.fingerprint.digest:
+            result.stale_captions.append(key)
+            continue
+        if key not in objects:
+            raise ConfigError(f"{key} has views and captions but no row in {root.path / 'objects'}")
+        if len(manifest.views) > img_id_stride:
+            raise ConfigError(f"{key} has {len(manifest.views)} views: raise export.img_id_stride above it")
+        obj_id, category = result.objects, objects[key].category
         result.objects += 1
-        obj = objects.get(key)
-        category = obj.category if obj else render.category
-        result.categories[category] = result.categories.get(category, 0) + 1
-        result.renderers.add(f"{render.renderer.get('engine')} on {render.renderer.get('device')}")
+        result.categories[category] += 1
+        result.view_producers[describe_producer(manifest)] += 1
+        first = caption.rows[0]
+        revision = caption.fingerprint.fields.get("revision") or ""
+        result.caption_producers[(first.backend, first.model, revision, first.prompt_name)] += 1
         folder = root.view_dir(key)
-        for view in render.views:
+        for view in manifest.views:
             row = by_view[view.view_index]
-            result.producers.add((row.backend, row.model, row.prompt_name))
             result.rows.append(
-                {
-                    "path": root.relative(folder / view.file),
-                    "caption": row.caption,
-                    "obj_id": obj_id,
-                    "img_id": obj_id * img_id_stride + view.view_index,
-                    "key": key,
-                    "category": category,
-                    "source": key.split("/", 1)[0],
-                    "view_index": view.view_index,
-                    "azimuth_deg": view.azimuth_deg,
-                    "elevation_deg": view.elevation_deg,
-                    "distance": view.distance,
-                    "fov_deg": view.fov_deg,
-                    "c2w": view.c2w,
-                    "caption_backend": row.backend,
-                    "caption_model": row.model,
-                }
+                ExportRow(
+                    path=root.relative(folder / view.file),
+                    caption=row.caption,
+                    obj_id=obj_id,
+                    img_id=obj_id * img_id_stride + view.view_index,
+                    key=key,
+                    category=category,
+                    source=objects[key].source,
+                    view_index=view.view_index,
+                    azimuth_deg=view.azimuth_deg,
+                    elevation_deg=view.elevation_deg,
+                    distance=view.distance,
+                    fov_deg=view.fov_deg,
+                    c2w=view.c2w,
+                    caption_backend=row.backend,
+                    caption_model=row.model,
+                )
             )
     return result

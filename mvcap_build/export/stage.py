@@ -2,7 +2,8 @@
 
 The export is one unit: it is built in a staging folder and swapped in at the end, so readers see
 either the previous export or the new one, never a mix. It is cheap next to rendering and
-captioning, so it is rebuilt whole each time rather than updated.
+captioning, so it is rebuilt whole each time rather than updated; an unchanged root exports to
+byte-identical files (what a resumable Hub push relies on).
 """
 
 from __future__ import annotations
@@ -11,110 +12,115 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from mvcap_build.dataset import DatasetRoot, atomic_write_json, atomic_write_text
 from mvcap_build.dataset.atomic import make_staging_dir
-from mvcap_build.export.card import dataset_card
+from mvcap_build.dataset.export_schema import IMAGE_COLUMN, ExportRow, features, metadata_record
+from mvcap_build.errors import ConfigError, EnvironmentBroken, UserError
+from mvcap_build.export.card import dataset_card, describe_caption_producer
 from mvcap_build.export.config import ExportConfig
-from mvcap_build.export.rows import collect_rows
-from mvcap_build.progress import progress_bar
+from mvcap_build.export.rows import ExportRows, collect_rows
+from mvcap_build.pipeline.stage import RunOptions, Summary, record_run
+from mvcap_build.progress import progress
 
 
-@dataclass
-class ExportSummary:
-    folder: Path
-    objects: int
-    views: int
-    parquet_files: int
-    incomplete: list[str]
+class NothingToExport(UserError, RuntimeError):
+    """No object has both views and captions."""
 
 
-def _features():
-    from datasets import Features, Image, Sequence, Value
+class ExportStage:
+    name = "export"
 
-    return Features(
-        {
-            "image": Image(),
-            "path": Value("string"),
-            "caption": Value("string"),
-            "obj_id": Value("int64"),
-            "img_id": Value("int64"),
-            "key": Value("string"),
-            "category": Value("string"),
-            "source": Value("string"),
-            "view_index": Value("int32"),
-            "azimuth_deg": Value("float64"),
-            "elevation_deg": Value("float64"),
-            "distance": Value("float64"),
-            "fov_deg": Value("float64"),
-            "c2w": Sequence(Sequence(Value("float64"), length=4), length=4),
-            "caption_backend": Value("string"),
-            "caption_model": Value("string"),
-        }
-    )
+    def __init__(self, config: ExportConfig, options: RunOptions | None = None) -> None:
+        self.config = config
+        self.options = options or RunOptions()
+
+    def run(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Summary:
+        if num_shards != 1:
+            raise ConfigError("export writes one dataset from the whole root: run it once, without --num-shards")
+        data = collect_rows(root, self.config.img_id_stride)
+        if not data.rows:
+            raise NothingToExport(
+                f"nothing to export in {root.path}: no object has both views and captions (run render and caption first)"
+            )
+        self._check_producers(data)
+        record_run(root, self.name, self.config, self.options, shard, num_shards)
+        parquet_files = self._write(root, data)
+        summary = Summary(self.name, "exported", units=data.objects, done=data.objects, items=len(data.rows))
+        summary.headline = f"{data.objects} objects, {len(data.rows)} views in {len(parquet_files)} Parquet shard(s) -> {root.export_dir}"
+        if data.incomplete:
+            summary.notes.append(f"left out {len(data.incomplete)} objects without complete captions (run caption)")
+        if data.stale_captions:
+            summary.notes.append(
+                f"left out {len(data.stale_captions)} objects whose captions describe older views "
+                "(run caption --redo stale)"
+            )
+        return summary
+
+    def _check_producers(self, data: ExportRows) -> None:
+        if len(data.caption_producers) > 1 and not self.config.allow_mixed_captions:
+            listed = "\n".join(f"  {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items()))
+            raise ConfigError(
+                "the captions in this root come from more than one backend, model or prompt:\n"
+                f"{listed}\nRe-caption with one of them (`mvcap caption --redo stale`), or pass "
+                "--allow-mixed-captions (export.allow_mixed_captions: true) to export them together."
+            )
+
+    def _write(self, root: DatasetRoot, data: ExportRows) -> list[str]:
+        config = self.config
+        final = root.export_dir
+        staging = make_staging_dir(final)
+        try:
+            (staging / "data").mkdir()
+            (staging / "metadata").mkdir()
+            n_parquet = math.ceil(len(data.rows) / config.rows_per_parquet)
+            parquet_files = []
+            with progress("export parquet", total=n_parquet, enabled=self.options.progress) as bar:
+                for i in range(n_parquet):
+                    name = f"data/train-{i:05d}-of-{n_parquet:05d}.parquet"
+                    chunk = data.rows[i * config.rows_per_parquet : (i + 1) * config.rows_per_parquet]
+                    _write_parquet(root, chunk, staging / name)
+                    parquet_files.append(name)
+                    bar.advance()
+            n_meta = math.ceil(len(data.rows) / config.rows_per_metadata)
+            for i in range(n_meta):
+                chunk = data.rows[i * config.rows_per_metadata : (i + 1) * config.rows_per_metadata]
+                meta = [metadata_record(row.as_dict()) for row in chunk]
+                (staging / "metadata" / f"metadata_{i:05d}.json").write_text(json.dumps(meta, ensure_ascii=False, indent=0))
+            card = dataset_card(config.name, config.license, data, parquet_files, config.img_id_stride)
+            atomic_write_text(staging / "README.md", card)
+            atomic_write_json(
+                staging / "export.json",
+                {
+                    "objects": data.objects,
+                    "views": len(data.rows),
+                    "categories": dict(sorted(data.categories.items())),
+                    "parquet_files": parquet_files,
+                    "metadata_files": [f"metadata/metadata_{i:05d}.json" for i in range(n_meta)],
+                    "incomplete_objects": data.incomplete,
+                    "stale_caption_objects": data.stale_captions,
+                    "config": config.model_dump(),
+                },
+            )
+            _swap_in(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return parquet_files
 
 
-def _write_parquet(root: DatasetRoot, rows: list[dict], path: Path) -> None:
+def _write_parquet(root: DatasetRoot, rows: list[ExportRow], path: Path) -> None:
     try:
         import datasets
     except ImportError as error:
-        raise RuntimeError("export needs the `datasets` library: pip install 'mvcap-build[export]'") from error
+        raise EnvironmentBroken("export needs the `datasets` library: pip install 'mvcap-build[export]'") from error
     records = []
     for row in rows:
-        image_path = root.path / row["path"]
-        records.append({**row, "image": {"bytes": image_path.read_bytes(), "path": row["path"].replace("/", "_")}})
+        image = {"bytes": (root.path / row.path).read_bytes(), "path": row.path.replace("/", "_")}
+        records.append({IMAGE_COLUMN: image, **row.as_dict()})
     datasets.disable_progress_bars()
-    datasets.Dataset.from_list(records, features=_features()).to_parquet(str(path))
-
-
-def run_export(root: DatasetRoot, config: ExportConfig, *, show_progress: bool = True) -> ExportSummary:
-    data = collect_rows(root, config.img_id_stride)
-    if not data.rows:
-        raise RuntimeError(f"nothing to export in {root.path}: no object has both views and captions (run render and caption first)")
-    final = root.export_dir
-    staging = make_staging_dir(final)
-    try:
-        (staging / "data").mkdir()
-        (staging / "metadata").mkdir()
-        n_parquet = math.ceil(len(data.rows) / config.rows_per_parquet)
-        parquet_files = []
-        with progress_bar("export parquet", total=n_parquet, enabled=show_progress) as advance:
-            for i in range(n_parquet):
-                name = f"data/train-{i:05d}-of-{n_parquet:05d}.parquet"
-                chunk = data.rows[i * config.rows_per_parquet : (i + 1) * config.rows_per_parquet]
-                _write_parquet(root, chunk, staging / name)
-                parquet_files.append(name)
-                advance()
-        mvcap_columns = ("path", "caption", "obj_id", "img_id")
-        n_meta = math.ceil(len(data.rows) / config.rows_per_metadata)
-        for i in range(n_meta):
-            chunk = data.rows[i * config.rows_per_metadata : (i + 1) * config.rows_per_metadata]
-            # MVCap's four columns first, then ours (category, source, view fields); no matrices.
-            meta = [
-                {**{k: r[k] for k in mvcap_columns}, **{k: v for k, v in r.items() if k not in mvcap_columns and k != "c2w"}}
-                for r in chunk
-            ]
-            (staging / "metadata" / f"metadata_{i:05d}.json").write_text(json.dumps(meta, ensure_ascii=False, indent=0))
-        atomic_write_text(staging / "README.md", dataset_card(config.name, config.license, data, parquet_files, config.img_id_stride))
-        atomic_write_json(
-            staging / "export.json",
-            {
-                "objects": data.objects,
-                "views": len(data.rows),
-                "categories": data.categories,
-                "parquet_files": parquet_files,
-                "metadata_files": [f"metadata/metadata_{i:05d}.json" for i in range(n_meta)],
-                "incomplete_objects": data.incomplete,
-                "config": config.model_dump(),
-            },
-        )
-        _swap_in(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return ExportSummary(final, data.objects, len(data.rows), len(parquet_files), data.incomplete)
+    datasets.Dataset.from_list(records, features=features()).to_parquet(str(path))
 
 
 def _swap_in(staging: Path, final: Path) -> None:

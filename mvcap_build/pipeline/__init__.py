@@ -1,1 +1,2 @@
-"""`mvcap build`: every stage from one YAML file, in order, each reading what the last committed."""
+"""Stages and how they are composed: the stage contract (`stage.py`), pipeline files
+(`config.py`) and the runners that run one stage or all of a file's sections (`runner.py`)."""

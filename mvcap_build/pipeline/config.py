@@ -1,22 +1,20 @@
-"""A pipeline file: the dataset root and one section per stage (a missing section skips it)."""
+"""A pipeline file: the dataset root and one section per stage (a missing section skips it).
+
+The sections are the stages of `mvcap_build.registry.STAGES`, each validated by its own config
+class, so a typo in the training section fails before hours of rendering (a test keeps the two
+lists equal).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from mvcap_build.caption.config import CaptionConfig
 from mvcap_build.export.config import ExportConfig
 from mvcap_build.render.config import RenderConfig
-
-
-class TrainSection(BaseModel):
-    """Where OVT training writes, plus the trainer's own settings (validated by the trainer)."""
-
-    model_config = ConfigDict(extra="allow")
-    output: Path | None = None  # default: ROOT/train/ovt
+from mvcap_build.train.config import TrainStageConfig
 
 
 class PipelineConfig(BaseModel):
@@ -26,7 +24,10 @@ class PipelineConfig(BaseModel):
     render: RenderConfig | None = None
     caption: CaptionConfig | None = None
     export: ExportConfig | None = None
-    train_ovt: TrainSection | None = None
+    train_ovt: TrainStageConfig | None = None
 
-    def train_settings(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.train_ovt.model_dump() if self.train_ovt else {}).items() if k != "output"}
+    def sections(self) -> list[tuple[str, BaseModel]]:
+        """(stage name, its config) for every section present, in pipeline order."""
+        from mvcap_build.registry import STAGES
+
+        return [(name, getattr(self, name)) for name in STAGES if getattr(self, name) is not None]

@@ -46,12 +46,20 @@ class ViewsConfig(_Config):
     seed: int = 0  # for distribution=random
 
 
+class LightingConfig(_Config):
+    """The lights every object is rendered under (part of each view's fingerprint)."""
+
+    ambient_strength: float = Field(0.7, ge=0)  # grey world light, the same from every side
+    sun_energy: float = Field(2.0, ge=0)  # key sun from the upper front-left
+
+
 class RenderConfig(_Config):
     source: SourceConfig = Field(default_factory=DemoSourceConfig)
     views: ViewsConfig = Field(default_factory=ViewsConfig)
     resolution: int = Field(224, ge=8, le=4096)
     engine: Literal["CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH"] = "CYCLES"
     samples: int = Field(32, ge=1)
+    lighting: LightingConfig = Field(default_factory=LightingConfig)
     denoise: bool = True  # OpenImageDenoise (the OptiX denoiser is unreliable in containers)
     device: Literal["auto", "cpu", "cuda", "optix"] = "auto"  # auto: OptiX, then CUDA, then CPU
     workers: int = Field(1, ge=1)  # Blender processes; several can share one GPU
@@ -60,4 +68,3 @@ class RenderConfig(_Config):
     recycle_after: int = Field(100, ge=1)  # restart a worker after this many objects (Blender leaks)
     min_coverage: float = Field(0.0005, ge=0, le=1)  # a view with fewer object pixels is "empty"
     python: str | None = None  # interpreter with bpy, if not this one (a separate Blender env)
-    retry_failed: bool = False  # redo objects that are in the failure ledger

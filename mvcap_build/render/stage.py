@@ -2,44 +2,35 @@
 
 Unit of work: one object. Its views are rendered into a staging folder beside the final one;
 `views.json` is written last and the folder is renamed into place, so an object is either
-completely rendered or absent. Committed objects are skipped on reruns; failed ones too, unless
-`retry_failed` is set.
+completely rendered or absent. Each manifest carries the fingerprint of the settings that shaped
+its pixels (asset, cameras, resolution, engine, samples, lighting); the shared flow in
+`mvcap_build.pipeline.stage` skips, redoes or refuses units by it.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from mvcap_build.dataset import (
-    DatasetRoot,
-    FailureLedger,
-    ObjectRecord,
-    RenderManifest,
-    ViewRecord,
-    atomic_write_json,
-    commit_dir,
-    write_objects_table,
-)
+from mvcap_build.dataset import DatasetRoot, ObjectRecord, ViewRecord, ViewsManifest, atomic_write_json, commit_dir, write_objects_table
 from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
-from mvcap_build.dataset.units import UnitCounts, select_todo
-from mvcap_build.progress import progress_bar
+from mvcap_build.dataset.fingerprint import Fingerprint
+from mvcap_build.dataset.keys import in_shard
+from mvcap_build.dataset.records import RenderProducer
+from mvcap_build.imaging import strip_png_metadata
+from mvcap_build.pipeline.stage import ObjectStage, Outcome, Unit
 from mvcap_build.render import cameras
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.render.sources import list_objects, source_name
 from mvcap_build.render.viewpoints import sample_viewpoints
 from mvcap_build.render.workers import run_jobs
-
-STAGE = "render"
-
-
-@dataclass
-class RenderSummary(UnitCounts):
-    rendered: int = 0
 
 
 def plan_views(obj: ObjectRecord, config: RenderConfig) -> list[dict]:
@@ -75,14 +66,6 @@ def plan_views(obj: ObjectRecord, config: RenderConfig) -> list[dict]:
     return views
 
 
-def alpha_coverage(path: Path) -> float:
-    with Image.open(path) as image:
-        if image.mode != "RGBA":
-            return 1.0
-        alpha = np.asarray(image.getchannel("A"))
-    return float((alpha > 0).mean())
-
-
 def worker_settings(config: RenderConfig) -> dict:
     """The part of the config a Blender worker applies to its scene."""
     return {
@@ -90,105 +73,147 @@ def worker_settings(config: RenderConfig) -> dict:
         "resolution": config.resolution,
         "samples": config.samples,
         "denoise": config.denoise,
+        "lighting": config.lighting.model_dump(),
         "device": config.device,
         "threads": config.threads,
     }
 
 
-def _commit(root: DatasetRoot, config: RenderConfig, obj: ObjectRecord, job: dict, reply: dict) -> tuple[str, str] | None:
-    """Check the worker's output and move it into place. Returns (reason, detail) on failure."""
-    staging, final = Path(job["out_dir"]), root.view_dir(obj.key)
-    failure = _check(config, job, reply)
-    if failure is not None:
-        shutil.rmtree(staging, ignore_errors=True)
-        return failure
-    records = [
-        ViewRecord(
+def asset_identity(asset: dict[str, Any]) -> dict[str, Any]:
+    """What identifies an asset's content cheaply: a file by its size (not its path, so a moved
+    folder stays valid), a procedural object by its builder and seed."""
+    if asset.get("kind") == "file":
+        path = Path(asset["path"])
+        return {"kind": "file", "suffix": path.suffix.lower(), "size": path.stat().st_size if path.is_file() else None}
+    return dict(asset)
+
+
+def render_fingerprint(obj: ObjectRecord, config: RenderConfig) -> Fingerprint:
+    """Every setting that shapes an object's pixels or cameras, and nothing that does not
+    (device, workers, timeouts): a rerun on another machine keeps the units."""
+    settings: dict[str, Any] = {
+        "asset": asset_identity(obj.asset),
+        "views": config.views.model_dump(mode="json"),
+        "resolution": config.resolution,
+        "engine": config.engine,
+        "lighting": config.lighting.model_dump(),
+    }
+    if config.engine == "CYCLES":
+        settings.update(samples=config.samples, denoise=config.denoise)
+    return Fingerprint.of(settings)
+
+
+def alpha_coverage(png: bytes) -> float:
+    with Image.open(io.BytesIO(png)) as image:
+        if image.mode != "RGBA":
+            return 1.0
+        alpha = np.asarray(image.getchannel("A"))
+    return float((alpha > 0).mean())
+
+
+class RenderStage(ObjectStage):
+    name = "render"
+    verb = "rendered"
+
+    config: RenderConfig
+
+    def __init__(self, config: RenderConfig, options=None) -> None:
+        super().__init__(config, options)
+        self._objects: list[ObjectRecord] | None = None
+
+    def objects(self) -> list[ObjectRecord]:
+        if self._objects is None:
+            self._objects = list_objects(self.config.source)
+        return self._objects
+
+    def units(self, root: DatasetRoot, shard: int, num_shards: int) -> Iterator[Unit]:
+        for obj in self.objects():
+            if in_shard(obj.key, shard, num_shards):
+                yield Unit(obj.key, render_fingerprint(obj, self.config), obj)
+
+    def committed_manifest(self, root: DatasetRoot, key: str) -> Path:
+        return root.view_manifest(key)
+
+    def prepare(self, root: DatasetRoot) -> None:
+        write_objects_table(root, source_name(self.config.source), self.objects())
+
+    def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
+        by_key = {unit.key: unit for unit in todo}
+        settings = worker_settings(self.config)
+
+        def jobs():  # lazy: a staging folder exists only for the objects being rendered now
+            for unit in todo:
+                final = root.view_dir(unit.key)
+                remove_stale_staging(final)
+                yield {
+                    "key": unit.key,
+                    "asset": unit.payload.asset,
+                    "out_dir": str(make_staging_dir(final)),
+                    "views": plan_views(unit.payload, self.config),
+                    "settings": settings,
+                }
+
+        def on_result(job: dict, reply: dict) -> None:
+            unit = by_key[job["key"]]
+            failure = self._commit(root, unit, job, reply)
+            report(Outcome(unit.key, items=len(job["views"])) if failure is None else Outcome(unit.key, *failure))
+
+        run_jobs(
+            jobs(),
+            num_workers=min(self.config.workers, max(1, len(todo))),
+            log_dir=root.logs(self.name, shard, num_shards),
+            timeout_s=self.config.timeout_s,
+            recycle_after=self.config.recycle_after,
+            python=self.config.python,
+            on_result=on_result,
+        )
+
+    def _commit(self, root: DatasetRoot, unit: Unit, job: dict, reply: dict) -> tuple[str, str] | None:
+        """Check the worker's output and move it into place. Returns (reason, detail) on failure."""
+        staging, final = Path(job["out_dir"]), root.view_dir(unit.key)
+        failure = _check(job, reply)
+        if failure is None:
+            records = [self._view_record(staging, view) for view in job["views"]]
+            empty = [r.view_index for r in records if r.coverage < self.config.min_coverage]
+            if empty:
+                failure = "empty_render", (
+                    f"views {empty} of {len(records)} show (almost) nothing "
+                    f"(coverage < {self.config.min_coverage}); the mesh may have no visible faces"
+                )
+        if failure is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            return failure
+        manifest = ViewsManifest(
+            key=unit.key,
+            normalization="unit_cube",
+            producer=RenderProducer(**reply["renderer"]),
+            fingerprint=unit.fingerprint,
+            views=records,
+        )
+        atomic_write_json(staging / "views.json", manifest.model_dump())
+        commit_dir(staging, final)
+        return None
+
+    def _view_record(self, staging: Path, view: dict) -> ViewRecord:
+        """The recorded camera of one view, after its PNG is made byte-reproducible."""
+        path = staging / view["file"]
+        png = strip_png_metadata(path.read_bytes())
+        with open(path, "wb") as handle:  # still in staging: the commit is the folder rename
+            handle.write(png)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return ViewRecord(
             **{k: v for k, v in view.items() if k != "blender_c2w"},
-            width=config.resolution,
-            height=config.resolution,
-            coverage=alpha_coverage(staging / view["file"]),
+            width=self.config.resolution,
+            height=self.config.resolution,
+            coverage=alpha_coverage(png),
         )
-        for view in job["views"]
-    ]
-    empty = [r.view_index for r in records if r.coverage < config.min_coverage]
-    if empty:
-        shutil.rmtree(staging, ignore_errors=True)
-        return "empty_render", (
-            f"views {empty} of {len(records)} show (almost) nothing "
-            f"(coverage < {config.min_coverage}); the mesh may have no visible faces"
-        )
-    manifest = RenderManifest(key=obj.key, category=obj.category, renderer=reply["renderer"], views=records)
-    atomic_write_json(staging / "views.json", manifest.model_dump())
-    commit_dir(staging, final)
-    return None
 
 
-def _check(config: RenderConfig, job: dict, reply: dict) -> tuple[str, str] | None:
+def _check(job: dict, reply: dict) -> tuple[str, str] | None:
     if not reply["ok"]:
         return reply["reason"], reply["detail"]
     missing = [v["file"] for v in job["views"] if not (Path(job["out_dir"]) / v["file"]).is_file()]
     if missing:
         return "missing_view", f"Blender reported success but did not write {missing}"
     return None
-
-
-def run_render(
-    root: DatasetRoot,
-    config: RenderConfig,
-    *,
-    shard: int = 0,
-    num_shards: int = 1,
-    show_progress: bool = True,
-) -> RenderSummary:
-    objects = list_objects(config.source)
-    write_objects_table(root, source_name(config.source), objects)
-    ledger = FailureLedger(root, STAGE)
-    summary = RenderSummary()
-    todo = select_todo(
-        objects,
-        key=lambda obj: obj.key,
-        committed=root.view_manifest,
-        ledger=ledger,
-        counts=summary,
-        shard=shard,
-        num_shards=num_shards,
-        retry_failed=config.retry_failed,
-    )
-    by_key = {obj.key: obj for obj in todo}
-    settings = worker_settings(config)
-
-    def jobs():  # lazy: a staging folder exists only for the objects being rendered now
-        for obj in todo:
-            final = root.view_dir(obj.key)
-            remove_stale_staging(final)
-            yield {
-                "key": obj.key,
-                "asset": obj.asset,
-                "out_dir": str(make_staging_dir(final)),
-                "views": plan_views(obj, config),
-                "settings": settings,
-            }
-
-    with progress_bar(f"render {source_name(config.source)}", total=len(todo), enabled=show_progress) as advance:
-
-        def on_result(job: dict, reply: dict) -> None:
-            obj = by_key[job["key"]]
-            failure = _commit(root, config, obj, job, reply)
-            if failure is None:
-                ledger.clear(obj.key)
-                summary.rendered += 1
-            else:
-                summary.fail(ledger, obj.key, *failure)
-            advance()
-
-        run_jobs(
-            jobs(),
-            num_workers=min(config.workers, max(1, len(todo))),
-            log_dir=root.logs(STAGE),
-            timeout_s=config.timeout_s,
-            recycle_after=config.recycle_after,
-            python=config.python,
-            on_result=on_result,
-        )
-    return summary

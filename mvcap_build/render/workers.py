@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import mvcap_build
+from mvcap_build.errors import EnvironmentBroken
 
 STARTUP_TIMEOUT_S = 180.0
 
@@ -28,10 +29,6 @@ class WorkerError(RuntimeError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-
-
-class EnvironmentBroken(RuntimeError):
-    """Blender cannot run here at all (no bpy, no requested GPU): stop the run, say what to do."""
 
 
 def _worker_env() -> dict[str, str]:

@@ -75,13 +75,14 @@ class TrainOVTConfig(BaseModel):
                 raise ValueError(f"{name} must be >= 1")
         return self
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> TrainOVTConfig:
-        """Load a YAML mapping of these fields; `overrides` that are not None win over it."""
-        import yaml
 
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of TrainOVTConfig fields")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+
+class TrainStageConfig(TrainOVTConfig):
+    """The `train_ovt:` section of a pipeline file: the trainer's settings plus where it reads
+    and writes. The paths are not part of the checkpoint's config."""
+
+    export_dir: Path | None = None  # default: ROOT/export
+    output: Path | None = None  # default: ROOT/train/ovt
+
+    def trainer_config(self) -> TrainOVTConfig:
+        return TrainOVTConfig(**self.model_dump(exclude={"export_dir", "output"}))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-REQUIRED_COLUMNS = ("image", "caption", "obj_id", "view_index")
+from mvcap_build.dataset.export_schema import TRAINING_COLUMNS as REQUIRED_COLUMNS
 
 
 @dataclass

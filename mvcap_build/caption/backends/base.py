@@ -1,8 +1,12 @@
 """The contract every captioning backend fulfils.
 
 A backend turns a batch of requests (one image each, with its prompt already filled in) into one
-caption per request. It knows nothing about dataset roots, manifests or ledgers: the caption stage
+result per request. It knows nothing about dataset roots, manifests or ledgers: the caption stage
 does the bookkeeping, so a backend stays a small class that is easy to add and to test.
+
+One bad image or one bad answer is that request's failure (`CaptionResult.failed`), which the
+stage writes to its ledger for the object; the rest of the batch goes on. A backend raises only
+when it cannot work at all (no model, no GPU, no server): that stops the run.
 """
 
 from __future__ import annotations
@@ -30,14 +34,31 @@ class CaptionRequest:
     view: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CaptionResult:
+    """The answer to one request: a caption, or the reason there is none."""
+
+    text: str | None
+    reason: str | None = None  # ledger code when failed: unreadable_image, generation_failed, ...
+    detail: str = ""
+
+    @classmethod
+    def ok(cls, text: str) -> CaptionResult:
+        return cls(text=text)
+
+    @classmethod
+    def failed(cls, reason: str, detail: str) -> CaptionResult:
+        return cls(text=None, reason=reason, detail=detail)
+
+
 class CaptionBackend(Protocol):
     """What the caption stage needs from a backend."""
 
-    #: registry name, equal to the `backend:` value in YAML (e.g. "hf", "template").
+    #: registry name, equal to the `kind:` value in YAML (e.g. "hf", "template").
     name: str
     #: what produced the text: a Hub id, a local directory, or "none" for the template backend.
     model_id: str
 
-    def caption(self, requests: list[CaptionRequest]) -> list[str]:
-        """Return one caption per request, in order. Raise only for a broken environment/model."""
+    def caption(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
+        """Return one result per request, in order. Raise only for a broken environment/model."""
         ...

@@ -3,15 +3,25 @@
 Slower than vLLM, but it runs wherever torch does (CPU included) and shares an environment with
 Blender. torch and transformers are imported when a backend is constructed, never when this module
 is imported, so `mvcap --help` stays light.
+
+A Hub id is loaded from the local Hugging Face cache when it is there, without any request. Only
+when it is not is the Hub asked, once and briefly: transformers' own downloads retry every file
+with backoff, which offline turns "model not found" into minutes of retry messages.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-from mvcap_build.caption.backends.base import CaptionRequest
+from PIL import Image
+
+from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult
+from mvcap_build.errors import EnvironmentBroken
 from mvcap_build.imaging import load_rgb
 
 #: Short names accepted for `model`; anything else is a Hub id or a local directory.
@@ -26,9 +36,12 @@ _INSTALL_HINT = "pip install 'mvcap-build[caption]'"
 # The prompt format of LLaVA-1.5, for processors saved without a chat template.
 _LLAVA_15_FORMAT = "USER: <image>\n{prompt} ASSISTANT:"
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+# What PIL raises for a missing, truncated or non-image file (broken PNG chunks raise SyntaxError).
+_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
-class HFBackendError(RuntimeError):
+class HFBackendError(EnvironmentBroken):
     """The environment or the model cannot run this backend; the message says what to do."""
 
 
@@ -37,20 +50,52 @@ def resolve_model(model: str) -> str:
     return MODEL_ALIASES.get(model, model)
 
 
+def model_revision(model: str, revision: str | None = None) -> str:
+    """Which weights `model` means, for fingerprinting captions; reads only local files.
+
+    A local folder: "local:" + a hash of its config.json and its weight files' names and sizes
+    (hashing gigabytes of weights would cost more than captioning). A Hub id in the cache: the
+    commit of its snapshot. Otherwise the explicit revision, or "unresolved".
+    """
+    model_id = resolve_model(model)
+    folder = Path(model_id).expanduser()
+    if folder.is_dir():
+        return "local:" + _folder_digest(folder)
+    cached_config = _cached_config(model_id, revision)
+    if cached_config is not None:
+        return cached_config.parent.name  # snapshots/<commit>/config.json
+    return revision or "unresolved"
+
+
 class HFBackend:
     """Caption views with a transformers image-text-to-text model, greedily, in batches."""
 
     name = "hf"
 
+    @classmethod
+    def identity(cls, config) -> dict[str, Any]:
+        """What produces the text, for caption fingerprints: the model and the exact weights,
+        and the settings that change the output (not batch size or device). No model loads."""
+        return {
+            "backend": cls.name,
+            "model": resolve_model(config.model),
+            "revision": model_revision(config.model, config.revision),
+            "dtype": config.dtype,
+            "max_new_tokens": config.max_new_tokens,
+            "decoding": "greedy",
+        }
+
     def __init__(
         self,
         model: str,
         *,
+        revision: str | None = None,
+        batch_size: int = 8,
+        max_new_tokens: int = 77,
         device: str = "auto",
         dtype: str = "auto",
-        max_new_tokens: int = 77,
-        batch_size: int = 8,
         trust_remote_code: bool = False,
+        hub_timeout_s: float = 10.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -58,6 +103,8 @@ class HFBackend:
             raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+        if hub_timeout_s <= 0:
+            raise ValueError(f"hub_timeout_s must be positive, got {hub_timeout_s}")
         try:
             import torch
             import transformers
@@ -68,12 +115,15 @@ class HFBackend:
             ) from error
 
         self.model_id = resolve_model(model)
+        self.revision = revision
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self._torch = torch
         self.device = _pick_device(torch, device)
         self.dtype = _pick_dtype(torch, dtype, self.device)
-        self._processor, self._model = _load(transformers, self.model_id, self.dtype, trust_remote_code)
+        self._processor, self._model = _load(
+            transformers, self.model_id, revision, self.dtype, trust_remote_code, hub_timeout_s
+        )
         self._model.to(self.device).eval()
 
         tokenizer = self._processor.tokenizer
@@ -84,11 +134,23 @@ class HFBackend:
         self._pad_token_id = tokenizer.pad_token_id
         self._has_chat_template = bool(getattr(self._processor, "chat_template", None))
 
-    def caption(self, requests: list[CaptionRequest]) -> list[str]:
-        captions: list[str] = []
-        for start in range(0, len(requests), self.batch_size):
-            captions.extend(self._caption_batch(requests[start : start + self.batch_size]))
-        return captions
+    def caption(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
+        """One result per request, in order; an unreadable image fails only its own request."""
+        results: dict[int, CaptionResult] = {}
+        batch: list[tuple[int, Image.Image]] = []
+        for index, request in enumerate(requests):
+            image = _open_image(request.image_path)
+            if isinstance(image, CaptionResult):
+                results[index] = image
+            else:
+                batch.append((index, image))
+            # Batches hold readable images only, so a bad file costs no slot in generate.
+            if batch and (len(batch) == self.batch_size or index == len(requests) - 1):
+                prompts = [requests[i].prompt for i, _ in batch]
+                texts = self._generate([pixels for _, pixels in batch], prompts)
+                results.update((i, CaptionResult.ok(text)) for (i, _), text in zip(batch, texts, strict=True))
+                batch = []
+        return [results[index] for index in range(len(requests))]
 
     def format_prompt(self, prompt: str) -> str:
         """The full text the model sees for one request, with the image placeholder in it."""
@@ -99,12 +161,10 @@ class HFBackend:
             return self._processor.apply_chat_template(conversation, add_generation_prompt=True)
         return _LLAVA_15_FORMAT.format(prompt=prompt)
 
-    def _caption_batch(self, batch: list[CaptionRequest]) -> list[str]:
-        if not batch:
-            return []
+    def _generate(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
+        """Greedy captions for one padded batch; errors of generate itself (OOM) propagate."""
         torch = self._torch
-        images = [load_rgb(request.image_path) for request in batch]
-        texts = [self.format_prompt(request.prompt) for request in batch]
+        texts = [self.format_prompt(prompt) for prompt in prompts]
         inputs = self._processor(images=images, text=texts, padding=True, return_tensors="pt")
         inputs = inputs.to(self.device, dtype=self.dtype)  # casts only the floating tensors
         with torch.inference_mode():
@@ -118,6 +178,14 @@ class HFBackend:
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         decoded = self._processor.batch_decode(new_tokens, skip_special_tokens=True)
         return [text.strip() for text in decoded]
+
+
+def _open_image(path: Path) -> Image.Image | CaptionResult:
+    """The decoded image, or the failure of this one request when the file cannot be read."""
+    try:
+        return load_rgb(path)
+    except _IMAGE_ERRORS as error:
+        return CaptionResult.failed("unreadable_image", f"{path}: {type(error).__name__}: {error}")
 
 
 def _pick_device(torch: Any, device: str) -> str:
@@ -135,26 +203,141 @@ def _pick_dtype(torch: Any, dtype: str, device: str) -> Any:
     return torch.float32
 
 
-def _load(transformers: Any, model_id: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
-    """Load the processor and model, turning "not found" into a message that says what to do."""
-    if _looks_like_path(model_id) and not Path(model_id).expanduser().is_dir():
-        raise HFBackendError(
-            f"caption model directory {model_id!r} does not exist. Pass a directory written by "
-            f"save_pretrained, a Hub id (owner/name) or one of: {', '.join(MODEL_ALIASES)}."
-        )
+def _load(
+    transformers: Any, model_id: str, revision: str | None, dtype: Any, trust_remote_code: bool, timeout_s: float
+) -> tuple[Any, Any]:
+    """Load the processor and model from a local folder, the cache or the Hub, in that order."""
+    source, hub_kwargs = _model_source(model_id, revision, timeout_s)
     model_class = getattr(transformers, "AutoModelForImageTextToText", None)
     if model_class is None:  # transformers < 4.46
         model_class = transformers.LlavaForConditionalGeneration
     try:
-        processor = transformers.AutoProcessor.from_pretrained(
-            model_id, trust_remote_code=trust_remote_code
-        )
-        model = model_class.from_pretrained(
-            model_id, dtype=dtype, trust_remote_code=trust_remote_code
-        )
+        processor = transformers.AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **hub_kwargs)
+        model = model_class.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code, **hub_kwargs)
     except (OSError, ValueError) as error:
-        raise HFBackendError(_load_failure_message(model_id, error)) from error
+        raise HFBackendError(_load_failure_message(model_id, source, revision, error)) from error
     return processor, model
+
+
+def _model_source(model_id: str, revision: str | None, hub_timeout_s: float) -> tuple[str, dict[str, Any]]:
+    """What to hand to from_pretrained: a folder (local or cached snapshot), or a Hub id to download.
+
+    A cached model is loaded from its snapshot folder rather than as a Hub id with
+    local_files_only: transformers 5 still sends HEAD requests, with retries, for files it looks
+    up beside the model (adapter_config.json when peft is installed), and huggingface_hub fetches
+    its agent registry whenever it builds request headers.
+    """
+    if _looks_like_path(model_id):
+        if not Path(model_id).expanduser().is_dir():
+            raise HFBackendError(
+                f"caption model directory {model_id!r} does not exist. Pass a directory written by "
+                f"save_pretrained, a Hub id (owner/name) or one of: {', '.join(MODEL_ALIASES)}."
+            )
+        return model_id, {}
+    cached_config = _cached_config(model_id, revision)
+    if cached_config is not None:
+        return str(cached_config.parent), {"local_files_only": True}
+    if _offline_requested():
+        raise HFBackendError(
+            f"caption model {model_id!r} is not in the local Hugging Face cache {_cache_dir()}, and "
+            f"HF_HUB_OFFLINE is set, so the Hub is not asked. Download it on a machine with network "
+            f"(`{_download_command(model_id, revision)}`) into this cache, point --model at a local "
+            f"folder, or unset HF_HUB_OFFLINE."
+        )
+    _probe_hub(model_id, revision, hub_timeout_s)
+    return model_id, {"revision": revision}
+
+
+def _probe_hub(model_id: str, revision: str | None, timeout_s: float) -> None:
+    """Ask the Hub once whether it serves `model_id`, and raise within `timeout_s` if not.
+
+    `model_info` is a single request without retries. It runs in a daemon thread because httpx's
+    timeout does not bound DNS resolution, which can hang on a machine without network.
+    """
+    from huggingface_hub import HfApi
+
+    failures: list[Exception] = []
+
+    def ask() -> None:
+        try:
+            HfApi().model_info(model_id, revision=revision, timeout=timeout_s)
+        except Exception as error:  # reported by the caller, whatever it is
+            failures.append(error)
+
+    probe = threading.Thread(target=ask, name="hf-hub-probe", daemon=True)
+    probe.start()
+    probe.join(timeout_s)
+    if probe.is_alive():
+        failures.append(TimeoutError(f"no answer within {timeout_s:g} s"))
+    if failures:
+        raise HFBackendError(_probe_failure_message(model_id, revision, failures[0])) from failures[0]
+
+
+def _probe_failure_message(model_id: str, revision: str | None, error: Exception) -> str:
+    from huggingface_hub import constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    hub = f"the Hugging Face Hub at {constants.ENDPOINT}"
+    if isinstance(error, RevisionNotFoundError):
+        return f"caption model {model_id!r} has no revision {revision!r} on {hub}: pass a branch, tag or commit."
+    if isinstance(error, GatedRepoError):
+        return (
+            f"caption model {model_id!r} is gated on {hub}: accept its terms on the model page and set "
+            f"HF_TOKEN to a token of that account (or run `hf auth login`)."
+        )
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    # Hub mirrors (HF_ENDPOINT) may answer a bare 401/404 without the Hub's X-Error-Code header.
+    if isinstance(error, RepositoryNotFoundError) or status in (401, 403, 404):
+        return (
+            f"caption model {model_id!r} does not exist on {hub}, or it is private and needs a token: "
+            f"check the name, or set HF_TOKEN (or run `hf auth login`)."
+        )
+    return (
+        f"cannot reach {hub} ({type(error).__name__}: {error}), and {model_id!r} is not in the local "
+        f"cache {_cache_dir()}: download it first (`{_download_command(model_id, revision)}`), point "
+        f"--model at a local folder, or set HF_HUB_OFFLINE=1 to use only the cache."
+    )
+
+
+def _cached_config(model_id: str, revision: str | None) -> Path | None:
+    """The config.json of `model_id`'s cached snapshot (revision or main), or None; no network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # no huggingface_hub, hence no cache to look in
+        return None
+    try:
+        found = try_to_load_from_cache(model_id, "config.json", revision=revision)
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def _folder_digest(folder: Path) -> str:
+    """Changes when the config or a weight file changes; reads only config.json, not the weights."""
+    digest = hashlib.sha256()
+    config = folder / "config.json"
+    digest.update(config.read_bytes() if config.is_file() else b"")
+    weights = {(path.name, path.stat().st_size) for pattern in _WEIGHT_PATTERNS for path in folder.glob(pattern)}
+    digest.update(json.dumps(sorted(weights)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _offline_requested() -> bool:
+    from huggingface_hub import constants
+
+    # huggingface_hub reads HF_HUB_OFFLINE at import; one set later still says what the user wants.
+    flags = (os.environ.get(name, "").upper() for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return constants.is_offline_mode() or any(flag in {"1", "ON", "YES", "TRUE"} for flag in flags)
+
+
+def _cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+def _download_command(model_id: str, revision: str | None) -> str:
+    return f"hf download {model_id}" + (f" --revision {revision}" if revision else "")
 
 
 def _looks_like_path(model_id: str) -> bool:
@@ -167,23 +350,17 @@ def _looks_like_path(model_id: str) -> bool:
     )
 
 
-def _load_failure_message(model_id: str, error: Exception) -> str:
+def _load_failure_message(model_id: str, source: str, revision: str | None, error: Exception) -> str:
     lines = [f"cannot load caption model {model_id!r}: {error}"]
     if _looks_like_path(model_id):
         lines.append(
             "It was read as a local directory: it must hold config.json, the weights and the "
             "processor files, as written by save_pretrained."
         )
-        return "\n".join(lines)
-    lines.append(
-        "Pass a local directory that holds the model, or a Hub id that is reachable or already in "
-        "the Hugging Face cache (HF_HOME)."
-    )
-    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"):
-        lines.append(
-            "HF_HUB_OFFLINE is set, so only the cache is read: download the model beforehand "
-            "(`hf download <id>`) or unset HF_HUB_OFFLINE."
-        )
     else:
-        lines.append("Without network, download the model beforehand and set HF_HUB_OFFLINE=1.")
+        where = f"its cached copy {source} is incomplete" if source != model_id else "the download failed"
+        lines.append(
+            f"It was read as a Hub id and {where}: fetch it again "
+            f"(`{_download_command(model_id, revision)}`) or pass a local directory that holds the model."
+        )
     return "\n".join(lines)

@@ -6,7 +6,7 @@ them for model captions.
 
 from __future__ import annotations
 
-from mvcap_build.caption.backends.base import CaptionRequest
+from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult
 
 _SIDES = ("front", "front-right", "right side", "back-right", "back", "back-left", "left side", "front-left")
 
@@ -33,10 +33,16 @@ def _article(noun: str) -> str:
 class TemplateBackend:
     name = "template"
     model_id = "none"
+    #: bump when the sentence changes, so captions written by the old wording become stale
+    VERSION = 1
 
-    def caption(self, requests: list[CaptionRequest]) -> list[str]:
+    @classmethod
+    def identity(cls, config) -> dict:
+        return {"backend": cls.name, "model": cls.model_id, "template_version": cls.VERSION}
+
+    def caption(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
         out = []
         for request in requests:
             where = describe_viewpoint(request.view.get("azimuth_deg", 0.0), request.view.get("elevation_deg", 0.0))
-            out.append(f"{_article(request.category)} {request.category}, seen from {where}, on a white background.")
+            out.append(CaptionResult.ok(f"{_article(request.category)} {request.category}, seen from {where}, on a white background."))
         return out

@@ -103,7 +103,7 @@ def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.O
         # the camera moves, so re-syncing everything per view would dominate GPU time.
         render.use_persistent_data = True
         _apply_device(scene, device)
-    _add_world_and_lights(scene)
+    _add_world_and_lights(scene, settings["lighting"])
     camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     camera.data.sensor_fit = "HORIZONTAL"
     camera.data.clip_start, camera.data.clip_end = 0.01, 100.0
@@ -112,16 +112,16 @@ def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.O
     return camera
 
 
-def _add_world_and_lights(scene: bpy.types.Scene) -> None:
+def _add_world_and_lights(scene: bpy.types.Scene, lighting: dict[str, float]) -> None:
     """Soft grey ambient light plus a key sun from the upper front-left: every side readable."""
     world = bpy.data.worlds.new("world")
     world.use_nodes = True
     background = world.node_tree.nodes["Background"]
     background.inputs["Color"].default_value = (0.7, 0.7, 0.7, 1.0)
-    background.inputs["Strength"].default_value = 0.7
+    background.inputs["Strength"].default_value = lighting["ambient_strength"]
     scene.world = world
     sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
-    sun.data.energy = 2.0
+    sun.data.energy = lighting["sun_energy"]
     sun.rotation_euler = (math.radians(40), math.radians(-25), math.radians(-30))
     scene.collection.objects.link(sun)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 
 from mvcap_build.dataset import ObjectRecord, make_key
+from mvcap_build.errors import SourceError
 
 DEMO_CATEGORIES = (
     "chair",
@@ -28,7 +29,7 @@ def list_objects(config) -> list[ObjectRecord]:
     categories = config.categories or list(DEMO_CATEGORIES)
     unknown = sorted(set(categories) - set(DEMO_CATEGORIES))
     if unknown:
-        raise ValueError(f"unknown demo categories {unknown}; choose from {list(DEMO_CATEGORIES)}")
+        raise SourceError(f"unknown demo categories {unknown}; choose from {list(DEMO_CATEGORIES)}")
     objects = []
     for category in categories:
         for index in range(config.per_category):

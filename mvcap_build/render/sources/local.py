@@ -6,12 +6,9 @@ import csv
 from pathlib import Path
 
 from mvcap_build.dataset import ObjectRecord, make_key
+from mvcap_build.errors import SourceError
 
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".fbx")
-
-
-class SourceError(ValueError):
-    """The source itself is unusable (missing folder, unreadable CSV): the run cannot start."""
 
 
 def read_categories(csv_path: Path) -> dict[str, str]:

@@ -1,0 +1,239 @@
+"""The stage contract: `run(root, shard, num_shards) -> Summary`, and the shared flow of stages
+whose unit of work is one object (render, caption, and later extract).
+
+A stage owns its typed config, its ledger and its saved run config. `ObjectStage` does the
+bookkeeping that every such stage shares, so a stage itself only says which units exist, what
+fingerprint each would get now, and how to do a batch of them:
+
+  plan     every unit of this shard: committed with the same fingerprint (skip), committed with
+           another (stale), in the ledger (skip unless retried), or to do
+  check    stale units stop the run before any work, naming the fields that differ, unless
+           `--redo stale` asked to redo them
+  record   the resolved config goes to runs/ (only for a run that starts)
+  work     the stage reports one Outcome per unit; the ledger and the summary are kept here
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import yaml
+from pydantic import BaseModel
+
+from mvcap_build.dataset.atomic import atomic_write_text
+from mvcap_build.dataset.fingerprint import Fingerprint, StaleReport
+from mvcap_build.dataset.keys import in_shard
+from mvcap_build.dataset.layout import DatasetRoot
+from mvcap_build.dataset.ledger import FailureLedger
+from mvcap_build.errors import StaleUnitsError
+from mvcap_build.progress import progress
+
+
+class Redo(str, Enum):
+    none = "none"  # committed units are kept; stale ones stop the run
+    stale = "stale"  # units made with other settings are redone (atomically, as always)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, as opposed to what to make: not part of any fingerprint."""
+
+    redo: Redo = Redo.none
+    retry_failed: bool = False  # redo units that are in the failure ledger
+    progress: bool = True  # a bar on a terminal, periodic lines in logs; False: summary only
+
+
+@dataclass
+class Summary:
+    """What one run of one stage did, in this shard."""
+
+    stage: str
+    verb: str = "done"  # "rendered", "captioned", ...
+    noun: str = "objects"
+    shard: int = 0
+    num_shards: int = 1
+    units: int = 0  # units in this shard
+    done: int = 0  # committed by this run
+    redone: int = 0  # of `done`: stale units replaced
+    already_done: int = 0  # committed before, same settings
+    skipped_failed: int = 0  # in the ledger, not retried
+    failed: Counter = field(default_factory=Counter)  # reason -> units failed in this run
+    items: int = 0  # views in the units committed now
+    headline: str | None = None  # replaces the unit counts for one-unit stages (export, train)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def attempted(self) -> int:
+        return self.done + sum(self.failed.values())
+
+    @property
+    def all_failed(self) -> bool:
+        """Work was there and none of it succeeded: the command exits non-zero."""
+        return self.attempted > 0 and self.done == 0
+
+    def line(self) -> str:
+        failed = sum(self.failed.values())
+        reasons = f" ({', '.join(f'{r}: {n}' for r, n in self.failed.most_common())})" if failed else ""
+        redone = f" ({self.redone} stale redone)" if self.redone else ""
+        where = f" in shard {self.shard}/{self.num_shards}" if self.num_shards > 1 else ""
+        text = f"{self.stage}: {self.headline}" if self.headline else (
+            f"{self.stage}: {self.done} {self.verb}{redone}, {self.already_done} already done, "
+            f"{failed} failed{reasons}, {self.skipped_failed} skipped (in ledger) "
+            f"of {self.units} {self.noun}{where}"
+        )
+        return "\n".join([text, *(f"{self.stage}: {note}" for note in self.notes)])
+
+
+class Stage(Protocol):
+    """What `mvcap build`, the stage commands and the runners (Slurm arrays, Ray) rely on."""
+
+    name: ClassVar[str]
+
+    def run(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Summary: ...
+
+
+@dataclass
+class Unit:
+    """One unit of work: an object key, the fingerprint it would get now, and what the stage
+    needs to do it (an ObjectRecord, a views manifest, ...)."""
+
+    key: str
+    fingerprint: Fingerprint
+    payload: Any = None
+
+
+@dataclass
+class Outcome:
+    """The end of one unit in this run: committed (reason None) or failed with a reason."""
+
+    key: str
+    reason: str | None = None
+    detail: str = ""
+    items: int = 0
+
+
+@dataclass
+class Plan:
+    todo: list[Unit]
+    summary: Summary
+    stale: StaleReport
+
+
+def record_run(root: DatasetRoot, stage: str, config: BaseModel, options: RunOptions, shard: int, num_shards: int) -> Path:
+    """Save the resolved config of a run that starts, beside the data it makes."""
+    document = {
+        "stage": stage,
+        "shard": shard,
+        "num_shards": num_shards,
+        "options": {"redo": options.redo.value, "retry_failed": options.retry_failed},
+        "config": config.model_dump(mode="json"),
+    }
+    path = root.run_config(stage, shard, num_shards)
+    atomic_write_text(path, yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def read_fingerprint(manifest: Path) -> Fingerprint | None:
+    """The fingerprint of a committed manifest without validating the rest (fast on 100K units)."""
+    data = json.loads(manifest.read_bytes()).get("fingerprint")
+    return Fingerprint.model_validate(data) if data else None
+
+
+class ObjectStage(ABC):
+    """A stage whose unit is one object, committed atomically and keyed by the object key."""
+
+    name: ClassVar[str]
+    verb: ClassVar[str]
+
+    def __init__(self, config: BaseModel, options: RunOptions | None = None) -> None:
+        self.config = config
+        self.options = options or RunOptions()
+
+    # what a stage provides -------------------------------------------------------------------
+    @abstractmethod
+    def units(self, root: DatasetRoot, shard: int, num_shards: int) -> Iterable[Unit]:
+        """Every unit this stage could do in this shard, each with the fingerprint it gets now."""
+
+    @abstractmethod
+    def committed_manifest(self, root: DatasetRoot, key: str) -> Path:
+        """The file whose presence means "this unit is committed"; it holds a `fingerprint`."""
+
+    @abstractmethod
+    def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
+        """Do the units, committing each atomically, and call `report` once per unit."""
+
+    def prepare(self, root: DatasetRoot) -> None:
+        """Before any work, after the checks (e.g. write the objects table)."""
+
+    # the shared flow -------------------------------------------------------------------------
+    def plan(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Plan:
+        ledger = FailureLedger(root, self.name)
+        summary = Summary(self.name, self.verb, shard=shard, num_shards=num_shards)
+        stale, todo = StaleReport(), []
+        for unit in self.units(root, shard, num_shards):
+            if not in_shard(unit.key, shard, num_shards):
+                continue
+            summary.units += 1
+            manifest = self.committed_manifest(root, unit.key)
+            if manifest.is_file():
+                old = read_fingerprint(manifest)
+                if old is not None and old.digest == unit.fingerprint.digest:
+                    summary.already_done += 1
+                    continue
+                stale.add(unit.key, old, unit.fingerprint)
+                todo.append(unit)
+            elif (entry := ledger.get(unit.key)) is not None:
+                if entry.fingerprint is not None and entry.fingerprint.digest != unit.fingerprint.digest:
+                    stale.add(unit.key, entry.fingerprint, unit.fingerprint)  # failed with other settings
+                    todo.append(unit)
+                elif self.options.retry_failed:
+                    todo.append(unit)
+                else:
+                    summary.skipped_failed += 1
+            else:
+                todo.append(unit)
+        return Plan(todo, summary, stale)
+
+    def run(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Summary:
+        plan = self.plan(root, shard, num_shards)
+        if plan.stale and self.options.redo != Redo.stale:
+            raise StaleUnitsError(self._stale_message(plan))
+        stale_keys = set(plan.stale.units)
+        self.prepare(root)
+        record_run(root, self.name, self.config, self.options, shard, num_shards)
+        ledger, summary = FailureLedger(root, self.name), plan.summary
+        fingerprints = {unit.key: unit.fingerprint for unit in plan.todo}
+        with progress(f"{self.name}", total=len(plan.todo), enabled=self.options.progress) as bar:
+
+            def report(outcome: Outcome) -> None:
+                if outcome.reason is None:
+                    ledger.clear(outcome.key)
+                    summary.done += 1
+                    summary.redone += outcome.key in stale_keys
+                    summary.items += outcome.items
+                else:
+                    ledger.record(outcome.key, outcome.reason, outcome.detail, fingerprints.get(outcome.key))
+                    summary.failed[outcome.reason] += 1
+                bar.advance(failed=outcome.reason is not None)
+
+            if plan.todo:
+                self.work(root, plan.todo, shard, num_shards, report)
+        return summary
+
+    def _stale_message(self, plan: Plan) -> str:
+        where = f" in shard {plan.summary.shard}/{plan.summary.num_shards}" if plan.summary.num_shards > 1 else ""
+        lines = [
+            f"{self.name}: {len(plan.stale)} of {plan.summary.units} {plan.summary.noun}{where} were made "
+            "with other settings than this run's. Fields that differ (old -> new):",
+            *plan.stale.describe(),
+            "Nothing was changed. Rerun with `--redo stale` to redo exactly those units, "
+            "or use the old settings, or another dataset root.",
+        ]
+        return "\n".join(lines)
