@@ -154,3 +154,19 @@ def test_model_without_backend_runs_the_hf_backend(captioned_root, copy_of, tiny
 def test_template_with_a_model_is_a_clear_error(captioned_root):
     result = mvcap("caption", str(captioned_root), "--backend", "template", "--model", "llava")
     assert result.returncode == 2 and "template backend uses no model" in result.stderr
+
+
+def test_another_model_stops_before_loading_it(captioned_root, copy_of, tiny_llava):
+    """Template captions, then a model: the run names backend and model as changed, before any
+    model loads, and `--redo stale` re-captions with the model."""
+    root = DatasetRoot(copy_of(captioned_root))
+    settings = {"backend": {"kind": "hf", "model": str(tiny_llava), "max_new_tokens": 4}}
+    with pytest.raises(StaleUnitsError) as stopped:
+        caption(root, settings)
+    assert "backend: \"template\" -> \"hf\"" in str(stopped.value) and f"-> \"{tiny_llava}\"" in str(stopped.value)
+    summary = caption(root, settings, redo="stale")
+    assert summary.done + sum(summary.failed.values()) == 3 and summary.redone == summary.done
+    # A redo that failed (a random model may say nothing) removes the stale captions it replaced.
+    assert len(list(root.caption_manifests())) == summary.done
+    for path in root.caption_manifests():
+        assert {r.model for r in read_caption_manifest(path).rows} == {str(tiny_llava)}

@@ -86,3 +86,18 @@ def test_shards_split_the_work_without_overlap(tmp_path):
     # Each shard logs into its own folder: two array tasks never write to one file.
     logs = sorted(p.relative_to(root.path).as_posix() for p in (root.path / "logs").rglob("*.log"))
     assert logs == ["logs/render/shard-00000-of-00002/worker-0.log", "logs/render/shard-00001-of-00002/worker-0.log"]
+
+
+def test_a_failed_redo_removes_the_stale_object(tmp_path):
+    """`--redo stale` replaces stale objects; one whose new render fails is removed, not kept as if
+    it were current, and the ledger says why."""
+    root = DatasetRoot(tmp_path / "root")
+    demo = {"kind": "demo", "categories": ["chair", "mug"], "per_category": 1}
+    assert render(root, _config(source=demo)).done == 2
+    summary = render(root, _config(source=demo, samples=8, timeout_s=0.01), redo="stale")
+    assert summary.failed == {"timeout": 2} and summary.done == 0
+    assert list(root.view_manifests()) == [] and not list((root.path / "views" / "demo").iterdir())
+    assert {e.reason for e in FailureLedger(root, "render")} == {"timeout"}
+    # The ledger entries carry the new settings: a plain rerun skips them, it does not call them stale.
+    again = render(root, _config(source=demo, samples=8))
+    assert (again.skipped_failed, again.done) == (2, 0)

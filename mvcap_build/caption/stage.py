@@ -56,6 +56,7 @@ def _bad_caption(result: CaptionResult) -> tuple[str, str] | None:
 class CaptionStage(ObjectStage):
     name = "caption"
     verb = "captioned"
+    nothing_to_do = "no views in ROOT/views (in this shard): run `mvcap render` first"
 
     config: CaptionConfig
 

@@ -53,8 +53,10 @@ def caption(
     """
     from mvcap_build.caption.config import apply_backend_flags
     from mvcap_build.config_io import load_yaml, section
+    from mvcap_build.dataset import DatasetRoot
 
     with user_errors():
+        DatasetRoot(root).ensure_exists()
         data = section(load_yaml(config), "caption") if config is not None else {}
         generation = {"revision": revision, "batch_size": batch_size, "max_new_tokens": max_new_tokens, "device": device, "dtype": dtype}
         data = apply_backend_flags(data, backend, model, generation)

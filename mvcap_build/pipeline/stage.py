@@ -10,7 +10,8 @@ fingerprint each would get now, and how to do a batch of them:
   check    stale units stop the run before any work, naming the fields that differ, unless
            `--redo stale` asked to redo them
   record   the resolved config goes to runs/ (only for a run that starts)
-  work     the stage reports one Outcome per unit; the ledger and the summary are kept here
+  work     the stage reports one Outcome per unit; the ledger and the summary are kept here;
+           a stale unit whose redo fails is removed, so no unit passes for what it is not
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class ObjectStage(ABC):
 
     name: ClassVar[str]
     verb: ClassVar[str]
+    nothing_to_do: ClassVar[str] = "no units"  # said when a run finds no unit at all
 
     def __init__(self, config: BaseModel, options: RunOptions | None = None) -> None:
         self.config = config
@@ -171,6 +173,11 @@ class ObjectStage(ABC):
 
     def prepare(self, root: DatasetRoot) -> None:
         """Before any work, after the checks (e.g. write the objects table)."""
+
+    def discard(self, root: DatasetRoot, key: str) -> None:
+        """Remove a committed unit (a stale one whose redo failed): made with settings the run
+        replaced, it must not pass for current. Stages whose unit is a folder override this."""
+        self.committed_manifest(root, key).unlink(missing_ok=True)
 
     # the shared flow -------------------------------------------------------------------------
     def plan(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Plan:
@@ -219,12 +226,16 @@ class ObjectStage(ABC):
                     summary.redone += outcome.key in stale_keys
                     summary.items += outcome.items
                 else:
+                    if outcome.key in stale_keys:
+                        self.discard(root, outcome.key)
                     ledger.record(outcome.key, outcome.reason, outcome.detail, fingerprints.get(outcome.key))
                     summary.failed[outcome.reason] += 1
                 bar.advance(failed=outcome.reason is not None)
 
             if plan.todo:
                 self.work(root, plan.todo, shard, num_shards, report)
+        if summary.units == 0:
+            summary.notes.append(self.nothing_to_do)
         return summary
 
     def _stale_message(self, plan: Plan) -> str:

@@ -114,6 +114,7 @@ def alpha_coverage(png: bytes) -> float:
 class RenderStage(ObjectStage):
     name = "render"
     verb = "rendered"
+    nothing_to_do = "the source lists no objects (in this shard)"
 
     config: RenderConfig
 
@@ -136,6 +137,12 @@ class RenderStage(ObjectStage):
 
     def prepare(self, root: DatasetRoot) -> None:
         write_objects_table(root, source_name(self.config.source), self.objects())
+
+    def discard(self, root: DatasetRoot, key: str) -> None:
+        """The manifest goes first (the object stops counting as rendered), then the folder."""
+        folder = root.view_dir(key)
+        (folder / "views.json").unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
         by_key = {unit.key: unit for unit in todo}
