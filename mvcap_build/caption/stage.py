@@ -11,6 +11,7 @@ re-rendered views make their captions stale too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,20 +70,14 @@ class CaptionStage(ObjectStage):
         objects = read_objects(root)
         identity = backend_identity(self.config) if self._backend is None else {"backend": self._backend.name, "model": self._backend.model_id}
         for path in root.view_manifests():
-            manifest = read_views_manifest(path)
-            if not in_shard(manifest.key, shard, num_shards):
+            key, views_digest = _key_and_digest(path)
+            if not in_shard(key, shard, num_shards):
                 continue
-            if manifest.key not in objects:
-                raise ManifestError(f"{path}: object {manifest.key!r} has views but no row in {root.path / 'objects'}")
-            prompt = fill(self.template, objects[manifest.key].category)
-            fingerprint = Fingerprint.of(
-                {
-                    **identity,
-                    "prompt": prompt,
-                    "views_digest": manifest.fingerprint.digest if manifest.fingerprint else None,
-                }
-            )
-            yield Unit(manifest.key, fingerprint, (manifest, prompt, objects[manifest.key].category))
+            if key not in objects:
+                raise ManifestError(f"{path}: object {key!r} has views but no row in {root.path / 'objects'}")
+            prompt = fill(self.template, objects[key].category)
+            fingerprint = Fingerprint.of({**identity, "prompt": prompt, "views_digest": views_digest})
+            yield Unit(key, fingerprint, (path, prompt, objects[key].category))
 
     def committed_manifest(self, root: DatasetRoot, key: str) -> Path:
         return root.caption_manifest(key)
@@ -93,7 +88,8 @@ class CaptionStage(ObjectStage):
         batch: list[tuple[Unit, list[CaptionRequest]]] = []
         pending = 0
         for unit in todo:
-            requests = _requests(root, *unit.payload)
+            path, prompt, category = unit.payload
+            requests = _requests(root, read_views_manifest(path), prompt, category)
             batch.append((unit, requests))
             pending += len(requests)
             if pending >= batch_size:
@@ -126,6 +122,16 @@ class CaptionStage(ObjectStage):
             manifest = CaptionManifest(key=unit.key, fingerprint=unit.fingerprint, rows=rows)
             atomic_write_json(root.caption_manifest(unit.key), manifest.model_dump())
             report(Outcome(unit.key, items=len(rows)))
+
+
+def _key_and_digest(views_manifest: Path) -> tuple[str, str | None]:
+    """An object's key and its views' fingerprint digest, without validating the whole manifest
+    (planning reads every manifest of the root; only the units to do are read in full)."""
+    try:
+        data = json.loads(views_manifest.read_bytes())
+        return data["key"], (data.get("fingerprint") or {}).get("digest")
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ManifestError(f"{views_manifest}: not a valid ViewsManifest: {error!r}") from error
 
 
 def _requests(root: DatasetRoot, manifest: ViewsManifest, prompt: str, category: str) -> list[CaptionRequest]:

@@ -38,8 +38,17 @@ def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, Mapping):
             flat.update(flatten(value, dotted + "."))
         else:
-            flat[dotted] = json.loads(json.dumps(value, default=str))  # tuples -> lists, as stored
+            flat[dotted] = _as_stored(value)
     return flat
+
+
+def _as_stored(value: Any) -> Any:
+    """The value as JSON gives it back (tuples become lists), so a stored fingerprint compares equal."""
+    if isinstance(value, (list, tuple)):
+        return [_as_stored(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def changed_fields(old: Fingerprint | None, new: Fingerprint) -> list[str]:
