@@ -23,7 +23,8 @@ def stale_counts(root: DatasetRoot) -> dict[str, str]:
             continue
         try:
             document = yaml.safe_load(runs[-1].read_text("utf-8")) or {}
-            config = validate(STAGES[name].config, document.get("config") or {}, str(runs[-1]))
+            settings = document["config"] if "stage" in document else document  # early runs saved the config alone
+            config = validate(STAGES[name].config, settings, str(runs[-1]))
             stage = STAGES[name].load()(config)
             counts[name] = str(len(stage.plan(root).stale))
         except (UserError, OSError) as error:
