@@ -252,3 +252,39 @@ def test_model_revision_of_a_local_folder_follows_its_config(tiny_llava: Path, t
         weights.write(b"\0")
     assert revision() != changed  # the weights' sizes count too
 
+
+
+def _mvcap(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "mvcap_build", *args], env=env, capture_output=True, text=True, timeout=300)
+    return result, time.monotonic() - start
+
+
+def test_caption_command_with_an_unreachable_model_fails_within_seconds(captioned_root: Path, copy_of, tmp_path: Path) -> None:
+    """The issue's case end to end: `mvcap caption ROOT --model <not cached>` without network."""
+    root = copy_of(captioned_root)
+    runs_before = sorted((root / "runs").iterdir())
+    env = _child_env(tmp_path / "hf-home", f"http://127.0.0.1:{_closed_port()}")
+    result, elapsed = _mvcap(["caption", str(root), "--model", NOT_CACHED, "--quiet"], env)
+    assert result.returncode == 2, result.stderr
+    assert elapsed < 20, f"took {elapsed:.1f} s"
+    assert "cannot reach the Hugging Face Hub" in result.stderr and "HF_HUB_OFFLINE=1" in result.stderr
+    assert "Retrying" not in result.stderr and "Traceback" not in result.stderr
+    assert sorted((root / "runs").iterdir()) == runs_before  # the run never started
+
+
+def test_caption_command_uses_the_cached_model_and_records_its_commit(tiny_llava: Path, captioned_root: Path, copy_of, tmp_path: Path) -> None:
+    root = copy_of(captioned_root)
+    shutil.rmtree(root / "captions")
+    hf_home = tmp_path / "hf-home"
+    _lay_out_as_hub_cache(tiny_llava, hf_home, TINY_ID, COMMIT)
+    env = _child_env(hf_home, f"http://127.0.0.1:{_closed_port()}")
+    result, _ = _mvcap(["caption", str(root), "--model", TINY_ID, "--max-new-tokens", "4", "--quiet"], env)
+    assert result.returncode in (0, 1), result.stderr  # 1 only if the random model said nothing at all
+    manifests = [json.loads(p.read_text()) for p in (root / "captions").rglob("*.json")]
+    assert manifests, result.stdout + result.stderr
+    for manifest in manifests:
+        assert manifest["fingerprint"]["fields"]["revision"] == COMMIT
+        assert {row["model"] for row in manifest["rows"]} == {TINY_ID}
+    again, _ = _mvcap(["caption", str(root), "--model", TINY_ID, "--max-new-tokens", "4", "--quiet"], env)
+    assert again.returncode == 0 and f"{len(manifests)} already done" in again.stdout, again.stdout + again.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ _INSTALL_HINT = "pip install 'mvcap-build[caption]'"
 _LLAVA_15_FORMAT = "USER: <image>\n{prompt} ASSISTANT:"
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 # What PIL raises for a missing, truncated or non-image file (broken PNG chunks raise SyntaxError).
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
@@ -67,6 +69,16 @@ def model_revision(model: str, revision: str | None = None) -> str:
     return revision or "unresolved"
 
 
+def pinned_revision(model: str, revision: str | None = None, hub_timeout_s: float = 10.0) -> str:
+    """The commit `model` stands for, as `model_revision` finds it locally, or else as the Hub
+    says (one short request): every node of a cluster records the same weights under the same
+    name, whether it had them cached or downloads them. Fails fast when neither can tell."""
+    found = model_revision(model, revision)
+    if found.startswith("local:") or _COMMIT.fullmatch(found):
+        return found
+    return _hub_commit(resolve_model(model), revision, hub_timeout_s) or found
+
+
 class HFBackend:
     """Caption views with a transformers image-text-to-text model, greedily, in batches."""
 
@@ -79,7 +91,7 @@ class HFBackend:
         return {
             "backend": cls.name,
             "model": resolve_model(config.model),
-            "revision": model_revision(config.model, config.revision),
+            "revision": pinned_revision(config.model, config.revision, config.hub_timeout_s),
             "dtype": config.dtype,
             "max_new_tokens": config.max_new_tokens,
             "decoding": "greedy",
@@ -237,6 +249,12 @@ def _model_source(model_id: str, revision: str | None, hub_timeout_s: float) -> 
     cached_config = _cached_config(model_id, revision)
     if cached_config is not None:
         return str(cached_config.parent), {"local_files_only": True}
+    _hub_commit(model_id, revision, hub_timeout_s)
+    return model_id, {"revision": revision}
+
+
+def _hub_commit(model_id: str, revision: str | None, hub_timeout_s: float) -> str | None:
+    """The commit the Hub serves for a model that is not cached; fails fast when it cannot be asked."""
     if _offline_requested():
         raise HFBackendError(
             f"caption model {model_id!r} is not in the local Hugging Face cache {_cache_dir()}, and "
@@ -244,12 +262,12 @@ def _model_source(model_id: str, revision: str | None, hub_timeout_s: float) -> 
             f"(`{_download_command(model_id, revision)}`) into this cache, point --model at a local "
             f"folder, or unset HF_HUB_OFFLINE."
         )
-    _probe_hub(model_id, revision, hub_timeout_s)
-    return model_id, {"revision": revision}
+    return _probe_hub(model_id, revision, hub_timeout_s)
 
 
-def _probe_hub(model_id: str, revision: str | None, timeout_s: float) -> None:
-    """Ask the Hub once whether it serves `model_id`, and raise within `timeout_s` if not.
+def _probe_hub(model_id: str, revision: str | None, timeout_s: float) -> str | None:
+    """Ask the Hub once whether it serves `model_id` (return the commit it would serve), and raise
+    within `timeout_s` if not.
 
     `model_info` is a single request without retries. It runs in a daemon thread because httpx's
     timeout does not bound DNS resolution, which can hang on a machine without network.
@@ -257,10 +275,11 @@ def _probe_hub(model_id: str, revision: str | None, timeout_s: float) -> None:
     from huggingface_hub import HfApi
 
     failures: list[Exception] = []
+    commits: list[str | None] = []
 
     def ask() -> None:
         try:
-            HfApi().model_info(model_id, revision=revision, timeout=timeout_s)
+            commits.append(HfApi().model_info(model_id, revision=revision, timeout=timeout_s).sha)
         except Exception as error:  # reported by the caller, whatever it is
             failures.append(error)
 
@@ -271,6 +290,7 @@ def _probe_hub(model_id: str, revision: str | None, timeout_s: float) -> None:
         failures.append(TimeoutError(f"no answer within {timeout_s:g} s"))
     if failures:
         raise HFBackendError(_probe_failure_message(model_id, revision, failures[0])) from failures[0]
+    return commits[0] if commits else None
 
 
 def _probe_failure_message(model_id: str, revision: str | None, error: Exception) -> str:
