@@ -133,6 +133,10 @@ def test_a_root_that_is_a_file_is_a_clear_error(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr and "a-file" in result.stderr, (args, result.stderr)
         assert "is a file" in result.stderr or "cannot create" in result.stderr, (args, result.stderr)
+    # A folder nobody may create (sysfs refuses new top-level entries, even to root).
+    result = mvcap("render", "/sys/mvcap-test-root", "--quiet")
+    assert result.returncode == 2 and "cannot create dataset root /sys/mvcap-test-root" in result.stderr
+    assert "Traceback" not in result.stderr
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(yaml.safe_dump({"root": str(file), "caption": {"backend": "template"}}))
     result = mvcap("build", str(pipeline))
