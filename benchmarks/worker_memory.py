@@ -16,7 +16,7 @@ import psutil
 
 from mvcap_build.dataset import ObjectRecord
 from mvcap_build.render.config import RenderConfig
-from mvcap_build.render.stage import plan_views, worker_settings
+from mvcap_build.render.stage import render_job
 from mvcap_build.render.workers import BlenderWorker
 
 
@@ -36,7 +36,7 @@ def main() -> None:
         obj = ObjectRecord(key=f"local/{n}-{path.name}", source="local", source_id=f"{n}-{path.name}", category="x", asset={"kind": "file", "path": str(path)})
         out = scratch / str(n)
         out.mkdir()
-        worker.call({"key": obj.key, "asset": obj.asset, "out_dir": str(out), "views": plan_views(obj, config), "settings": worker_settings(config)}, timeout=120)
+        worker.call(render_job(obj, config, out), timeout=120)
         rss = process.memory_info().rss / 2**20
         first = first or rss
         if n in (1, 2, 5, 10) or n % 20 == 0:

@@ -69,3 +69,34 @@ def test_random_is_seeded_per_object():
     a = sample_viewpoints(Distribution.random, 8, seed=1, object_key="demo/a")
     assert a == sample_viewpoints(Distribution.random, 8, seed=1, object_key="demo/a")
     assert a != sample_viewpoints(Distribution.random, 8, seed=1, object_key="demo/b")
+
+
+def test_light_rigs_are_planned_per_object_and_recorded_whole():
+    from mvcap_build.render.config import LightingConfig
+    from mvcap_build.render.lighting import light_rig
+
+    neutral = light_rig(LightingConfig(), "demo/a")
+    assert neutral == light_rig(LightingConfig(), "demo/b")  # the same rig for every object
+    assert not neutral["shadows"] and neutral["world"]["color"] == [1.0, 1.0, 1.0]
+    below = [s for s in neutral["suns"] if s["elevation_deg"] < 0]
+    above = [s for s in neutral["suns"] if s["elevation_deg"] > 0]
+    assert sum(s["energy"] for s in below) == sum(s["energy"] for s in above) > 0  # lit from below as from above
+    assert light_rig(LightingConfig(strength=2.0), "demo/a")["suns"][0]["energy"] == 2 * neutral["suns"][0]["energy"]
+    random_a = light_rig(LightingConfig(preset="random", seed=1), "demo/a")
+    assert random_a == light_rig(LightingConfig(preset="random", seed=1), "demo/a")  # seeded
+    assert random_a != light_rig(LightingConfig(preset="random", seed=1), "demo/b")
+    assert random_a != light_rig(LightingConfig(preset="random", seed=2), "demo/a")
+    assert light_rig(LightingConfig(preset="key_sun"), "demo/a")["shadows"]
+
+
+def test_framing_settings_are_in_the_render_fingerprint():
+    from mvcap_build.dataset import ObjectRecord
+    from mvcap_build.render.config import RenderConfig
+    from mvcap_build.render.stage import render_fingerprint
+
+    obj = ObjectRecord(key="demo/a", source="demo", source_id="a", category="x", asset={"kind": "procedural", "builder": "mug", "seed": 1})
+    base = render_fingerprint(obj, RenderConfig())
+    assert render_fingerprint(obj, RenderConfig(views={"margin": 1.2})).digest != base.digest
+    assert render_fingerprint(obj, RenderConfig(views={"framing": "fixed"})).digest != base.digest
+    assert render_fingerprint(obj, RenderConfig(lighting={"preset": "random"})).digest != base.digest
+    assert render_fingerprint(obj, RenderConfig(workers=4, device="cpu")).digest == base.digest

@@ -14,6 +14,7 @@ from conftest import assert_same_pixels, pixels as _pixels, render, tiny_render
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_objects, read_views_manifest
 from mvcap_build.imaging import png_chunk_types, strip_png_metadata
 from mvcap_build.render import cameras
+from mvcap_build.render.view_stats import view_stats
 from mvcap_build.render.sources.demo import DEMO_CATEGORIES
 
 # Fixture files that cannot become views, and the ledger reason each must get.
@@ -24,10 +25,17 @@ EXPECTED_FAILURES = {
 }
 
 
+def fixture_settings(meshes_dir) -> dict:
+    """Every fixture mesh, 16 views over the whole sphere (views from below too, for the
+    lighting checks) at 64 px."""
+    views = {"num_views": 16, "distribution": "sphere"}
+    return tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64, samples=8, views=views)
+
+
 @pytest.fixture(scope="module")
 def fixtures_root(tmp_path_factory, meshes_dir):
     root = DatasetRoot(tmp_path_factory.mktemp("fixtures") / "root")
-    summary = render(root, tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64))
+    summary = render(root, fixture_settings(meshes_dir))
     return root, summary
 
 
@@ -45,7 +53,7 @@ def test_every_fixture_is_rendered_or_in_the_ledger(fixtures_root, meshes_dir):
             assert not root.view_dir(key).exists()
             continue
         manifest = read_views_manifest(root.view_manifest(key))
-        assert len(manifest.views) == 4
+        assert len(manifest.views) == 16
         for view in manifest.views:
             with Image.open(root.view_dir(key) / view.file) as image:
                 assert image.mode == "RGBA" and image.size == (64, 64)
@@ -72,6 +80,39 @@ def test_cameras_match_the_pixels(fixtures_root):
         np.testing.assert_allclose(drawn, predicted, atol=1.5, err_msg=f"view {view.view_index}")
 
 
+def test_objects_fill_the_frame_without_touching_its_border(fixtures_root):
+    """Framing `fit` (the default): each object's bounding sphere fills the view. With the unit
+    cube's sphere for every object (the first version) the median coverage was 0.10."""
+    root, _ = fixtures_root
+    medians = []
+    for path in root.view_manifests():
+        manifest = read_views_manifest(path)
+        stats = [view_stats(root.view_dir(manifest.key) / v.file) for v in manifest.views]
+        medians.append(float(np.median([s.coverage for s in stats])))
+        assert not any(s.touches_border for s in stats), manifest.key
+        framing = manifest.producer.framing
+        assert framing["mode"] == "fit" and framing["distance"] == pytest.approx(1.05 * framing["radius"] / np.sin(np.radians(20)))
+        assert all(v.distance == pytest.approx(framing["distance"]) for v in manifest.views)
+    assert np.median(medians) >= 0.20, sorted(medians)
+
+
+def test_views_from_below_are_lit_like_views_from_above(fixtures_root):
+    """The neutral rig: brightness and shading contrast (std/mean of luma) of views below the
+    horizon within 10 % of views above (the first rig, one sun from above: 0.90)."""
+    root, _ = fixtures_root
+    above, below = [], []
+    for path in root.view_manifests():
+        manifest = read_views_manifest(path)
+        assert manifest.producer.lighting["preset"] == "neutral" and not manifest.producer.lighting["shadows"]
+        for view in manifest.views:
+            (above if view.elevation_deg > 0 else below).append(view_stats(root.view_dir(manifest.key) / view.file))
+    assert len(above) > 50 and len(below) > 50
+    for measure in ("brightness", "contrast"):
+        up = np.mean([getattr(s, measure) for s in above])
+        down = np.mean([getattr(s, measure) for s in below])
+        assert abs(down / up - 1) <= 0.10, (measure, up, down)
+
+
 def test_nan_vertex_colours_do_not_poison_the_images(fixtures_root):
     """Blender's OBJ importer drops a colour layer that holds NaN (glTF stores colours as bytes,
     so NaN cannot reach a render there either): the cube must come out lit, not black."""
@@ -87,8 +128,7 @@ def test_nan_vertex_colours_do_not_poison_the_images(fixtures_root):
 
 def test_rerun_skips_committed_and_failed_objects(fixtures_root, meshes_dir):
     root, first = fixtures_root
-    config = tiny_render(source={"kind": "local", "folder": str(meshes_dir)}, resolution=64)
-    again = render(root, config)
+    again = render(root, fixture_settings(meshes_dir))
     assert (again.done, again.failed) == (0, {})
     assert again.already_done == first.done
     assert again.skipped_failed == len(EXPECTED_FAILURES)
@@ -200,3 +240,16 @@ def test_workbench_engine_renders_rgba(tmp_path):
     manifest = read_views_manifest(root.view_manifest("demo/mug-000"))
     assert manifest.producer.engine == "BLENDER_WORKBENCH" and manifest.producer.samples is None
     assert all(0 < v.coverage < 1 for v in manifest.views)
+
+
+def test_fixed_framing_keeps_one_distance_and_records_it(tmp_path):
+    """zero123-style: one distance for every object, so sizes stay comparable across objects."""
+    root = DatasetRoot(tmp_path / "root")
+    views = {"num_views": 2, "framing": "fixed", "distance": 3.0}
+    assert render(root, tiny_render(views=views, lighting={"preset": "key_sun"})).done == 3
+    for path in root.view_manifests():
+        manifest = read_views_manifest(path)
+        assert manifest.producer.framing["mode"] == "fixed" and manifest.producer.lighting["preset"] == "key_sun"
+        for view in manifest.views:
+            assert view.distance == 3.0
+            assert np.linalg.norm(np.array(view.c2w)[:3, 3]) == pytest.approx(3.0)

@@ -35,8 +35,14 @@ def test_deadline_sends_objects_to_the_ledger_and_retry_recovers(tmp_path):
 
 
 def _worker_processes() -> list[psutil.Process]:
-    children = psutil.Process().children(recursive=True)
-    return [p for p in children if WORKER_MODULE in " ".join(p.cmdline())]
+    workers = []
+    for child in psutil.Process().children(recursive=True):
+        try:  # a child may exit between being listed and being read
+            if WORKER_MODULE in " ".join(child.cmdline()):
+                workers.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return workers
 
 
 def test_a_worker_killed_mid_object_costs_only_that_object(tmp_path):

@@ -61,6 +61,8 @@ class RenderProducer(_Record):
     backend: str  # OPTIX | CUDA | NONE
     devices: list[str]
     blender: str  # bpy version
+    lighting: dict[str, Any] | None = None  # the exact rig: preset, world light, suns (see render/lighting.py)
+    framing: dict[str, Any] | None = None  # mode, margin, the object's bounding radius, the camera distance
 
 
 class CaptureProducer(_Record):

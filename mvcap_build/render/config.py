@@ -42,15 +42,25 @@ class ViewsConfig(_Config):
     max_elevation_deg: float = Field(85.0, ge=-90, le=90)
     orbit_elevations_deg: list[float] | None = None  # rings for distribution=orbit
     fov_deg: float = Field(40.0, gt=1, lt=170)
-    distance: float | None = Field(None, gt=0)  # None: the unit cube's bounding sphere fills the view
+    # fit: each object's own bounding sphere (its vertices after normalisation, about the origin)
+    # fills the view, times `margin`, so thin and flat objects fill the frame too.
+    # fixed: one distance for every object (comparable scale, zero123-style).
+    framing: Literal["fit", "fixed"] = "fit"
+    margin: float = Field(1.05, ge=1.0)  # fit: the sphere's radius times this fills half the field of view
+    distance: float | None = Field(None, gt=0)  # fixed: camera distance; None = the unit cube's sphere fills the view
     seed: int = 0  # for distribution=random
 
 
 class LightingConfig(_Config):
-    """The lights every object is rendered under (part of each view's fingerprint)."""
+    """The lights every object is rendered under (see `render/lighting.py`; part of the fingerprint)."""
 
-    ambient_strength: float = Field(0.7, ge=0)  # grey world light, the same from every side
-    sun_energy: float = Field(2.0, ge=0)  # key sun from the upper front-left
+    # neutral: an even white world light plus key, fill, rim and bottom suns without shadows, so
+    #   every side reads alike, from below too, in faithful colours.
+    # key_sun: grey ambient and one sun from the upper front-left with shadows (the first look).
+    # random: the neutral rig turned and its energies varied per object, seeded.
+    preset: Literal["neutral", "key_sun", "random"] = "neutral"
+    strength: float = Field(1.0, gt=0)  # scales every light
+    seed: int = 0  # for preset=random
 
 
 class RenderConfig(_Config):

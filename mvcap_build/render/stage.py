@@ -28,15 +28,17 @@ from mvcap_build.imaging import strip_png_metadata
 from mvcap_build.pipeline.stage import ObjectStage, Outcome, Unit
 from mvcap_build.render import cameras
 from mvcap_build.render.config import RenderConfig
+from mvcap_build.render.lighting import light_rig
 from mvcap_build.render.sources import list_objects, source_name
 from mvcap_build.render.viewpoints import sample_viewpoints
 from mvcap_build.render.workers import run_jobs
 
 
 def plan_views(obj: ObjectRecord, config: RenderConfig) -> list[dict]:
-    """Cameras of every view of one object, in both the recorded (OpenCV) and Blender forms."""
+    """Cameras of every view of one object, in both the recorded (OpenCV) and Blender forms, at
+    distance 1: the worker moves each camera along its ray to the distance framing gives, and
+    `place_at` records it."""
     v = config.views
-    distance = v.distance or cameras.fit_distance(v.fov_deg)
     K = cameras.intrinsics(v.fov_deg, config.resolution, config.resolution)
     pairs = sample_viewpoints(
         v.distribution,
@@ -49,14 +51,14 @@ def plan_views(obj: ObjectRecord, config: RenderConfig) -> list[dict]:
     )
     views = []
     for index, (azimuth, elevation) in enumerate(pairs):
-        c2w = cameras.look_at_origin(azimuth, elevation, distance)
+        c2w = cameras.look_at_origin(azimuth, elevation, 1.0)
         views.append(
             {
                 "view_index": index,
                 "file": f"{index:03d}.png",
                 "azimuth_deg": round(azimuth, 6),
                 "elevation_deg": round(elevation, 6),
-                "distance": distance,
+                "distance": 1.0,
                 "fov_deg": v.fov_deg,
                 "intrinsics": K.tolist(),
                 "c2w": c2w.tolist(),
@@ -66,6 +68,22 @@ def plan_views(obj: ObjectRecord, config: RenderConfig) -> list[dict]:
     return views
 
 
+def place_at(view: dict, distance: float) -> dict:
+    """A planned view (at distance 1) moved along its ray to `distance`: the recorded camera."""
+    c2w = [row[:] for row in view["c2w"]]
+    for axis in range(3):
+        c2w[axis][3] *= distance
+    return {**view, "c2w": c2w, "distance": distance}
+
+
+def framing_spec(config: RenderConfig) -> dict:
+    """How the worker picks the camera distance once it knows the object's size."""
+    v = config.views
+    if v.framing == "fixed":
+        return {"mode": "fixed", "distance": v.distance or cameras.fit_distance(v.fov_deg)}
+    return {"mode": "fit", "margin": v.margin, "fov_deg": v.fov_deg}
+
+
 def worker_settings(config: RenderConfig) -> dict:
     """The part of the config a Blender worker applies to its scene."""
     return {
@@ -73,9 +91,21 @@ def worker_settings(config: RenderConfig) -> dict:
         "resolution": config.resolution,
         "samples": config.samples,
         "denoise": config.denoise,
-        "lighting": config.lighting.model_dump(),
         "device": config.device,
         "threads": config.threads,
+    }
+
+
+def render_job(obj: ObjectRecord, config: RenderConfig, out_dir: Path) -> dict:
+    """Everything a Blender worker needs to render one object (the worker protocol's job)."""
+    return {
+        "key": obj.key,
+        "asset": obj.asset,
+        "out_dir": str(out_dir),
+        "views": plan_views(obj, config),
+        "lighting": light_rig(config.lighting, obj.key),
+        "framing": framing_spec(config),
+        "settings": worker_settings(config),
     }
 
 
@@ -146,19 +176,12 @@ class RenderStage(ObjectStage):
 
     def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
         by_key = {unit.key: unit for unit in todo}
-        settings = worker_settings(self.config)
 
         def jobs():  # lazy: a staging folder exists only for the objects being rendered now
             for unit in todo:
                 final = root.view_dir(unit.key)
                 remove_stale_staging(final)
-                yield {
-                    "key": unit.key,
-                    "asset": unit.payload.asset,
-                    "out_dir": str(make_staging_dir(final)),
-                    "views": plan_views(unit.payload, self.config),
-                    "settings": settings,
-                }
+                yield render_job(unit.payload, self.config, make_staging_dir(final))
 
         def on_result(job: dict, reply: dict) -> None:
             unit = by_key[job["key"]]
@@ -180,7 +203,8 @@ class RenderStage(ObjectStage):
         staging, final = Path(job["out_dir"]), root.view_dir(unit.key)
         failure = _check(job, reply)
         if failure is None:
-            records = [self._view_record(staging, view) for view in job["views"]]
+            distance = reply["framing"]["distance"]
+            records = [self._view_record(staging, place_at(view, distance)) for view in job["views"]]
             empty = [r.view_index for r in records if r.coverage < self.config.min_coverage]
             if empty:
                 failure = "empty_render", (
@@ -193,7 +217,7 @@ class RenderStage(ObjectStage):
         manifest = ViewsManifest(
             key=unit.key,
             normalization="unit_cube",
-            producer=RenderProducer(**reply["renderer"]),
+            producer=RenderProducer(**reply["renderer"], lighting=job["lighting"], framing=reply["framing"]),
             fingerprint=unit.fingerprint,
             views=records,
         )

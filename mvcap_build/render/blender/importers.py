@@ -97,3 +97,16 @@ def normalize_to_unit_cube() -> dict[str, float]:
     root.location = tuple(-center / size)
     bpy.context.view_layer.update()
     return {"original_size": size}
+
+
+def bounding_radius() -> float:
+    """Distance from the origin to the farthest vertex of any mesh, in world space (after
+    normalisation): the sphere that framing fits into the view."""
+    radius = 0.0
+    for obj in _mesh_objects():
+        coords = np.empty(len(obj.data.vertices) * 3, dtype=np.float64)
+        obj.data.vertices.foreach_get("co", coords)
+        matrix = np.array(obj.matrix_world)
+        world = coords.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+        radius = max(radius, float(np.sqrt((world**2).sum(axis=1)).max()))
+    return radius

@@ -103,7 +103,6 @@ def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.O
         # the camera moves, so re-syncing everything per view would dominate GPU time.
         render.use_persistent_data = True
         _apply_device(scene, device)
-    _add_world_and_lights(scene, settings["lighting"])
     camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     camera.data.sensor_fit = "HORIZONTAL"
     camera.data.clip_start, camera.data.clip_end = 0.01, 100.0
@@ -112,22 +111,40 @@ def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.O
     return camera
 
 
-def _add_world_and_lights(scene: bpy.types.Scene, lighting: dict[str, float]) -> None:
-    """Soft grey ambient light plus a key sun from the upper front-left: every side readable."""
+def add_lights(rig: dict[str, Any]) -> list[str]:
+    """Build the light rig the host planned (see `mvcap_build.render.lighting`): a world light and
+    suns given by the direction they shine from. Returns the names of the objects added."""
+    from mathutils import Vector
+
+    scene = bpy.context.scene
     world = bpy.data.worlds.new("world")
     world.use_nodes = True
     background = world.node_tree.nodes["Background"]
-    background.inputs["Color"].default_value = (0.7, 0.7, 0.7, 1.0)
-    background.inputs["Strength"].default_value = lighting["ambient_strength"]
+    background.inputs["Color"].default_value = (*rig["world"]["color"], 1.0)
+    background.inputs["Strength"].default_value = rig["world"]["strength"]
     scene.world = world
-    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
-    sun.data.energy = lighting["sun_energy"]
-    sun.rotation_euler = (math.radians(40), math.radians(-25), math.radians(-30))
-    scene.collection.objects.link(sun)
+    names = []
+    for spec in rig["suns"]:
+        light = bpy.data.lights.new(f"mvcap_{spec['name']}", "SUN")
+        light.energy = spec["energy"]
+        if hasattr(light, "use_shadow"):
+            light.use_shadow = rig["shadows"]
+        sun = bpy.data.objects.new(light.name, light)
+        az, el = math.radians(spec["azimuth_deg"]), math.radians(spec["elevation_deg"])
+        towards_light = Vector((math.cos(el) * math.sin(az), -math.cos(el) * math.cos(az), math.sin(el)))
+        sun.rotation_euler = (-towards_light).to_track_quat("-Z", "Y").to_euler()  # a sun shines down its -z
+        scene.collection.objects.link(sun)
+        names.append(sun.name)
+    return names
 
 
-def set_camera(camera: bpy.types.Object, blender_c2w: list[list[float]], fov_deg: float) -> None:
+def place_camera(camera: bpy.types.Object, unit_c2w: list[list[float]], distance: float, fov_deg: float) -> None:
+    """Put the camera on its ray from the origin at `distance` (the host sent it at distance 1)."""
     from mathutils import Matrix
 
-    camera.matrix_world = Matrix(blender_c2w)
+    matrix = Matrix(unit_c2w)
+    matrix.translation = matrix.translation * distance
+    camera.matrix_world = matrix
     camera.data.angle = math.radians(fov_deg)
+
+

@@ -12,6 +12,7 @@ The worker exits when stdin closes (the host finished, or was killed).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -39,7 +40,6 @@ def render_job(job: dict, device: dict) -> dict:
     started = time.perf_counter()
     settings = job["settings"]
     camera = scene.reset_scene(settings, device)
-    ours = {camera.name, "sun"}
     asset = job["asset"]
     if asset["kind"] == "file":
         importers.import_file(Path(asset["path"]))
@@ -48,15 +48,17 @@ def render_job(job: dict, device: dict) -> dict:
     else:
         raise importers.AssetError("unsupported_asset", f"unknown asset kind {asset['kind']!r}")
     for obj in list(bpy.context.scene.objects):  # imported cameras and lights would change the look
-        if obj.type in ("CAMERA", "LIGHT") and obj.name not in ours:
+        if obj.type in ("CAMERA", "LIGHT") and obj != camera:
             bpy.data.objects.remove(obj, do_unlink=True)
     bpy.context.scene.camera = camera
     vertex_colored = importers.show_vertex_colors()
     normalization = importers.normalize_to_unit_cube()
+    scene.add_lights(job["lighting"])
+    framing = frame(job["framing"], importers.bounding_radius())
     imported = time.perf_counter()
     out_dir = Path(job["out_dir"])
     for view in job["views"]:
-        scene.set_camera(camera, view["blender_c2w"], view["fov_deg"])
+        scene.place_camera(camera, view["blender_c2w"], framing["distance"], view["fov_deg"])
         bpy.context.scene.render.filepath = str(out_dir / view["file"])
         bpy.ops.render.render(write_still=True)
     return {
@@ -69,6 +71,7 @@ def render_job(job: dict, device: dict) -> dict:
             **device,
             "blender": bpy.app.version_string,
         },
+        "framing": framing,
         "info": {
             "vertex_color_materials": vertex_colored,
             **normalization,
@@ -76,6 +79,14 @@ def render_job(job: dict, device: dict) -> dict:
             "render_s": round(time.perf_counter() - imported, 3),
         },
     }
+
+
+def frame(spec: dict, radius: float) -> dict:
+    """The camera distance: the object's bounding sphere fills the view (fit), or a given one."""
+    if spec["mode"] == "fixed":
+        return {"mode": "fixed", "distance": spec["distance"], "radius": round(radius, 6)}
+    half_fov = math.radians(spec["fov_deg"]) / 2.0
+    return {"mode": "fit", "margin": spec["margin"], "radius": round(radius, 6), "distance": spec["margin"] * radius / math.sin(half_fov)}
 
 
 def main() -> int:
