@@ -134,17 +134,25 @@ def test_rerun_skips_committed_and_failed_objects(fixtures_root, meshes_dir):
     assert again.skipped_failed == len(EXPECTED_FAILURES)
 
 
-def test_empty_render_is_caught(tmp_path):
-    """A mesh with vertices and edges but no faces imports fine and draws nothing."""
+def test_empty_render_and_surfaceless_assets_are_caught(tmp_path):
+    """Lines and points only: ledgered before rendering (`no_surface`). A face of zero area
+    (three points on a line) imports as a surface and draws nothing: caught in the pixels."""
     folder = tmp_path / "meshes"
     folder.mkdir()
     (folder / "wire.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 1\nl 1 2\nl 2 3\n")
-    (folder / "categories.csv").write_text("file,category\nwire.obj,wire\nmissing.glb,ghost\n")
+    (folder / "points.ply").write_text(
+        "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+        "end_header\n0 0 0\n1 0 0\n0 1 1\n"
+    )
+    (folder / "flat.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
+    (folder / "categories.csv").write_text("file,category\nwire.obj,wire\npoints.ply,dots\nflat.obj,sliver\nmissing.glb,ghost\n")
     root = DatasetRoot(tmp_path / "root")
     summary = render(root, tiny_render(source={"kind": "local", "folder": str(folder)}))
-    assert summary.failed == {"empty_render": 1, "missing_file": 1}
+    assert summary.failed == {"no_surface": 2, "empty_render": 1, "missing_file": 1}
     reasons = {e.key: (e.reason, e.detail) for e in FailureLedger(root, "render")}
-    assert reasons["local/wire.obj"][0] == "empty_render" and "views [0, 1, 2, 3]" in reasons["local/wire.obj"][1]
+    assert reasons["local/wire.obj"][0] == "no_surface" and "no face" in reasons["local/wire.obj"][1]
+    assert reasons["local/points.ply"][0] == "no_surface"
+    assert reasons["local/flat.obj"][0] == "empty_render" and "views [0, 1, 2, 3]" in reasons["local/flat.obj"][1]
     assert "missing.glb" in reasons["local/missing.glb"][1]
     assert not list((root.path / "views" / "local").iterdir())  # no staging leftovers
 

@@ -219,6 +219,7 @@ class RenderStage(ObjectStage):
             normalization="unit_cube",
             producer=RenderProducer(**reply["renderer"], lighting=job["lighting"], framing=reply["framing"]),
             fingerprint=unit.fingerprint,
+            stats=reply.get("stats", {}),
             views=records,
         )
         atomic_write_json(staging / "views.json", manifest.model_dump())

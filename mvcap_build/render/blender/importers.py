@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from mathutils import Matrix, Vector
+from mathutils import Matrix
 
 
 class AssetError(RuntimeError):
@@ -68,21 +68,40 @@ def _mesh_objects() -> list[bpy.types.Object]:
     return [o for o in bpy.context.scene.objects if o.type == "MESH" and len(o.data.vertices) > 0]
 
 
+def world_vertices(obj: bpy.types.Object) -> np.ndarray:
+    """The vertices of a mesh object as rendered (modifiers, armature pose and shape keys
+    applied), in world coordinates, as an (N, 3) array."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        coords = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
+        mesh.vertices.foreach_get("co", coords)
+    finally:
+        evaluated.to_mesh_clear()
+    matrix = np.array(evaluated.matrix_world)
+    return coords.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
 def normalize_to_unit_cube() -> dict[str, float]:
-    """Scale and move everything so the meshes' world bounding box is centred with longest side 1."""
+    """Scale and move everything so the meshes' world bounding box (of the posed, evaluated
+    geometry) is centred at the origin with longest side 1."""
     meshes = _mesh_objects()
     if not meshes:
         raise AssetError("no_geometry", "the file imported no mesh with vertices")
     bpy.context.view_layer.update()
-    corners = []
+    lows, highs = [], []
     for obj in meshes:
-        coords = np.empty(len(obj.data.vertices) * 3, dtype=np.float64)
-        obj.data.vertices.foreach_get("co", coords)
-        if not np.isfinite(coords).all():
+        points = world_vertices(obj)
+        if not len(points):
+            continue
+        if not np.isfinite(points).all():
             raise AssetError("non_finite_geometry", f"mesh {obj.name!r} has NaN or infinite vertices")
-        corners.extend(obj.matrix_world @ Vector(corner) for corner in obj.bound_box)
-    points = np.array([tuple(c) for c in corners])
-    low, high = points.min(axis=0), points.max(axis=0)
+        lows.append(points.min(axis=0))
+        highs.append(points.max(axis=0))
+    if not lows:
+        raise AssetError("no_geometry", "the meshes have no vertices once evaluated")
+    low, high = np.min(lows, axis=0), np.max(highs, axis=0)
     size = float((high - low).max())
     if not np.isfinite(size) or size <= 1e-9:
         raise AssetError("degenerate_geometry", f"bounding box has size {size}")
@@ -100,13 +119,11 @@ def normalize_to_unit_cube() -> dict[str, float]:
 
 
 def bounding_radius() -> float:
-    """Distance from the origin to the farthest vertex of any mesh, in world space (after
-    normalisation): the sphere that framing fits into the view."""
+    """Distance from the origin to the farthest vertex of any mesh as rendered, in world space
+    (after normalisation): the sphere that framing fits into the view."""
     radius = 0.0
     for obj in _mesh_objects():
-        coords = np.empty(len(obj.data.vertices) * 3, dtype=np.float64)
-        obj.data.vertices.foreach_get("co", coords)
-        matrix = np.array(obj.matrix_world)
-        world = coords.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
-        radius = max(radius, float(np.sqrt((world**2).sum(axis=1)).max()))
+        points = world_vertices(obj)
+        if len(points):
+            radius = max(radius, float(np.sqrt((points**2).sum(axis=1)).max()))
     return radius

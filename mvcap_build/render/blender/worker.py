@@ -35,7 +35,7 @@ def _send(stream, message: dict) -> None:
 def render_job(job: dict, device: dict) -> dict:
     import bpy
 
-    from mvcap_build.render.blender import importers, procedural, scene
+    from mvcap_build.render.blender import hygiene, importers, procedural, scene
 
     started = time.perf_counter()
     settings = job["settings"]
@@ -51,7 +51,20 @@ def render_job(job: dict, device: dict) -> dict:
         if obj.type in ("CAMERA", "LIGHT") and obj != camera:
             bpy.data.objects.remove(obj, do_unlink=True)
     bpy.context.scene.camera = camera
+    pose = hygiene.pose_at_start()
+    hidden = hygiene.remove_hidden()
+    converted = hygiene.convert_to_meshes()
+    missing_textures = hygiene.neutralise_missing_textures()
+    hygiene.require_surfaces()
     vertex_colored = importers.show_vertex_colors()
+    stats = {
+        **hygiene.asset_stats(),
+        "hidden_removed": hidden,
+        "converted_to_mesh": converted,
+        "missing_textures": missing_textures,
+        "vertex_color_materials": vertex_colored,
+        **pose,
+    }
     normalization = importers.normalize_to_unit_cube()
     scene.add_lights(job["lighting"])
     framing = frame(job["framing"], importers.bounding_radius())
@@ -72,9 +85,8 @@ def render_job(job: dict, device: dict) -> dict:
             "blender": bpy.app.version_string,
         },
         "framing": framing,
+        "stats": {**stats, **normalization},
         "info": {
-            "vertex_color_materials": vertex_colored,
-            **normalization,
             "import_s": round(imported - started, 3),
             "render_s": round(time.perf_counter() - imported, 3),
         },
