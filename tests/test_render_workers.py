@@ -107,3 +107,17 @@ def test_a_failed_redo_removes_the_stale_object(tmp_path):
     # The ledger entries carry the new settings: a plain rerun skips them, it does not call them stale.
     again = render(root, _config(source=demo, samples=8))
     assert (again.skipped_failed, again.done) == (2, 0)
+
+
+def test_workers_share_the_cores_and_the_kernel_cache(tmp_path):
+    from mvcap_build.render.stage import threads_per_worker
+
+    assert threads_per_worker(1, 16) is None and threads_per_worker(4, 16) == 4 and threads_per_worker(32, 16) == 1
+    root = DatasetRoot(tmp_path / "root")
+    cache = tmp_path / "kernels"
+    summary = render(root, _config(workers=2, kernel_cache=str(cache)))
+    assert summary.done == 3
+    assert (cache / "cuda").is_dir() and (cache / "optix").is_dir()
+    logs = "".join(p.read_text() for p in root.logs("render").glob("worker-*.log"))
+    assert f"threads: {threads_per_worker(2)}," in logs, logs[-2000:]  # each worker its share of the cores
+    assert str(cache / "cuda") in logs and str(cache / "optix") in logs

@@ -73,7 +73,10 @@ class RenderConfig(_Config):
     denoise: bool = True  # OpenImageDenoise (the OptiX denoiser is unreliable in containers)
     device: Literal["auto", "cpu", "cuda", "optix"] = "auto"  # auto: OptiX, then CUDA, then CPU
     workers: int = Field(1, ge=1)  # Blender processes; several can share one GPU
-    threads: int | None = Field(None, ge=1)  # CPU threads per Blender process (None: all)
+    threads: int | None = Field(None, ge=1)  # CPU threads per Blender process (None: the cores split between workers)
+    # Cycles compiles GPU kernels on first use (minutes on a new GPU): a folder kept across runs
+    # and shared by the workers of a node (CUDA_CACHE_PATH, OPTIX_CACHE_PATH) makes it once.
+    kernel_cache: Path | None = None
     timeout_s: float = Field(600.0, gt=0)  # per object, import included
     recycle_after: int = Field(100, ge=1)  # restart a worker after this many objects (Blender leaks)
     min_coverage: float = Field(0.0005, ge=0, le=1)  # a view with fewer object pixels is "empty"

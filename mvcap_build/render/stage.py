@@ -92,8 +92,28 @@ def worker_settings(config: RenderConfig) -> dict:
         "samples": config.samples,
         "denoise": config.denoise,
         "device": config.device,
-        "threads": config.threads,
+        "threads": config.threads or threads_per_worker(config.workers),
     }
+
+
+def kernel_cache_env(folder: Path | None) -> dict[str, str]:
+    """Where Cycles keeps compiled CUDA/OptiX kernels, for every worker of this run."""
+    if folder is None:
+        return {}
+    folder = Path(folder).expanduser().resolve()
+    (folder / "cuda").mkdir(parents=True, exist_ok=True)
+    (folder / "optix").mkdir(parents=True, exist_ok=True)
+    return {"CUDA_CACHE_PATH": str(folder / "cuda"), "OPTIX_CACHE_PATH": str(folder / "optix")}
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int | None:
+    """Several Blender processes on one machine each take all cores by default and fight over
+    them; give each its share. One worker keeps Blender's own choice (None)."""
+    if workers <= 1:
+        return None
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
 
 
 def render_job(obj: ObjectRecord, config: RenderConfig, out_dir: Path) -> dict:
@@ -195,6 +215,7 @@ class RenderStage(ObjectStage):
             timeout_s=self.config.timeout_s,
             recycle_after=self.config.recycle_after,
             python=self.config.python,
+            env=kernel_cache_env(self.config.kernel_cache),
             on_result=on_result,
         )
 

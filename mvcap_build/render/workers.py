@@ -31,9 +31,9 @@ class WorkerError(RuntimeError):
         self.reason = reason
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Make the package importable from another interpreter (a separate Blender environment)."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     package_parent = str(Path(mvcap_build.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -41,9 +41,10 @@ def _worker_env() -> dict[str, str]:
 
 
 class BlenderWorker:
-    def __init__(self, log_path: Path, python: str | None = None) -> None:
+    def __init__(self, log_path: Path, python: str | None = None, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         self.python = python or sys.executable
+        self.env = env or {}
         self.process: subprocess.Popen[str] | None = None
         self.jobs_done = 0
 
@@ -57,7 +58,7 @@ class BlenderWorker:
             stderr=log,
             text=True,
             bufsize=1,
-            env=_worker_env(),
+            env=_worker_env(self.env),
         )
         log.close()
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -125,6 +126,7 @@ def run_jobs(
     recycle_after: int,
     python: str | None,
     on_result: Callable[[dict, dict], None],
+    env: dict[str, str] | None = None,
 ) -> None:
     """Render every job on `num_workers` workers; `on_result(job, reply)` is called from worker
     threads, one call at a time, with a failure reply for timeouts and crashes. `jobs` is read
@@ -138,7 +140,7 @@ def run_jobs(
             return next(pending, None)
 
     def drive(slot: int) -> None:
-        worker = BlenderWorker(log_dir / f"worker-{slot}.log", python)
+        worker = BlenderWorker(log_dir / f"worker-{slot}.log", python, env)
         try:
             while not fatal:
                 job = next_job()

@@ -121,6 +121,8 @@ def main() -> int:
             if device is None:
                 device = scene.choose_device(job["settings"]["device"])
                 print(f"[mvcap worker] compute device: {device}", file=sys.stderr, flush=True)
+                kernel_cache = {k: os.environ[k] for k in ("CUDA_CACHE_PATH", "OPTIX_CACHE_PATH") if k in os.environ}
+                print(f"[mvcap worker] threads: {job['settings'].get('threads')}, kernel cache: {kernel_cache}", file=sys.stderr, flush=True)
             reply = render_job(job, device)
         except scene.DeviceError as error:
             reply = {"ok": False, "fatal": True, "reason": "device_unavailable", "detail": str(error)}
