@@ -126,3 +126,23 @@ def test_mixed_caption_models_are_refused_unless_allowed(exported, copy_of):
 def test_nothing_to_export_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="nothing to export"):
         export(tmp_path)
+
+
+def test_card_lists_licences_and_attribution_travels_with_the_data(exported, copy_of):
+    root = DatasetRoot(copy_of(exported[0].path))
+    table = root.objects_table("demo")
+    rows = [json.loads(line) for line in table.read_text().splitlines()]
+    licences = {"demo/car-000": ("by", "Ada"), "demo/chair-000": ("cc0", "Bo")}  # the mug records none
+    for row in rows:
+        if row["key"] in licences:
+            code, author = licences[row["key"]]
+            row["attrs"] = {"license": code, "author": author, "name": row["key"], "source_url": f"https://example.org/{row['source_id']}"}
+    table.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    export(root)
+    card = (root.export_dir / "README.md").read_text()
+    assert "| by | 1 |" in card and "| cc0 | 1 |" in card and "| none recorded | 1 |" in card
+    assert "1 objects are under licences that require attribution" in card
+    lines = (root.export_dir / "attribution.csv").read_text().splitlines()
+    assert lines[0] == "key,name,author,author_url,source_url,license"
+    assert lines[1:] == ["demo/car-000,demo/car-000,Ada,,https://example.org/car-000,by",
+                         "demo/chair-000,demo/chair-000,Bo,,https://example.org/chair-000,cc0"]

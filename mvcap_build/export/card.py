@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from mvcap_build.dataset.export_schema import column_table
-from mvcap_build.export.rows import ExportRows
+from mvcap_build.export.rows import ExportRows, needs_attribution
 
 
 def describe_caption_producer(producer: tuple[str, str, str, str]) -> str:
@@ -25,6 +25,15 @@ def dataset_card(name: str, license: str, data: ExportRows, parquet_files: list[
     categories = "\n".join(f"| {c} | {n} |" for c, n in sorted(data.categories.items()))
     views = "\n".join(f"- {n} objects: {what}" for what, n in sorted(data.view_producers.items()))
     captions = "\n".join(f"- {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items()))
+    licences = "\n".join(f"| {code} | {n} |" for code, n in sorted(data.licences.items()))
+    credited = sum(needs_attribution(a["license"]) for a in data.attributions)
+    attribution = (
+        f"{credited} objects are under licences that require attribution (CC BY and its variants): "
+        "`attribution.csv` beside this card names each object, its author and its source; keep it "
+        "with any copy of the data."
+        if credited
+        else "No object records a licence that requires attribution."
+    )
     template_note = (
         "\n> Captions from the `template` backend were written from metadata, not by a model.\n"
         if any(p[0] == "template" for p in data.caption_producers)
@@ -62,6 +71,14 @@ folders by their name, so two exports in folders of the same name can be confuse
 | category | objects |
 | --- | --- |
 {categories}
+
+## Licences
+
+| licence | objects |
+| --- | --- |
+{licences}
+
+{attribution}
 
 ## Provenance
 

@@ -19,6 +19,16 @@ class ExportRows:
     stale_captions: list[str] = field(default_factory=list)  # keys whose captions describe older views
     caption_producers: Counter = field(default_factory=Counter)  # (backend, model, revision, prompt_name) -> objects
     view_producers: Counter = field(default_factory=Counter)  # description -> objects
+    licences: Counter = field(default_factory=Counter)  # licence code ("none recorded" if absent) -> objects
+    attributions: list[dict] = field(default_factory=list)  # one per object whose source records an author or licence
+
+
+ATTRIBUTION_FIELDS = ("key", "name", "author", "author_url", "source_url", "license")
+
+
+def needs_attribution(licence: str | None) -> bool:
+    """Creative Commons licences with BY (by, by-sa, by-nc, ...) require crediting the author."""
+    return bool(licence) and any(part == "by" for part in licence.lower().replace("cc-", "").split("-"))
 
 
 def describe_producer(manifest: ViewsManifest) -> str:
@@ -52,6 +62,10 @@ def collect_rows(root: DatasetRoot, img_id_stride: int) -> ExportRows:
         obj_id, category = result.objects, objects[key].category
         result.objects += 1
         result.categories[category] += 1
+        attrs = objects[key].attrs
+        result.licences[attrs.get("license") or "none recorded"] += 1
+        if attrs.get("license") or attrs.get("author"):
+            result.attributions.append({"key": key, **{f: attrs.get(f) or "" for f in ATTRIBUTION_FIELDS if f != "key"}})
         result.view_producers[describe_producer(manifest)] += 1
         first = caption.rows[0]
         revision = caption.fingerprint.fields.get("revision") or ""

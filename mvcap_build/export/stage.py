@@ -8,6 +8,8 @@ byte-identical files (what a resumable Hub push relies on).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -20,7 +22,7 @@ from mvcap_build.dataset.export_schema import IMAGE_COLUMN, ExportRow, features,
 from mvcap_build.errors import ConfigError, EnvironmentBroken, UserError
 from mvcap_build.export.card import dataset_card, describe_caption_producer
 from mvcap_build.export.config import ExportConfig
-from mvcap_build.export.rows import ExportRows, collect_rows
+from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, collect_rows
 from mvcap_build.pipeline.stage import RunOptions, Summary, record_run
 from mvcap_build.progress import progress
 
@@ -88,6 +90,8 @@ class ExportStage:
                 chunk = data.rows[i * config.rows_per_metadata : (i + 1) * config.rows_per_metadata]
                 meta = [metadata_record(row.as_dict()) for row in chunk]
                 (staging / "metadata" / f"metadata_{i:05d}.json").write_text(json.dumps(meta, ensure_ascii=False, indent=0))
+            if data.attributions:
+                (staging / "attribution.csv").write_text(attribution_csv(data.attributions), encoding="utf-8")
             card = dataset_card(config.name, config.license, data, parquet_files, config.img_id_stride)
             atomic_write_text(staging / "README.md", card)
             atomic_write_json(
@@ -108,6 +112,15 @@ class ExportStage:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return parquet_files
+
+
+def attribution_csv(attributions: list[dict]) -> str:
+    """Who made each object and under which licence (what CC BY asks to keep with the data)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ATTRIBUTION_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(attributions, key=lambda a: a["key"]))
+    return buffer.getvalue()
 
 
 def _write_parquet(root: DatasetRoot, rows: list[ExportRow], path: Path) -> None:
