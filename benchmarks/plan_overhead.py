@@ -19,7 +19,9 @@ from mvcap_build.caption.stage import CaptionStage
 from mvcap_build.dataset import DatasetRoot, ViewsManifest, atomic_write_json, read_views_manifest
 from mvcap_build.dataset.records import RenderProducer, ViewRecord
 from mvcap_build.render.config import RenderConfig
-from mvcap_build.render.stage import RenderStage, plan_views, render_fingerprint
+from mvcap_build.render.fingerprint import render_fingerprint
+from mvcap_build.render.jobs import plan_views
+from mvcap_build.render.stage import RenderStage
 
 
 def make_root(root: DatasetRoot, config: RenderConfig) -> int:

@@ -8,6 +8,10 @@ Persistent workers against one Blender process per object (the objaverse-xl way)
     python benchmarks/render_throughput.py --views 12 --resolution 128 --samples 16 \
         --runs device=cpu,recycle_after=1 device=cpu,recycle_after=100
 
+PNG compression inside Blender's render loop against on the host, in parallel:
+    python benchmarks/render_throughput.py --views 24 --resolution 512 --samples 8 \
+        --runs device=cpu,engine=BLENDER_WORKBENCH,png_on_host=false device=cpu,engine=BLENDER_WORKBENCH,png_on_host=true
+
 Each run renders the same demo objects into a fresh root; the time includes starting Blender
 workers and importing, as a user would see it.
 """
@@ -33,7 +37,11 @@ def run(settings: dict[str, str], args: argparse.Namespace, scratch: Path) -> tu
         "--samples", str(args.samples), "--quiet",
     ]
     for key, value in settings.items():
-        command += [f"--{key.replace('_', '-')}", value]
+        flag = key.replace("_", "-")
+        if value in ("true", "false"):  # boolean flags: --name / --no-name
+            command.append(f"--{flag}" if value == "true" else f"--no-{flag}")
+        else:
+            command += [f"--{flag}", value]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start

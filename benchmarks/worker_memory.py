@@ -16,7 +16,7 @@ import psutil
 
 from mvcap_build.dataset import ObjectRecord
 from mvcap_build.render.config import RenderConfig
-from mvcap_build.render.stage import render_job
+from mvcap_build.render.jobs import render_job
 from mvcap_build.render.workers import BlenderWorker
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from mvcap_build.caption.config import CaptionConfig, HFBackendConfig, TemplateBackendConfig
 from mvcap_build.errors import ConfigError
 from mvcap_build.export.config import ExportConfig
-from mvcap_build.render.config import DemoSourceConfig, LocalSourceConfig, RenderConfig
+from mvcap_build.render.config import DemoSourceConfig, LocalSourceConfig, ObjaverseSourceConfig, RenderConfig
 from mvcap_build.train.config import TrainStageConfig
 
 
@@ -30,8 +30,11 @@ class Entry:
     config: type[BaseModel]
 
     def load(self) -> Any:
-        module, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return getattr(self.module(), self.target.partition(":")[2])
+
+    def module(self) -> Any:
+        """The implementation's module (where optional companions live, e.g. `make_fetcher`)."""
+        return importlib.import_module(self.target.partition(":")[0])
 
 
 class Registry(Mapping[str, Entry]):
@@ -65,6 +68,7 @@ SOURCES = Registry(
     "object source",
     Entry("demo", "mvcap_build.render.sources.demo:list_objects", DemoSourceConfig),
     Entry("local", "mvcap_build.render.sources.local:list_objects", LocalSourceConfig),
+    Entry("objaverse", "mvcap_build.render.sources.objaverse:list_objects", ObjaverseSourceConfig),
 )
 
 CAPTION_BACKENDS = Registry(

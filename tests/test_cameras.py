@@ -92,7 +92,7 @@ def test_light_rigs_are_planned_per_object_and_recorded_whole():
 def test_framing_settings_are_in_the_render_fingerprint():
     from mvcap_build.dataset import ObjectRecord
     from mvcap_build.render.config import RenderConfig
-    from mvcap_build.render.stage import render_fingerprint
+    from mvcap_build.render.fingerprint import render_fingerprint
 
     obj = ObjectRecord(key="demo/a", source="demo", source_id="a", category="x", asset={"kind": "procedural", "builder": "mug", "seed": 1})
     base = render_fingerprint(obj, RenderConfig())

@@ -261,3 +261,17 @@ def test_fixed_framing_keeps_one_distance_and_records_it(tmp_path):
         for view in manifest.views:
             assert view.distance == 3.0
             assert np.linalg.norm(np.array(view.c2w)[:3, 3]) == pytest.approx(3.0)
+
+
+def test_pngs_compressed_on_the_host_hold_the_same_pixels(tmp_path):
+    """Blender writes uncompressed PNGs and the host compresses them (off the render loop), or
+    Blender compresses them itself: the same pixels either way, and no raw-sized files."""
+    settings = tiny_render(engine="BLENDER_WORKBENCH", resolution=64, source={"kind": "demo", "categories": ["mug"], "per_category": 1})
+    host, blender = DatasetRoot(tmp_path / "host"), DatasetRoot(tmp_path / "blender")
+    assert render(host, settings).done == 1
+    assert render(blender, {**settings, "png_on_host": False}).done == 1
+    for view in read_views_manifest(host.view_manifest("demo/mug-000")).views:
+        ours, theirs = host.view_dir("demo/mug-000") / view.file, blender.view_dir("demo/mug-000") / view.file
+        assert_same_pixels(_pixels(ours), _pixels(theirs), view.file)
+        assert ours.stat().st_size < 64 * 64 * 4 / 2  # compressed, not Blender's stored-only PNG
+        assert not {b"tEXt", b"zTXt", b"iTXt", b"tIME"} & set(png_chunk_types(ours.read_bytes()))

@@ -110,7 +110,7 @@ def test_a_failed_redo_removes_the_stale_object(tmp_path):
 
 
 def test_workers_share_the_cores_and_the_kernel_cache(tmp_path):
-    from mvcap_build.render.stage import threads_per_worker
+    from mvcap_build.render.jobs import threads_per_worker
 
     assert threads_per_worker(1, 16) is None and threads_per_worker(4, 16) == 4 and threads_per_worker(32, 16) == 1
     root = DatasetRoot(tmp_path / "root")

@@ -42,6 +42,8 @@ def render(
     workers: Annotated[Optional[int], typer.Option(help="Blender worker processes.")] = None,
     timeout_s: Annotated[Optional[float], typer.Option(help="Per-object deadline in seconds.")] = None,
     recycle_after: Annotated[Optional[int], typer.Option(help="Restart each Blender worker after this many objects.")] = None,
+    png_on_host: Annotated[Optional[bool], typer.Option("--png-on-host/--no-png-on-host", help="Compress PNGs on the host while Blender renders on (default), or inside Blender.")] = None,
+    kernel_cache: Annotated[Optional[Path], typer.Option(help="Folder for compiled Cycles GPU kernels, shared by the workers (keep it across runs).")] = None,
     redo: RedoOption = RedoChoice.none,
     retry_failed: RetryFailed = False,
     shard: Shard = 0,
@@ -77,6 +79,8 @@ def render(
             "workers": workers,
             "timeout_s": timeout_s,
             "recycle_after": recycle_after,
+            "png_on_host": png_on_host,
+            "kernel_cache": str(kernel_cache) if kernel_cache else None,
         }
         settings = stage_config("render", config, overrides)
         run_stage_command("render", root, settings, shard=shard, num_shards=num_shards, options=run_options(redo, retry_failed, quiet))

@@ -86,6 +86,7 @@ def reset_scene(settings: dict[str, Any], device: dict[str, Any]) -> bpy.types.O
     render.image_settings.file_format = "PNG"
     render.image_settings.color_mode = "RGBA"
     render.image_settings.color_depth = "8"
+    render.image_settings.compression = settings.get("png_compression", 15)
     scene.view_settings.view_transform = "Standard"  # true colours; AgX would wash them out
     for flag in [name for name in dir(render) if name.startswith("use_stamp")]:
         setattr(render, flag, False)  # no date/render-time metadata: same scene, same bytes

@@ -14,6 +14,14 @@ def list_objects(config) -> list[ObjectRecord]:
     return SOURCES[config.kind].load()(config)
 
 
+def make_fetcher(config):
+    """The source's fetcher when its assets must be fetched (downloads), else None."""
+    from mvcap_build.registry import SOURCES
+
+    factory = getattr(SOURCES[config.kind].module(), "make_fetcher", None)
+    return factory(config) if factory is not None else None
+
+
 def source_name(config) -> str:
     """The source part of object keys: a source's `name:` where it has one, else its kind."""
     return getattr(config, "name", config.kind)

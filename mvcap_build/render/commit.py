@@ -1,0 +1,88 @@
+"""Turning a worker's output folder into a committed object: check every view is there and shows
+something, make the PNGs byte-reproducible (and compressed, when the host encodes), record the
+cameras, write views.json last and rename the folder into place.
+
+Runs in the host's commit threads, in parallel with Blender rendering the next objects.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mvcap_build.dataset import DatasetRoot, ViewRecord, ViewsManifest, atomic_write_json, commit_dir
+from mvcap_build.dataset.fingerprint import Fingerprint
+from mvcap_build.dataset.records import RenderProducer
+from mvcap_build.imaging import strip_png_metadata
+from mvcap_build.render.config import RenderConfig
+from mvcap_build.render.jobs import place_at
+
+
+def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint: Fingerprint, job: dict, reply: dict) -> tuple[str, str] | None:
+    """Commit one object's views; on failure remove its staging folder and return (reason, detail)."""
+    staging = Path(job["out_dir"])
+    failure = _check(job, reply)
+    if failure is None:
+        distance = reply["framing"]["distance"]
+        records = [_view_record(staging, place_at(view, distance), config) for view in job["views"]]
+        empty = [r.view_index for r in records if r.coverage < config.min_coverage]
+        if empty:
+            failure = "empty_render", (
+                f"views {empty} of {len(records)} show (almost) nothing "
+                f"(coverage < {config.min_coverage}); the mesh may have no visible faces"
+            )
+    if failure is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+        return failure
+    manifest = ViewsManifest(
+        key=key,
+        normalization="unit_cube",
+        producer=RenderProducer(**reply["renderer"], lighting=job["lighting"], framing=reply["framing"]),
+        fingerprint=fingerprint,
+        stats=reply.get("stats", {}),
+        views=records,
+    )
+    atomic_write_json(staging / "views.json", manifest.model_dump())
+    commit_dir(staging, root.view_dir(key))
+    return None
+
+
+def encode_png(data: bytes, config: RenderConfig) -> tuple[bytes, float]:
+    """The PNG as committed (no text or time chunks: equal pixels, equal bytes) and its coverage."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        coverage = float((np.asarray(image.getchannel("A")) > 0).mean()) if image.mode == "RGBA" else 1.0
+        if config.png_on_host:  # Blender wrote it uncompressed: compress it here
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", compress_level=config.png_level)
+            return buffer.getvalue(), coverage
+    return strip_png_metadata(data), coverage
+
+
+def _view_record(staging: Path, view: dict, config: RenderConfig) -> ViewRecord:
+    path = staging / view["file"]
+    png, coverage = encode_png(path.read_bytes(), config)
+    with open(path, "wb") as handle:  # still in staging: the commit is the folder rename
+        handle.write(png)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return ViewRecord(
+        **{k: v for k, v in view.items() if k != "blender_c2w"},
+        width=config.resolution,
+        height=config.resolution,
+        coverage=coverage,
+    )
+
+
+def _check(job: dict, reply: dict) -> tuple[str, str] | None:
+    if not reply["ok"]:
+        return reply["reason"], reply["detail"]
+    missing = [v["file"] for v in job["views"] if not (Path(job["out_dir"]) / v["file"]).is_file()]
+    if missing:
+        return "missing_view", f"Blender reported success but did not write {missing}"
+    return None
