@@ -12,6 +12,8 @@ from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 PREFIX = "/datasets/allenai/objaverse/resolve/main/"
 CDN_PREFIX = "/cdn/"
 STALL_LIMIT_S = 10.0  # a stalled or slow response gives up by itself after this
@@ -195,3 +197,22 @@ class FakeHub:
     def count(self, relpath: str | None = None) -> int:
         with self._lock:
             return sum(1 for request in self.requests if relpath is None or request["relpath"] == relpath)
+
+
+@pytest.fixture(scope="module")
+def data() -> FakeObjaverse:
+    """The fake dataset (fixture meshes under fake uids), built once per test module."""
+    from conftest import MESHES
+
+    return FakeObjaverse(MESHES)
+
+
+@pytest.fixture
+def hub(data, monkeypatch):
+    """The fake Hub serving `data`, with HF_ENDPOINT pointing at it and no token."""
+    with FakeHub(data.files) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        for name in ("NO_PROXY", "no_proxy"):  # a proxy set for the machine must not catch 127.0.0.1
+            monkeypatch.setenv(name, "127.0.0.1,localhost")
+        yield server

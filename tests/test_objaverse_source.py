@@ -15,8 +15,8 @@ import threading
 import time
 
 import pytest
-from conftest import MESHES, REPO
-from fake_objaverse import FakeHub, FakeObjaverse, fake_uid
+from conftest import REPO
+from fake_objaverse import data, fake_uid, hub  # noqa: F401 (data, hub: fixtures)
 from pydantic import ValidationError
 
 from mvcap_build.errors import ManifestError, SourceError
@@ -25,21 +25,6 @@ from mvcap_build.render.sources.objaverse.download import TMP_MARK, _create_lock
 from mvcap_build.render.sources.objaverse.selection import Pick, sample_per_category
 
 TOKEN = "hf_TopSecretTokenForTests123"
-
-
-@pytest.fixture(scope="module")
-def data() -> FakeObjaverse:
-    return FakeObjaverse(MESHES)
-
-
-@pytest.fixture
-def hub(data, monkeypatch):
-    with FakeHub(data.files) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        for name in ("NO_PROXY", "no_proxy"):  # a proxy set for the machine must not catch 127.0.0.1
-            monkeypatch.setenv(name, "127.0.0.1,localhost")
-        yield server
 
 
 @pytest.fixture

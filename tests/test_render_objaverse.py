@@ -4,26 +4,10 @@ budget, and a second run that asks the server for nothing."""
 
 from __future__ import annotations
 
-import pytest
-from conftest import MESHES, render, tiny_render
-from fake_objaverse import FakeHub, FakeObjaverse
+from conftest import render, tiny_render
+from fake_objaverse import data, hub  # noqa: F401 (fixtures)
 
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_objects, read_views_manifest
-
-
-@pytest.fixture(scope="module")
-def data() -> FakeObjaverse:
-    return FakeObjaverse(MESHES)
-
-
-@pytest.fixture
-def hub(data, monkeypatch):
-    with FakeHub(data.files) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.setenv(name, "127.0.0.1,localhost")
-        yield server
 
 
 def test_objaverse_objects_are_downloaded_rendered_and_ledgered(data, hub, tmp_path):
