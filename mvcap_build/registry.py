@@ -19,6 +19,9 @@ from pydantic import BaseModel
 from mvcap_build.caption.config import CaptionConfig, HFBackendConfig, TemplateBackendConfig
 from mvcap_build.errors import ConfigError
 from mvcap_build.export.config import ExportConfig
+from mvcap_build.extract.config import ExtractConfig
+from mvcap_build.extract.mvimgnet_config import MVImgNetSourceConfig
+from mvcap_build.extract.nerf_config import NerfSourceConfig
 from mvcap_build.render.config import DemoSourceConfig, LocalSourceConfig, ObjaverseSourceConfig, RenderConfig
 from mvcap_build.train.config import TrainStageConfig
 
@@ -59,6 +62,7 @@ class Registry(Mapping[str, Entry]):
 STAGES = Registry(
     "stage",
     Entry("render", "mvcap_build.render.stage:RenderStage", RenderConfig),
+    Entry("extract", "mvcap_build.extract.stage:ExtractStage", ExtractConfig),
     Entry("caption", "mvcap_build.caption.stage:CaptionStage", CaptionConfig),
     Entry("export", "mvcap_build.export.stage:ExportStage", ExportConfig),
     Entry("train_ovt", "mvcap_build.train.stage:TrainStage", TrainStageConfig),
@@ -69,6 +73,14 @@ SOURCES = Registry(
     Entry("demo", "mvcap_build.render.sources.demo:list_objects", DemoSourceConfig),
     Entry("local", "mvcap_build.render.sources.local:list_objects", LocalSourceConfig),
     Entry("objaverse", "mvcap_build.render.sources.objaverse:list_objects", ObjaverseSourceConfig),
+)
+
+# Readers of existing captures: each module has `list_instances(config)` and `read_capture(...)`.
+CAPTURE_SOURCES = Registry(
+    "capture source",
+    Entry("mvimgnet", "mvcap_build.extract.mvimgnet:read_capture", MVImgNetSourceConfig),
+    Entry("im3d", "mvcap_build.extract.nerf:read_capture", NerfSourceConfig),
+    Entry("nerf", "mvcap_build.extract.nerf:read_capture", NerfSourceConfig),
 )
 
 CAPTION_BACKENDS = Registry(

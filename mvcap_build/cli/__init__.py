@@ -8,6 +8,7 @@ import typer
 from mvcap_build.cli.build import build
 from mvcap_build.cli.caption import caption
 from mvcap_build.cli.export import export
+from mvcap_build.cli.extract import extract
 from mvcap_build.cli.render import render
 from mvcap_build.cli.status import status
 from mvcap_build.cli.train_ovt import train_ovt
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command("build")(build)
 app.command("render")(render)
+app.command("extract")(extract)
 app.command("caption")(caption)
 app.command("export")(export)
 app.command("train-ovt")(train_ovt)

@@ -27,9 +27,11 @@ def print_status(root_path: Path) -> None:
         table.add_column(column)
     sources = ", ".join(f"{src}: {n}" for src, n in sorted(s.objects_by_source.items()))
     table.add_row("objects", f"{total} ({sources})" if total else "0", "", "", "")
-    for name, counts in (("render", s.render), ("caption", s.caption)):
+    for name, counts in s.stages():
+        if not counts.objects and not counts.failures and stale.get(name, "-") == "-":
+            continue  # a stage this root never ran (an extracted root has no render row)
         failures = ", ".join(f"{reason}: {n}" for reason, n in counts.failures.most_common()) or "0"
-        table.add_row(name, str(counts.objects), str(counts.views), failures, stale[name])
+        table.add_row(name, str(counts.objects), str(counts.views), failures, stale.get(name, "-"))
     if s.export:
         table.add_row("export", str(s.export["objects"]), str(s.export["views"]), f"{len(s.export['parquet_files'])} parquet file(s)", "")
     else:
@@ -41,7 +43,7 @@ def print_status(root_path: Path) -> None:
     console.print(table)
     if s.categories:
         console.print("categories: " + ", ".join(f"{c} ({n})" for c, n in sorted(s.categories.items())))
-    for stage in ("render", "caption"):
+    for stage in ("render", "extract", "caption"):
         folder = root.path / "failures" / stage
         if folder.is_dir() and any(folder.iterdir()):
             console.print(f"{stage} failure reasons are in {folder}")

@@ -24,26 +24,33 @@ class RootStatus:
     objects_by_source: Counter
     categories: Counter
     render: StageCounts
+    extract: StageCounts
     caption: StageCounts
     export: dict | None  # export.json, when there is an export
+
+    def stages(self) -> list[tuple[str, StageCounts]]:
+        return [("render", self.render), ("extract", self.extract), ("caption", self.caption)]
 
 
 def root_status(root: DatasetRoot) -> RootStatus:
     objects = read_objects(root)
-    render, caption = StageCounts(), StageCounts()
+    render, extract, caption = StageCounts(), StageCounts(), StageCounts()
     for path in root.view_manifests():
-        render.objects += 1
-        render.views += len(read_views_manifest(path).views)
+        manifest = read_views_manifest(path)
+        counts = render if manifest.producer.kind == "render" else extract
+        counts.objects += 1
+        counts.views += len(manifest.views)
     for path in root.caption_manifests():
         caption.objects += 1
         caption.views += len(read_caption_manifest(path).rows)
-    for stage, counts in (("render", render), ("caption", caption)):
+    for stage, counts in (("render", render), ("extract", extract), ("caption", caption)):
         counts.failures.update(entry.reason for entry in FailureLedger(root, stage))
     export_json = root.export_dir / "export.json"
     return RootStatus(
         objects_by_source=Counter(o.source for o in objects.values()),
         categories=Counter(o.category for o in objects.values()),
         render=render,
+        extract=extract,
         caption=caption,
         export=json.loads(export_json.read_text("utf-8")) if export_json.is_file() else None,
     )

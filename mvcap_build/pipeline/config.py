@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mvcap_build.caption.config import CaptionConfig
 from mvcap_build.export.config import ExportConfig
+from mvcap_build.extract.config import ExtractConfig
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.train.config import TrainStageConfig
 
@@ -22,6 +23,7 @@ class PipelineConfig(BaseModel):
 
     root: Path  # the dataset root, relative to the current directory
     render: RenderConfig | None = None
+    extract: ExtractConfig | None = None
     caption: CaptionConfig | None = None
     export: ExportConfig | None = None
     train_ovt: TrainStageConfig | None = None

@@ -10,7 +10,7 @@ from mvcap_build.dataset import DatasetRoot
 from mvcap_build.errors import UserError
 from mvcap_build.registry import STAGES
 
-OBJECT_STAGES = ("render", "caption")
+OBJECT_STAGES = ("render", "extract", "caption")
 
 
 def stale_counts(root: DatasetRoot) -> dict[str, str]:

@@ -1,0 +1,62 @@
+"""`mvcap extract`: multi-view captures (MVImgNet, IM3D, NeRF-synthetic folders) become views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mvcap_build.cli.common import (
+    ConfigFile,
+    NumShards,
+    Quiet,
+    RedoChoice,
+    RedoOption,
+    RetryFailed,
+    Shard,
+    run_options,
+    run_stage_command,
+    stage_config,
+    user_errors,
+)
+
+
+def extract(
+    root: Annotated[Path, typer.Argument(help="Dataset root (created if missing).")],
+    config: ConfigFile = None,
+    source: Annotated[Optional[str], typer.Option(help="mvimgnet | im3d | nerf (any folder of NeRF-synthetic objects).")] = None,
+    folder: Annotated[Optional[Path], typer.Option(help="The captures: MVImgNet's root (<category>/<instance>/), or a folder of object folders.")] = None,
+    zips: Annotated[Optional[list[Path]], typer.Option("--zip", help="mvimgnet: a released zip part, read member by member (repeat for several).")] = None,
+    num_frames: Annotated[Optional[int], typer.Option(help="Views per instance (K), spread over the viewing directions.")] = None,
+    min_frames: Annotated[Optional[int], typer.Option(help="Instances with fewer usable frames are ledgered.")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="Output side in pixels.")] = None,
+    crop: Annotated[Optional[bool], typer.Option("--crop/--no-crop", help="A square crop around the object (default on).")] = None,
+    redo: RedoOption = RedoChoice.none,
+    retry_failed: RetryFailed = False,
+    shard: Shard = 0,
+    num_shards: NumShards = 1,
+    quiet: Quiet = False,
+) -> None:
+    """Turn captured objects into views with recorded cameras: ROOT/views/<source>/<instance>/.
+
+    MVImgNet: COLMAP-registered video frames, chosen to cover the viewing directions (blurred
+    frames skipped), cropped around the object's sparse points and resized, cameras in OpenCV
+    axes with azimuth/elevation about an up direction estimated from the capture. IM3D and other
+    NeRF-synthetic folders: the given cameras and RGBA renders. Each instance is committed whole;
+    broken ones go to ROOT/failures/extract with the reason.
+
+    Example: mvcap extract data/mv --source mvimgnet --folder /data/mvimgnet --num-frames 24
+    """
+    with user_errors():
+        overrides = {
+            "source.kind": source,
+            "source.folder": str(folder) if folder else None,
+            "source.zips": [str(z) for z in zips] if zips else None,
+            "frames.num_frames": num_frames,
+            "frames.min_frames": min_frames,
+            "frames.resolution": resolution,
+            "frames.crop": crop,
+        }
+        settings = stage_config("extract", config, overrides)
+        run_stage_command("extract", root, settings, shard=shard, num_shards=num_shards, options=run_options(redo, retry_failed, quiet))
