@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# The fake Objaverse Hub's fixtures (`data`, `hub`) for every test module that asks for them.
+pytest_plugins = ["fake_objaverse"]
+
 # Two cores: torch's intra-op threads fight with Blender workers and each other; one is faster.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

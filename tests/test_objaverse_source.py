@@ -16,7 +16,7 @@ import time
 
 import pytest
 from conftest import REPO
-from fake_objaverse import data, fake_uid, hub  # noqa: F401 (data, hub: fixtures)
+from fake_objaverse import fake_uid
 from pydantic import ValidationError
 
 from mvcap_build.errors import ManifestError, SourceError

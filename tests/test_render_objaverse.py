@@ -5,7 +5,6 @@ budget, and a second run that asks the server for nothing."""
 from __future__ import annotations
 
 from conftest import render, tiny_render
-from fake_objaverse import data, hub  # noqa: F401 (fixtures)
 
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_objects, read_views_manifest
 

@@ -31,11 +31,11 @@ from mvcap_build.extract.capture import Capture, ExtractError, Frame
 from mvcap_build.extract.config import ExtractConfig
 from mvcap_build.extract.select import farthest_directions, sharpness, spread, view_directions
 from mvcap_build.extract.views import azimuth_basis, camera_record, crop_and_resize, object_crop
-from mvcap_build.pipeline.stage import ObjectStage, Outcome, Unit
+from mvcap_build.pipeline.stage import Outcome, Unit, ViewsStage
 from mvcap_build.registry import CAPTURE_SOURCES
 
 
-class ExtractStage(ObjectStage):
+class ExtractStage(ViewsStage):
     name = "extract"
     verb = "extracted"
     nothing_to_do = "the source lists no instances (in this shard)"
@@ -77,16 +77,8 @@ class ExtractStage(ObjectStage):
                 fingerprint = Fingerprint.of({**settings, "input": identity(handle)})
                 yield Unit(key, fingerprint, (source_id, category, handle))
 
-    def committed_manifest(self, root: DatasetRoot, key: str) -> Path:
-        return root.view_manifest(key)
-
     def prepare(self, root: DatasetRoot) -> None:
         write_objects_table(root, self.source_name, self.objects())
-
-    def discard(self, root: DatasetRoot, key: str) -> None:
-        folder = root.view_dir(key)
-        (folder / "views.json").unlink(missing_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
 
     def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
         for unit in todo:

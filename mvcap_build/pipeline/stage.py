@@ -17,6 +17,7 @@ fingerprint each would get now, and how to do a batch of them:
 from __future__ import annotations
 
 import json
+import shutil
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -248,3 +249,17 @@ class ObjectStage(ABC):
             "or use the old settings, or another dataset root.",
         ]
         return "\n".join(lines)
+
+
+class ViewsStage(ObjectStage):
+    """A stage that commits an object as a folder of views (render, extract): `views.json` in
+    the folder is the commit marker, and a stale object whose redo failed loses its folder."""
+
+    def committed_manifest(self, root: DatasetRoot, key: str) -> Path:
+        return root.view_manifest(key)
+
+    def discard(self, root: DatasetRoot, key: str) -> None:
+        """The manifest goes first (the object stops counting as done), then the folder."""
+        folder = root.view_dir(key)
+        (folder / "views.json").unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -10,7 +10,6 @@ workers render the next objects.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from pathlib import Path
 from mvcap_build.dataset import DatasetRoot, ObjectRecord, write_objects_table
 from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
 from mvcap_build.dataset.keys import in_shard
-from mvcap_build.pipeline.stage import ObjectStage, Outcome, Unit
+from mvcap_build.pipeline.stage import Outcome, Unit, ViewsStage
 from mvcap_build.render.commit import commit_render
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.render.fingerprint import render_fingerprint
@@ -29,7 +28,7 @@ from mvcap_build.render.sources.fetch import AssetUnavailable, prefetched
 from mvcap_build.render.workers import run_jobs
 
 
-class RenderStage(ObjectStage):
+class RenderStage(ViewsStage):
     name = "render"
     verb = "rendered"
     nothing_to_do = "the source lists no objects (in this shard)"
@@ -50,17 +49,8 @@ class RenderStage(ObjectStage):
             if in_shard(obj.key, shard, num_shards):
                 yield Unit(obj.key, render_fingerprint(obj, self.config), obj)
 
-    def committed_manifest(self, root: DatasetRoot, key: str) -> Path:
-        return root.view_manifest(key)
-
     def prepare(self, root: DatasetRoot) -> None:
         write_objects_table(root, source_name(self.config.source), self.objects())
-
-    def discard(self, root: DatasetRoot, key: str) -> None:
-        """The manifest goes first (the object stops counting as rendered), then the folder."""
-        folder = root.view_dir(key)
-        (folder / "views.json").unlink(missing_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
 
     def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
         fetcher = make_fetcher(self.config.source)
