@@ -15,22 +15,12 @@ from pydantic import ValidationError
 
 from mvcap_build.errors import SourceError
 from mvcap_build.extract.capture import ExtractError
-from mvcap_build.extract.mvimgnet import (
-    FolderInstance,
-    UnsafeInstance,
-    ZipInstance,
-    camera_plane_up,
-    clean_category,
-    instance_identity,
-    list_instances,
-    nearest_point_to_axes,
-    object_center,
-    read_capture,
-    read_categories_file,
-    read_category_map,
-    scaled_intrinsics,
-    zip_member_place,
-)
+from mvcap_build.extract.geometry import camera_plane_up, object_center, robust_nearest_point_to_axes
+from mvcap_build.extract.mvimgnet import instance_identity, list_instances, read_capture
+from mvcap_build.extract.mvimgnet.categories import clean_category, read_categories_file, read_category_map
+from mvcap_build.extract.mvimgnet.instances import FolderInstance, UnsafeInstance, ZipInstance
+from mvcap_build.extract.mvimgnet.paths import zip_member_place
+from mvcap_build.extract.mvimgnet.reader import scaled_intrinsics
 from mvcap_build.extract.mvimgnet_config import MVImgNetSourceConfig
 
 MVIMGNET = FIXTURES / "mvimgnet"
@@ -312,7 +302,7 @@ def ring(n: int = 20, radius: float = 3.0, height: float = 1.5) -> list[np.ndarr
 
 def test_center_shrugs_off_cameras_looking_elsewhere():
     c2ws = ring() + [look_at(np.array([3.0, 0.0, 1.5]), [3.0, 5.0, 1.5]) for _ in range(3)]
-    assert np.linalg.norm(nearest_point_to_axes(np.array(c2ws))) < 0.05
+    assert np.linalg.norm(robust_nearest_point_to_axes(np.array(c2ws))) < 0.05
 
 
 def test_center_falls_back_to_points_when_axes_are_parallel():

@@ -16,12 +16,13 @@ from pydantic import ValidationError
 
 from mvcap_build.errors import SourceError
 from mvcap_build.extract.capture import ExtractError
+from mvcap_build.extract.geometry import nearest_point_to_axes
 from mvcap_build.extract.nerf import (
+    PARALLEL_AXES_RATIO,
     NerfSourceConfig,
     default_category,
     instance_identity,
     list_instances,
-    nearest_point_to_axes,
     read_capture,
     safe_relative_path,
 )
@@ -398,12 +399,12 @@ def test_a_3x4_matrix_is_completed(tmp_path):
 def test_parallel_optical_axes_fall_back_to_the_origin():
     shifted = [np.eye(4), np.eye(4)]
     shifted[1][:3, 3] = [1.0, 0.0, 0.0]
-    assert nearest_point_to_axes(shifted) is None
-    assert nearest_point_to_axes([np.eye(4)]) is None
+    assert nearest_point_to_axes(shifted, min_eigen_ratio=PARALLEL_AXES_RATIO) is None  # the NeRF reader's rule
+    assert nearest_point_to_axes([np.eye(4)], min_eigen_ratio=PARALLEL_AXES_RATIO) is None
     looking_in = [look_at_origin(az, 20, 3) for az in (0, 120, 240)]
     for c2w in looking_in:
         c2w[:3, 3] += [0.5, -0.25, 1.0]
-    np.testing.assert_allclose(nearest_point_to_axes(looking_in), [0.5, -0.25, 1.0], atol=1e-9)
+    np.testing.assert_allclose(nearest_point_to_axes(looking_in, min_eigen_ratio=PARALLEL_AXES_RATIO), [0.5, -0.25, 1.0], atol=1e-9)
 
 
 def test_identity_follows_the_transforms_files(tmp_path):

@@ -1,7 +1,7 @@
 """What a capture reader hands the extract stage: the frames of one object instance, each with
 its camera in our convention, plus what the reconstruction knows about the object.
 
-Readers (`nerf.py` for IM3D and any NeRF-synthetic folder, `mvimgnet.py` for MVImgNet's COLMAP
+Readers (`nerf.py` for IM3D and any NeRF-synthetic folder, `mvimgnet/` for MVImgNet's COLMAP
 captures) only parse; choosing frames, cropping, resizing and writing views is the stage's.
 Cameras are OpenCV (x right, y down, z forward), camera-to-world, in the capture's world units;
 intrinsics are in pixels of the source image.

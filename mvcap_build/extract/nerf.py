@@ -24,6 +24,7 @@ from PIL import Image
 
 from mvcap_build.errors import SourceError
 from mvcap_build.extract.capture import Capture, ExtractError, Frame
+from mvcap_build.extract.geometry import nearest_point_to_axes
 from mvcap_build.extract.nerf_config import NerfSourceConfig
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "intrinsics_matrix",
     "list_instances",
     "load_image",
-    "nearest_point_to_axes",
     "read_capture",
     "read_category_map",
 ]
@@ -47,7 +47,9 @@ UP_METHOD = "given: world +z (NeRF-synthetic/Blender convention)"
 IMAGE_SUFFIXES = ("", ".png", ".jpg")  # file_path often has no extension (NeRF-synthetic: ".png")
 INTRINSIC_FIELDS = ("camera_angle_x", "fl_x", "fl_y", "cx", "cy", "w", "h")
 ROTATION_TOLERANCE = 1e-3  # the JSON holds float32 values; anything worse is not a rotation
-PARALLEL_AXES_RATIO = 1e-4  # axes within about a degree of each other do not pin down a point
+# Axes within about a degree of each other do not pin down a point. Looser than the geometry
+# default (~6 degrees): the fallback here is the world origin, cruder than a narrow-baseline fit.
+PARALLEL_AXES_RATIO = 1e-4
 
 
 # Listing -----------------------------------------------------------------------------------
@@ -431,25 +433,7 @@ def _resize_scales(fields: dict[str, float], width: int, height: int) -> tuple[f
 
 
 def _center(frames: list[Frame]) -> tuple[np.ndarray, str]:
-    point = nearest_point_to_axes([frame.c2w for frame in frames])
+    point = nearest_point_to_axes([frame.c2w for frame in frames], min_eigen_ratio=PARALLEL_AXES_RATIO)
     if point is None:
         return np.zeros(3), "world origin (fallback: fewer than two cameras, or their optical axes are parallel)"
     return point, f"least squares: the point nearest the optical axes of {len(frames)} cameras"
-
-
-def nearest_point_to_axes(c2ws: list[np.ndarray]) -> np.ndarray | None:
-    """The point with the least summed squared distance to every camera's optical axis (OpenCV
-    c2w: the axis is +z through the camera centre), i.e. where an orbiting capture looks.
-    None when the axes do not pin a point down (fewer than two, or all nearly parallel)."""
-    if len(c2ws) < 2:
-        return None
-    normal_matrix, rhs = np.zeros((3, 3)), np.zeros(3)
-    for c2w in c2ws:
-        axis = c2w[:3, 2] / np.linalg.norm(c2w[:3, 2])
-        off_axis = np.eye(3) - np.outer(axis, axis)  # projects onto the plane normal to the axis
-        normal_matrix += off_axis
-        rhs += off_axis @ c2w[:3, 3]
-    eigenvalues = np.linalg.eigvalsh(normal_matrix)
-    if eigenvalues[0] < PARALLEL_AXES_RATIO * eigenvalues[-1]:
-        return None
-    return np.linalg.solve(normal_matrix, rhs)

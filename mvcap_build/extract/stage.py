@@ -1,7 +1,7 @@
 """The extract stage: existing multi-view captures (MVImgNet videos with COLMAP poses, IM3D and
 any NeRF-synthetic folder) become views with recorded cameras, like renders do.
 
-Unit of work: one captured instance. A reader (`mvimgnet.py`, `nerf.py`) parses it into a
+Unit of work: one captured instance. A reader (`mvimgnet/`, `nerf.py`) parses it into a
 `Capture`; this stage drops frames it cannot decode and blurred ones, chooses the frames that
 spread over the viewing directions, crops a square around the object, resizes, writes the images
 and views.json into a staging folder and renames it into place: an instance is committed whole or
