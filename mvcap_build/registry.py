@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mvcap_build.caption.config import CaptionConfig, HFBackendConfig, TemplateBackendConfig
+from mvcap_build.caption.config import CaptionConfig, HFBackendConfig, OpenAIBackendConfig, TemplateBackendConfig
 from mvcap_build.errors import ConfigError
 from mvcap_build.export.config import ExportConfig
 from mvcap_build.extract.config import ExtractConfig
@@ -87,4 +87,5 @@ CAPTION_BACKENDS = Registry(
     "caption backend",
     Entry("template", "mvcap_build.caption.backends.template:TemplateBackend", TemplateBackendConfig),
     Entry("hf", "mvcap_build.caption.backends.hf:HFBackend", HFBackendConfig),
+    Entry("openai", "mvcap_build.caption.backends.openai_server:OpenAIBackend", OpenAIBackendConfig),
 )

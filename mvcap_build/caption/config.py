@@ -36,10 +36,28 @@ class HFBackendConfig(_Config):
     hub_timeout_s: float = Field(10.0, gt=0)  # how long to wait for the Hub before saying it is unreachable
 
 
-BackendConfig = Annotated[TemplateBackendConfig | HFBackendConfig, Field(discriminator="kind")]
+class OpenAIBackendConfig(_Config):
+    """Any OpenAI-compatible chat-completions server (vLLM's, SGLang's, hosted APIs), images sent
+    as data URLs. The API key is read from the environment variable named here, never stored."""
+
+    kind: Literal["openai"] = "openai"
+    model: str  # the model name the server serves
+    base_url: str | None = None  # None: $OPENAI_BASE_URL, else https://api.openai.com/v1
+    api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key (may be unset for local servers)
+    max_concurrency: int = Field(8, ge=1)  # requests in flight at once
+    timeout_s: float = Field(60.0, gt=0)  # per request
+    retries: int = Field(4, ge=0)  # on 429, 5xx, timeouts and connection errors, with backoff
+    backoff_s: float = Field(1.0, ge=0)
+    max_new_tokens: int = Field(77, ge=1)  # sent as max_tokens
+    temperature: float = Field(0.0, ge=0)  # 0: greedy, so a rerun gives the same captions where the server is deterministic
+    image_max_side: int = Field(512, ge=32)  # images are downscaled to this before encoding
+    image_format: Literal["png", "jpeg"] = "jpeg"
+
+
+BackendConfig = Annotated[TemplateBackendConfig | HFBackendConfig | OpenAIBackendConfig, Field(discriminator="kind")]
 
 #: Backends that run a model: `--model` without `--backend` picks the first.
-MODEL_BACKENDS = ("hf",)
+MODEL_BACKENDS = ("hf", "openai")
 
 
 class CaptionConfig(_Config):
@@ -55,7 +73,7 @@ class CaptionConfig(_Config):
     @classmethod
     def _backend_settings_belong_to_the_backend(cls, data: Any) -> Any:
         misplaced = sorted(set(data) - set(cls.model_fields)) if isinstance(data, dict) else []
-        backend_fields = {name for config in (HFBackendConfig,) for name in config.model_fields}
+        backend_fields = {name for config in (HFBackendConfig, OpenAIBackendConfig) for name in config.model_fields}
         if misplaced and set(misplaced) <= backend_fields:
             raise ValueError(
                 f"{', '.join(misplaced)} belong under `backend:`, e.g. backend: {{kind: hf, model: llava, batch_size: 16}}"

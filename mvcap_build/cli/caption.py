@@ -26,7 +26,8 @@ def caption(
     root: Annotated[Path, typer.Argument(help="Dataset root with views (from render or extract).")],
     config: ConfigFile = None,
     model: Annotated[Optional[str], typer.Option(help="'llava' (llava-hf/llava-1.5-7b-hf), a Hub id or a local model folder. Implies --backend hf.")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="hf (transformers) | template (no model; the default without --model).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="hf (transformers) | openai (any OpenAI-compatible server) | template (no model; the default without --model).")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="openai: the server's API root, e.g. http://localhost:8000/v1 (default $OPENAI_BASE_URL). The key is read from $OPENAI_API_KEY.")] = None,
     revision: Annotated[Optional[str], typer.Option(help="hf: Hub branch, tag or commit of the model.")] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Prompt template name in prompts/ (category_guided, plain) or a .txt path.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="hf: images per generate call.")] = None,
@@ -58,7 +59,7 @@ def caption(
     with user_errors():
         DatasetRoot(root).ensure_exists()
         data = section(load_yaml(config), "caption") if config is not None else {}
-        generation = {"revision": revision, "batch_size": batch_size, "max_new_tokens": max_new_tokens, "device": device, "dtype": dtype}
+        generation = {"revision": revision, "batch_size": batch_size, "max_new_tokens": max_new_tokens, "device": device, "dtype": dtype, "base_url": base_url}
         data = apply_backend_flags(data, backend, model, generation)
         settings = stage_config("caption", None, {"prompt": prompt}, data=data)
         if settings.backend.kind == "template" and backend is None and not quiet:
