@@ -67,7 +67,8 @@ def test_rerun_does_nothing(captioned_root, copy_of):
 
 def test_hf_backend_through_the_stage(captioned_root, copy_of, tiny_llava):
     root = _uncaptioned(copy_of, captioned_root)
-    settings = {"prompt": "plain", "backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 5, "max_new_tokens": 8}}
+    # A random model names nothing: the gates are off here, the plumbing is what is tested.
+    settings = {"prompt": "plain", "backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 5, "max_new_tokens": 8}, "gates": {"enabled": False}}
     summary = caption(root, settings)
     assert summary.done + sum(summary.failed.values()) == 3
     for path in root.caption_manifests():
@@ -85,7 +86,7 @@ def test_one_unreadable_view_fails_its_object_only(captioned_root, copy_of, tiny
     root = _uncaptioned(copy_of, captioned_root)
     broken = root.view_dir("demo/mug-000") / "002.png"
     broken.write_bytes(broken.read_bytes()[:40])
-    settings = {"backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 12, "max_new_tokens": 4}}
+    settings = {"backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 12, "max_new_tokens": 4}, "gates": {"enabled": False}}
     summary = caption(root, settings)
     assert summary.failed["unreadable_image"] == 1
     entry = FailureLedger(root, "caption").get("demo/mug-000")
@@ -100,7 +101,7 @@ class _SilentBackend:
     name, model_id = "silent", "none"
 
     def caption(self, requests):
-        return [CaptionResult.ok("" if r.key == "demo/mug-000" else "fine") for r in requests]
+        return [CaptionResult.ok("" if r.key == "demo/mug-000" else f"a fine {r.category}") for r in requests]
 
 
 def test_empty_captions_go_to_the_ledger(captioned_root, copy_of):
@@ -144,7 +145,7 @@ def mvcap(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 def test_model_without_backend_runs_the_hf_backend(captioned_root, copy_of, tiny_llava):
     root = _uncaptioned(copy_of, captioned_root)
-    result = mvcap("caption", str(root.path), "--model", str(tiny_llava), "--max-new-tokens", "4", "--quiet")
+    result = mvcap("caption", str(root.path), "--model", str(tiny_llava), "--max-new-tokens", "4", "--no-gates", "--quiet")
     assert result.returncode in (0, 1), result.stderr  # 1 only if the random model said nothing at all
     rows = [row for path in root.caption_manifests() for row in read_caption_manifest(path).rows]
     assert rows and {(r.backend, r.model) for r in rows} == {("hf", str(tiny_llava))}
@@ -160,7 +161,7 @@ def test_another_model_stops_before_loading_it(captioned_root, copy_of, tiny_lla
     """Template captions, then a model: the run names backend and model as changed, before any
     model loads, and `--redo stale` re-captions with the model."""
     root = DatasetRoot(copy_of(captioned_root))
-    settings = {"backend": {"kind": "hf", "model": str(tiny_llava), "max_new_tokens": 4}}
+    settings = {"backend": {"kind": "hf", "model": str(tiny_llava), "max_new_tokens": 4}, "gates": {"enabled": False}}
     with pytest.raises(StaleUnitsError) as stopped:
         caption(root, settings)
     assert "backend: \"template\" -> \"hf\"" in str(stopped.value) and f"-> \"{tiny_llava}\"" in str(stopped.value)

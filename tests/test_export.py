@@ -101,7 +101,7 @@ class _OtherModel:
     name, model_id = "hf", "someone/other-model"
 
     def caption(self, requests):
-        return [CaptionResult.ok(f"a thing, view {r.view_index}") for r in requests]
+        return [CaptionResult.ok(f"a {r.category} seen in view {r.view_index}") for r in requests]
 
 
 def test_mixed_caption_models_are_refused_unless_allowed(exported, copy_of):

@@ -54,15 +54,50 @@ class OpenAIBackendConfig(_Config):
     image_format: Literal["png", "jpeg"] = "jpeg"
 
 
-BackendConfig = Annotated[TemplateBackendConfig | HFBackendConfig | OpenAIBackendConfig, Field(discriminator="kind")]
+class VLLMBackendConfig(_Config):
+    """vLLM's offline engine on a LLaVA-family model, in its own environment
+    (`scripts/setup-vllm-env.sh`, then `.venv-vllm/bin/mvcap caption ...`)."""
+
+    kind: Literal["vllm"] = "vllm"
+    model: str = "llava"  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
+    revision: str | None = None  # Hub branch, tag or commit; None = the cached or latest main
+    max_new_tokens: int = Field(77, ge=1)  # CLIP reads at most 77 tokens anyway
+    tensor_parallel_size: int = Field(1, ge=1)  # GPUs one engine spans
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)  # share of each GPU's memory the engine takes
+    max_num_batched_tokens: int | None = Field(None, ge=1)  # None: vLLM's default
+    max_model_len: int | None = Field(None, ge=1)  # None: the model's own context length
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: the checkpoint's (bf16 on CPU)
+    enforce_eager: bool = False  # True: no CUDA graphs / compilation (faster start, slower steady state)
+    limit_mm_per_prompt: int = Field(1, ge=1)  # images per prompt the engine reserves memory for
+    batch_size: int = Field(256, ge=1)  # requests per generate() call; the engine schedules within it
+    image_max_side: int | None = Field(None, ge=32)  # downscale larger images before the engine; None: as stored
+
+
+BackendConfig = Annotated[
+    TemplateBackendConfig | HFBackendConfig | OpenAIBackendConfig | VLLMBackendConfig, Field(discriminator="kind")
+]
 
 #: Backends that run a model: `--model` without `--backend` picks the first.
 MODEL_BACKENDS = ("hf", "openai")
 
 
+class GatesConfig(_Config):
+    """Quality gates (see `caption/gates.py`) and how often a failing view is asked again."""
+
+    enabled: bool = True
+    max_clip_tokens: int | None = Field(77, ge=2)  # CLIP reads 77 tokens (start and end included); None: no limit
+    require_category: bool = True  # the caption must name the category (plural and synonyms count)
+    min_similarity: float = Field(0.2, ge=0, le=1)  # sentence-embedding cosine to "a photo of a {category}"; 0: off
+    max_objects_per_caption: int = Field(20, ge=0)  # the same caption on more objects is a duplicate; 0: off
+    synonyms: dict[str, list[str]] = Field(default_factory=dict)  # category -> more words that name it
+    retries: int = Field(2, ge=0)  # times a failing view is asked again, with `retry_prompt` added
+    retry_prompt: str = "Answer in one short sentence of at most 25 words that names the {category}."
+
+
 class CaptionConfig(_Config):
     prompt: str = "category_guided"  # a template name in prompts/ or a path to a .txt file
     backend: BackendConfig = Field(default_factory=TemplateBackendConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
 
     @field_validator("backend", mode="before")
     @classmethod

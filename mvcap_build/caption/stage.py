@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mvcap_build.caption.backends.base import CaptionBackend, CaptionRequest, CaptionResult
 from mvcap_build.caption.config import CaptionConfig
+from mvcap_build.caption.gates import DuplicateWatch, Gates
 from mvcap_build.caption.prompts import fill, load_prompt
 from mvcap_build.dataset import (
     CaptionManifest,
@@ -45,13 +47,23 @@ def create_backend(config: CaptionConfig) -> CaptionBackend:
     return backend_class(**config.backend.model_dump(exclude={"kind"}))
 
 
-def _bad_caption(result: CaptionResult) -> tuple[str, str] | None:
-    """(reason, detail) to reject one view's answer, or None. More gates come with issue 8."""
-    if result.text is None:
-        return result.reason or "caption_failed", result.detail
-    if not result.text.strip():
-        return "empty_caption", "the model returned an empty caption"
-    return None
+# Reasons a retry with a stricter prompt can fix (a backend's own failures are not retried).
+GATE_REASONS = frozenset({"empty_caption", "refusal", "repetitive", "too_long", "category_missing", "off_topic"})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A view's last answer: the prompt asked, the text, after how many tries, and why it failed."""
+
+    prompt: str
+    text: str
+    tries: int
+    reason: str | None
+    detail: str
+
+
+def _stricter(request: CaptionRequest, retry_prompt: str) -> str:
+    return f"{request.prompt} {fill(retry_prompt, request.category)}"
 
 
 class CaptionStage(ObjectStage):
@@ -65,6 +77,11 @@ class CaptionStage(ObjectStage):
         super().__init__(config, options)
         self.prompt_name, self.template = load_prompt(config.prompt)
         self._backend = backend
+        self._gates = Gates(config.gates)
+        # The template backend writes the same sentence for the same category and viewpoint by
+        # design: duplicates say nothing about it.
+        watch = config.gates.enabled and config.backend.kind != "template"
+        self._duplicates = DuplicateWatch(config.gates.max_objects_per_caption if watch else 0)
 
     def units(self, root: DatasetRoot, shard: int, num_shards: int) -> Iterator[Unit]:
         objects = read_objects(root)
@@ -99,29 +116,65 @@ class CaptionStage(ObjectStage):
             self._caption_batch(root, backend, batch, report)
 
     def _caption_batch(self, root: DatasetRoot, backend: CaptionBackend, batch, report: Callable[[Outcome], None]) -> None:
-        results = iter(backend.caption([request for _, requests in batch for request in requests]))
-        for unit, requests in batch:
-            answers = [next(results) for _ in requests]
-            problems = {r.view_index: why for r, a in zip(requests, answers) if (why := _bad_caption(a))}
+        requests = [request for _, object_requests in batch for request in object_requests]
+        answers = self._ask_until_good(backend, requests)
+        for unit, object_requests in batch:
+            mine = [answers[(r.key, r.view_index)] for r in object_requests]
+            problems = {request.view_index: (answer.reason, answer.detail) for request, answer in zip(object_requests, mine) if answer.reason}
+            if not problems and self._duplicates.seen_too_often(unit.key, [answer.text for answer in mine]):
+                problems = {r.view_index: ("duplicate_caption", "the same caption as on many other objects") for r in object_requests}
             if problems:
                 reason = sorted(reason for reason, _ in problems.values())[0]
                 detail = "; ".join(f"view {i}: {r}: {d}" for i, (r, d) in sorted(problems.items()))
-                report(Outcome(unit.key, reason, f"views {sorted(problems)} of {len(requests)}: {detail}"))
+                report(Outcome(unit.key, reason, f"views {sorted(problems)} of {len(object_requests)}: {detail}"))
                 continue
             rows = [
                 CaptionRow(
                     view_index=request.view_index,
-                    caption=answer.text.strip(),
+                    caption=answer.text,
                     backend=backend.name,
                     model=backend.model_id,
-                    prompt=request.prompt,
+                    prompt=answer.prompt,
                     prompt_name=self.prompt_name,
+                    tries=answer.tries,
                 )
-                for request, answer in zip(requests, answers)
+                for request, answer in zip(object_requests, mine)
             ]
             manifest = CaptionManifest(key=unit.key, fingerprint=unit.fingerprint, rows=rows)
             atomic_write_json(root.caption_manifest(unit.key), manifest.model_dump())
             report(Outcome(unit.key, items=len(rows)))
+
+    def _ask_until_good(self, backend: CaptionBackend, requests: list[CaptionRequest]) -> dict[tuple[str, int], Answer]:
+        """Each view's accepted answer, or its failure: views whose caption fails a gate are asked
+        again, up to `gates.retries` times, with the stricter `gates.retry_prompt` added."""
+        answers: dict[tuple[str, int], Answer] = {}
+        asking, tries = requests, 1
+        while asking:
+            results = backend.caption(asking)
+            verdicts = self._judge(asking, results)
+            retry = []
+            for request, result, verdict in zip(asking, results, verdicts):
+                answers[(request.key, request.view_index)] = Answer(request.prompt, (result.text or "").strip(), tries, *verdict)
+                if verdict[0] in GATE_REASONS and tries <= self.config.gates.retries:
+                    retry.append(request)
+            # Asked again with the stricter prompt added once (not again on every try).
+            asking = [replace(r, prompt=_stricter(r, self.config.gates.retry_prompt)) if tries == 1 else r for r in retry]
+            tries += 1
+        return answers
+
+    def _judge(self, requests: list[CaptionRequest], results: list[CaptionResult]) -> list[tuple[str | None, str]]:
+        """(reason, detail) for each answer: the backend's own failure, a gate's, or (None, "")."""
+        verdicts: list[tuple[str | None, str]] = [(r.reason or "caption_failed", r.detail) if r.text is None else (None, "") for r in results]
+        judged = [i for i, (reason, _) in enumerate(verdicts) if reason is None]
+        texts = [(results[i].text or "").strip() for i in judged]
+        if self.config.gates.enabled:
+            reasons = self._gates.judge(texts, [requests[i].category for i in judged])
+        else:
+            reasons = ["empty_caption" if not text else None for text in texts]
+        for i, reason, text in zip(judged, reasons, texts):
+            if reason is not None:
+                verdicts[i] = (reason, repr(text[:200]))
+        return verdicts
 
 
 def _key_and_digest(views_manifest: Path) -> tuple[str, str | None]:

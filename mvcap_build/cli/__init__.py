@@ -7,6 +7,7 @@ import typer
 
 from mvcap_build.cli.build import build
 from mvcap_build.cli.caption import caption
+from mvcap_build.cli.caption_report import caption_report
 from mvcap_build.cli.export import export
 from mvcap_build.cli.extract import extract
 from mvcap_build.cli.render import render
@@ -25,6 +26,7 @@ app.command("build")(build)
 app.command("render")(render)
 app.command("extract")(extract)
 app.command("caption")(caption)
+app.command("caption-report")(caption_report)
 app.command("export")(export)
 app.command("train-ovt")(train_ovt)
 app.command("status")(status)

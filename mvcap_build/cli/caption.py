@@ -34,6 +34,7 @@ def caption(
     max_new_tokens: Annotated[Optional[int], typer.Option(help="hf: longest caption in tokens.")] = None,
     device: Annotated[Optional[str], typer.Option(help="hf: auto | cuda | cpu.")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="hf: auto | float32 | float16 | bfloat16.")] = None,
+    gates: Annotated[Optional[bool], typer.Option("--gates/--no-gates", help="Quality gates with retries (default on): CLIP's 77 tokens, the category named, on topic, no refusal or repetition.")] = None,
     redo: RedoOption = RedoChoice.none,
     retry_failed: RetryFailed = False,
     shard: Shard = 0,
@@ -61,7 +62,7 @@ def caption(
         data = section(load_yaml(config), "caption") if config is not None else {}
         generation = {"revision": revision, "batch_size": batch_size, "max_new_tokens": max_new_tokens, "device": device, "dtype": dtype, "base_url": base_url}
         data = apply_backend_flags(data, backend, model, generation)
-        settings = stage_config("caption", None, {"prompt": prompt}, data=data)
+        settings = stage_config("caption", None, {"prompt": prompt, "gates.enabled": gates}, data=data)
         if settings.backend.kind == "template" and backend is None and not quiet:
             typer.secho(
                 "caption: no --model given: the `template` backend writes captions from metadata, without a model. "

@@ -98,6 +98,7 @@ class CaptionRow(_Record):
     model: str  # Hub id or local path; "none" for the template backend
     prompt: str  # the exact instruction given to the model, category filled in
     prompt_name: str  # which template from prompts/ ("category_guided", "plain", or a file path)
+    tries: int = 1  # how many times the view was asked before its caption passed the gates
 
 
 class CaptionManifest(_Record):
