@@ -34,6 +34,7 @@ class HFBackendConfig(_Config):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: bf16/fp16 on GPU, fp32 on CPU
     trust_remote_code: bool = False
     hub_timeout_s: float = Field(10.0, gt=0)  # how long to wait for the Hub before saying it is unreachable
+    decode_workers: int = Field(2, ge=0)  # threads decoding the next batches' images during generate; 0: inline
 
 
 class OpenAIBackendConfig(_Config):
