@@ -1,3 +1,6 @@
 from mvcap_build.cli import main
 
-main()
+# The guard matters where a stage starts processes by spawning (vLLM on a GPU): the child
+# imports this module again and must not run the command a second time.
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mvcap_build.caption.config import CaptionConfig, HFBackendConfig, OpenAIBackendConfig, TemplateBackendConfig
+from mvcap_build.caption.config import (
+    CaptionConfig,
+    HFBackendConfig,
+    OpenAIBackendConfig,
+    TemplateBackendConfig,
+    VLLMBackendConfig,
+)
 from mvcap_build.errors import ConfigError
 from mvcap_build.export.config import ExportConfig
 from mvcap_build.extract.config import ExtractConfig
@@ -88,4 +94,5 @@ CAPTION_BACKENDS = Registry(
     Entry("template", "mvcap_build.caption.backends.template:TemplateBackend", TemplateBackendConfig),
     Entry("hf", "mvcap_build.caption.backends.hf:HFBackend", HFBackendConfig),
     Entry("openai", "mvcap_build.caption.backends.openai_server:OpenAIBackend", OpenAIBackendConfig),
+    Entry("vllm", "mvcap_build.caption.backends.vllm_engine:VLLMBackend", VLLMBackendConfig),
 )
