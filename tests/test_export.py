@@ -146,3 +146,45 @@ def test_card_lists_licences_and_attribution_travels_with_the_data(exported, cop
     assert lines[0] == "key,name,author,author_url,source_url,license"
     assert lines[1:] == ["demo/car-000,demo/car-000,Ada,,https://example.org/car-000,by",
                          "demo/chair-000,demo/chair-000,Bo,,https://example.org/chair-000,cc0"]
+
+
+def test_object_level_splits_size_rolled_shards_and_viewer_row_groups(captioned_root, copy_of):
+    import datasets
+    import pyarrow.parquet as pq
+
+    from mvcap_build.export.shards import split_of
+
+    root = DatasetRoot(copy_of(captioned_root))
+    fractions = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    expected = {key: split_of(key, fractions) for key in ("demo/car-000", "demo/chair-000", "demo/mug-000")}
+    one_image = max(p.stat().st_size for p in (root.path / "views").rglob("*.png"))
+    export(root, splits=fractions, max_shard_bytes=2 * one_image, row_group_rows=2)
+    files = sorted(p.name for p in (root.export_dir / "data").glob("*.parquet"))
+    for split in set(expected.values()):
+        views = 4 * sum(1 for s in expected.values() if s == split)
+        shards = [f for f in files if f.startswith(f"{split}-")]
+        assert len(shards) >= views // 2  # at most two images' bytes per shard
+        assert all(f.endswith(f"-of-{len(shards):05d}.parquet") for f in shards)
+        for name in shards:
+            metadata = pq.ParquetFile(root.export_dir / "data" / name).metadata
+            assert all(metadata.row_group(i).num_rows <= 2 for i in range(metadata.num_row_groups))
+    rows = json.loads((root.export_dir / "metadata" / "metadata_00000.json").read_text())
+    assert {r["key"]: r["split"] for r in rows} == expected  # every view of an object in its object's split
+    card = (root.export_dir / "README.md").read_text()
+    for split in set(expected.values()):
+        assert f"split: {split}" in card and f"data/{split}-*.parquet" in card
+    loaded = datasets.load_dataset(str(root.export_dir), cache_dir=str(root.path / ".hf-cache"))
+    assert {name: len(part) for name, part in loaded.items()} == {s: 4 * list(expected.values()).count(s) for s in set(expected.values())}
+    assert split_of("demo/car-000", fractions) == split_of("demo/car-000", fractions)  # stable
+
+
+def test_train_ovt_reads_only_the_train_split(captioned_root, copy_of):
+    from mvcap_build.export.shards import split_of
+    from mvcap_build.train.data import ExportData
+
+    root = DatasetRoot(copy_of(captioned_root))
+    fractions = {"train": 0.5, "validation": 0.5}
+    export(root, splits=fractions)
+    train_objects = [k for k in ("demo/car-000", "demo/chair-000", "demo/mug-000") if split_of(k, fractions) == "train"]
+    data = ExportData.open(root.export_dir)
+    assert data.dataset.num_rows == 4 * len(train_objects) and data.num_objects == len(train_objects)

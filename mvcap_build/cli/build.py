@@ -39,5 +39,5 @@ def build(
         print_status(config.root)
         typer.secho(f"\nDataset ready at {config.root.resolve()}", bold=True)
         if (config.root / "export").is_dir():
-            files = config.root.resolve() / "export" / "data" / "*.parquet"
+            files = config.root.resolve() / "export" / "data" / "train-*.parquet"
             typer.echo(f"  load it: datasets.load_dataset('parquet', data_files='{files}', split='train')")

@@ -21,7 +21,8 @@ def export(
     """Write `ROOT/export`: `metadata/metadata_NNNNN.json` (MVCap schema: path, caption, obj_id,
     img_id, plus category, source and view fields), `data/train-*.parquet` and a dataset card.
 
-    Load it with `datasets.load_dataset("parquet", data_files="ROOT/export/data/*.parquet")`.
+    Load it with `datasets.load_dataset("parquet", data_files="ROOT/export/data/train-*.parquet")`.
+    Splits are drawn per object (`splits:` in the config); shards roll at ~500 MB.
     obj_id counts from 0 over objects sorted by key; img_id = obj_id * 100 + view index.
     Exporting an unchanged root again gives byte-identical files.
     """

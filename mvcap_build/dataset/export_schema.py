@@ -27,6 +27,7 @@ class ExportRow:
     obj_id: int = _column("int64", "integer object id, contiguous from 0 over the exported objects sorted by `key`")
     img_id: int = _column("int64", "`obj_id * img_id_stride + view_index` (MVCap: stride 100)")
     key: str = _column("string", "stable object identity, `<source>/<source id>`")
+    split: str = _column("string", "the object's split (`train`, `validation`, ...): all views of an object share it")
     category: str = _column("string", "the object's category (the noun in the caption prompt)")
     source: str = _column("string", "where the object came from (`demo`, `local`, ...)")
     view_index: int = _column("int32", "index of the view within its object")

@@ -15,12 +15,14 @@ def describe_caption_producer(producer: tuple[str, str, str, str]) -> str:
 
 
 def dataset_card(name: str, license: str, data: ExportRows, parquet_files: list[str], img_id_stride: int) -> str:
+    splits = list(dict.fromkeys(f.split("/")[-1].split("-")[0] for f in parquet_files))  # in file order
+    split_counts = {s: len({r.key for r in data.rows if r.split == s}) for s in splits}
     header = {
         "license": license,
         "task_categories": ["image-to-text", "zero-shot-image-classification"],
         "tags": ["multi-view", "mvcap", "viewpoint-invariance", "synthetic"],
         "pretty_name": name,
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+        "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
     }
     categories = "\n".join(f"| {c} | {n} |" for c, n in sorted(data.categories.items()))
     views = "\n".join(f"- {n} objects: {what}" for what, n in sorted(data.view_producers.items()))
@@ -47,13 +49,13 @@ def dataset_card(name: str, license: str, data: ExportRows, parquet_files: list[
 
 Multi-view image-caption data in the format of MVCap-4M (Omniview-Tuning, ECCV 2024), built with
 `mvcap-build`: {data.objects} objects, {len(data.rows)} views, {len(data.categories)} categories,
-in {len(parquet_files)} Parquet shard(s).
+in {len(parquet_files)} Parquet shard(s); splits by object: {", ".join(f"{s} {n} objects" for s, n in split_counts.items())}.
 
 ## Load
 
 ```python
 from datasets import load_dataset
-ds = load_dataset("parquet", data_files="path/to/this/folder/data/*.parquet", split="train")
+ds = load_dataset("parquet", data_files={{"train": "path/to/this/folder/data/train-*.parquet"}}, split="train")
 ds = load_dataset("<user>/<repo>", split="train")   # once pushed to the Hub
 ```
 

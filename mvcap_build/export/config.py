@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ExportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "mvcap-dataset"  # dataset name on the card
-    rows_per_parquet: int = Field(2000, ge=1)  # views per Parquet shard (~100-300 MB at 512 px)
+    # Object-level splits: fractions by split name, drawn per object from a hash of its key.
+    splits: dict[str, float] = Field(default_factory=lambda: {"train": 1.0})
+    max_shard_bytes: int = Field(500_000_000, ge=1)  # a shard rolls when its images reach this (the Hub's ~500 MB)
+    rows_per_parquet: int | None = Field(None, ge=1)  # and, if set, at this many views
+    row_group_rows: int = Field(100, ge=1)  # rows per Parquet row group: small enough for the Hub viewer
     rows_per_metadata: int = Field(100_000, ge=1)  # rows per metadata_NNNNN.json shard
     img_id_stride: int = Field(100, ge=1)  # img_id = obj_id * stride + view index (MVCap uses 100)
     license: str = "other"  # goes on the card; set it to your assets' licence
     # Captions from several backends, models or prompts in one dataset are refused unless allowed.
     allow_mixed_captions: bool = False
+
+    @field_validator("splits")
+    @classmethod
+    def _fractions(cls, splits: dict[str, float]) -> dict[str, float]:
+        if not splits or any(f < 0 for f in splits.values()) or abs(sum(splits.values()) - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must be non-negative and add up to 1, got {splits}")
+        if any(not name.replace("_", "").isalnum() for name in splits):
+            raise ValueError(f"split names are letters, digits and underscores: {sorted(splits)}")
+        return splits

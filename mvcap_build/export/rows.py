@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from mvcap_build.dataset import DatasetRoot, ViewsManifest, read_caption_manifest, read_objects, read_views_manifest
 from mvcap_build.dataset.export_schema import ExportRow
 from mvcap_build.errors import ConfigError
+from mvcap_build.export.shards import split_of
 
 
 @dataclass
@@ -39,7 +40,7 @@ def describe_producer(manifest: ViewsManifest) -> str:
     return f"capture from {p.source}" + (f" ({p.reconstruction} poses)" if p.reconstruction else "")
 
 
-def collect_rows(root: DatasetRoot, img_id_stride: int) -> ExportRows:
+def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float] | None = None) -> ExportRows:
     """Every captioned view, objects sorted by key: obj_id counts up from 0 in that order."""
     objects = read_objects(root)
     views = {m.key: m for m in map(read_views_manifest, root.view_manifests())}
@@ -80,6 +81,7 @@ def collect_rows(root: DatasetRoot, img_id_stride: int) -> ExportRows:
                     obj_id=obj_id,
                     img_id=obj_id * img_id_stride + view.view_index,
                     key=key,
+                    split=split_of(key, splits or {"train": 1.0}),
                     category=category,
                     source=objects[key].source,
                     view_index=view.view_index,

@@ -23,6 +23,7 @@ from mvcap_build.errors import ConfigError, EnvironmentBroken, UserError
 from mvcap_build.export.card import dataset_card, describe_caption_producer
 from mvcap_build.export.config import ExportConfig
 from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, collect_rows
+from mvcap_build.export.shards import plan_shards
 from mvcap_build.pipeline.stage import RunOptions, Summary, record_run
 from mvcap_build.progress import progress
 
@@ -41,7 +42,7 @@ class ExportStage:
     def run(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Summary:
         if num_shards != 1:
             raise ConfigError("export writes one dataset from the whole root: run it once, without --num-shards")
-        data = collect_rows(root, self.config.img_id_stride)
+        data = collect_rows(root, self.config.img_id_stride, self.config.splits)
         if not data.rows:
             raise NothingToExport(
                 f"nothing to export in {root.path}: no object has both views and captions (run render and caption first)"
@@ -69,6 +70,16 @@ class ExportStage:
                 "--allow-mixed-captions (export.allow_mixed_captions: true) to export them together."
             )
 
+    def _shard_plan(self, root: DatasetRoot, data: ExportRows) -> dict[str, list[list[ExportRow]]]:
+        """Split name -> its shards, in the order the splits are configured (empty splits left out)."""
+        plan = {}
+        for split in self.config.splits:
+            rows = [row for row in data.rows if row.split == split]
+            if rows:
+                size = lambda row: (root.path / row.path).stat().st_size  # noqa: E731
+                plan[split] = plan_shards(rows, size, max_bytes=self.config.max_shard_bytes, max_rows=self.config.rows_per_parquet)
+        return plan
+
     def _write(self, root: DatasetRoot, data: ExportRows) -> list[str]:
         config = self.config
         final = root.export_dir
@@ -76,15 +87,15 @@ class ExportStage:
         try:
             (staging / "data").mkdir()
             (staging / "metadata").mkdir()
-            n_parquet = math.ceil(len(data.rows) / config.rows_per_parquet)
+            plan = self._shard_plan(root, data)
             parquet_files = []
-            with progress("export parquet", total=n_parquet, enabled=self.options.progress) as bar:
-                for i in range(n_parquet):
-                    name = f"data/train-{i:05d}-of-{n_parquet:05d}.parquet"
-                    chunk = data.rows[i * config.rows_per_parquet : (i + 1) * config.rows_per_parquet]
-                    _write_parquet(root, chunk, staging / name)
-                    parquet_files.append(name)
-                    bar.advance()
+            with progress("export parquet", total=sum(len(s) for s in plan.values()), enabled=self.options.progress) as bar:
+                for split, shards in plan.items():
+                    for i, chunk in enumerate(shards):
+                        name = f"data/{split}-{i:05d}-of-{len(shards):05d}.parquet"
+                        _write_parquet(root, chunk, staging / name, config.row_group_rows)
+                        parquet_files.append(name)
+                        bar.advance()
             n_meta = math.ceil(len(data.rows) / config.rows_per_metadata)
             for i in range(n_meta):
                 chunk = data.rows[i * config.rows_per_metadata : (i + 1) * config.rows_per_metadata]
@@ -123,7 +134,7 @@ def attribution_csv(attributions: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _write_parquet(root: DatasetRoot, rows: list[ExportRow], path: Path) -> None:
+def _write_parquet(root: DatasetRoot, rows: list[ExportRow], path: Path, row_group_rows: int) -> None:
     try:
         import datasets
     except ImportError as error:
@@ -133,7 +144,7 @@ def _write_parquet(root: DatasetRoot, rows: list[ExportRow], path: Path) -> None
         image = {"bytes": (root.path / row.path).read_bytes(), "path": row.path.replace("/", "_")}
         records.append({IMAGE_COLUMN: image, **row.as_dict()})
     datasets.disable_progress_bars()
-    datasets.Dataset.from_list(records, features=features()).to_parquet(str(path))
+    datasets.Dataset.from_list(records, features=features()).to_parquet(str(path), batch_size=row_group_rows)
 
 
 def _swap_in(staging: Path, final: Path) -> None:

@@ -27,7 +27,8 @@ class ExportData:
     @classmethod
     def open(cls, export_dir: str | Path) -> ExportData:
         root = Path(export_dir)
-        shards = sorted(str(p) for p in (root / "data").glob("*.parquet"))
+        # The training split when the export has splits (no validation object leaks into training).
+        shards = sorted(str(p) for p in (root / "data").glob("train-*.parquet")) or sorted(str(p) for p in (root / "data").glob("*.parquet"))
         if not shards:
             raise FileNotFoundError(
                 f"no Parquet shards in {root / 'data'}: point train-ovt at the folder written by "
