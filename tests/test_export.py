@@ -188,3 +188,18 @@ def test_train_ovt_reads_only_the_train_split(captioned_root, copy_of):
     train_objects = [k for k in ("demo/car-000", "demo/chair-000", "demo/mug-000") if split_of(k, fractions) == "train"]
     data = ExportData.open(root.export_dir)
     assert data.dataset.num_rows == 4 * len(train_objects) and data.num_objects == len(train_objects)
+
+
+def test_mvcap_released_layout_for_the_original_ovt_code(captioned_root, copy_of):
+    root = DatasetRoot(copy_of(captioned_root))
+    export(root, mvcap_layout=True)
+    folder = root.export_dir / "mvcap"
+    entries = json.loads((folder / "metadata.json").read_text())
+    assert len(entries) == 12 and all(list(e) == ["path", "caption", "obj_id", "img_id"] for e in entries)
+    parquet_rows = json.loads((root.export_dir / "metadata" / "metadata_00000.json").read_text())
+    by_img = {r["img_id"]: r for r in parquet_rows}
+    for entry in entries:
+        image = folder / entry["path"]
+        source = root.path / by_img[entry["img_id"]]["path"]
+        assert image.read_bytes() == source.read_bytes()
+        assert (entry["caption"], entry["obj_id"]) == (by_img[entry["img_id"]]["caption"], by_img[entry["img_id"]]["obj_id"])

@@ -16,6 +16,7 @@ def export(
     name: Annotated[Optional[str], typer.Option(help="Dataset name on the card.")] = None,
     rows_per_parquet: Annotated[Optional[int], typer.Option(help="Views per Parquet shard.")] = None,
     allow_mixed_captions: Annotated[bool, typer.Option("--allow-mixed-captions", help="Export captions of several backends/models/prompts together.")] = False,
+    mvcap_layout: Annotated[bool, typer.Option("--mvcap-layout", help="Also write MVCap's released layout (export/mvcap/: images + metadata.json) for the original OVT code.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Write `ROOT/export`: `metadata/metadata_NNNNN.json` (MVCap schema: path, caption, obj_id,
@@ -30,6 +31,6 @@ def export(
 
     with user_errors():
         DatasetRoot(root).ensure_exists()
-        overrides = {"name": name, "rows_per_parquet": rows_per_parquet, "allow_mixed_captions": allow_mixed_captions or None}
+        overrides = {"name": name, "rows_per_parquet": rows_per_parquet, "allow_mixed_captions": allow_mixed_captions or None, "mvcap_layout": mvcap_layout or None}
         settings = stage_config("export", config, overrides)
         run_stage_command("export", root, settings, options=run_options(quiet=quiet))

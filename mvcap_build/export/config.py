@@ -17,6 +17,9 @@ class ExportConfig(BaseModel):
     rows_per_metadata: int = Field(100_000, ge=1)  # rows per metadata_NNNNN.json shard
     img_id_stride: int = Field(100, ge=1)  # img_id = obj_id * stride + view index (MVCap uses 100)
     license: str = "other"  # goes on the card; set it to your assets' licence
+    # Also write MVCap's released layout (export/mvcap/: images/ + one metadata.json of path,
+    # caption, obj_id, img_id), so the original OVT code trains on the export unchanged.
+    mvcap_layout: bool = False
     # Captions from several backends, models or prompts in one dataset are refused unless allowed.
     allow_mixed_captions: bool = False
 

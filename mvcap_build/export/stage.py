@@ -23,6 +23,8 @@ from mvcap_build.errors import ConfigError, EnvironmentBroken, UserError
 from mvcap_build.export.card import dataset_card, describe_caption_producer
 from mvcap_build.export.config import ExportConfig
 from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, collect_rows
+from mvcap_build.export.mvcap_layout import FOLDER as MVCAP_FOLDER
+from mvcap_build.export.mvcap_layout import write_mvcap_layout
 from mvcap_build.export.shards import plan_shards
 from mvcap_build.pipeline.stage import RunOptions, Summary, record_run
 from mvcap_build.progress import progress
@@ -101,6 +103,8 @@ class ExportStage:
                 chunk = data.rows[i * config.rows_per_metadata : (i + 1) * config.rows_per_metadata]
                 meta = [metadata_record(row.as_dict()) for row in chunk]
                 (staging / "metadata" / f"metadata_{i:05d}.json").write_text(json.dumps(meta, ensure_ascii=False, indent=0))
+            if config.mvcap_layout:
+                write_mvcap_layout(root, data.rows, staging / MVCAP_FOLDER)
             if data.attributions:
                 (staging / "attribution.csv").write_text(attribution_csv(data.attributions), encoding="utf-8")
             card = dataset_card(config.name, config.license, data, parquet_files, config.img_id_stride)
