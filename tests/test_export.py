@@ -203,3 +203,16 @@ def test_mvcap_released_layout_for_the_original_ovt_code(captioned_root, copy_of
         source = root.path / by_img[entry["img_id"]]["path"]
         assert image.read_bytes() == source.read_bytes()
         assert (entry["caption"], entry["obj_id"]) == (by_img[entry["img_id"]]["caption"], by_img[entry["img_id"]]["obj_id"])
+
+
+def test_train_ovt_reads_the_mvcap_layout_like_the_parquet(captioned_root, copy_of):
+    from mvcap_build.train.data import ExportData
+
+    root = DatasetRoot(copy_of(captioned_root))
+    export(root, mvcap_layout=True)
+    from_parquet, from_mvcap = ExportData.open(root.export_dir), ExportData.open(root.export_dir / "mvcap")
+    assert from_mvcap.num_objects == from_parquet.num_objects == 3
+    assert sorted(from_mvcap.captions()) == sorted(from_parquet.captions())
+    row = from_mvcap.dataset[0]
+    image = from_mvcap.load_image(row["image"])
+    assert image.size == (32, 32) and row["view_index"] == 0

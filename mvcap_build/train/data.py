@@ -15,6 +15,8 @@ import numpy as np
 
 from mvcap_build.dataset.export_schema import TRAINING_COLUMNS as REQUIRED_COLUMNS
 
+MVCAP_METADATA = "metadata.json"  # MVCap-4M as released: one list for the whole dataset
+
 
 @dataclass
 class ExportData:
@@ -29,10 +31,12 @@ class ExportData:
         root = Path(export_dir)
         # The training split when the export has splits (no validation object leaks into training).
         shards = sorted(str(p) for p in (root / "data").glob("train-*.parquet")) or sorted(str(p) for p in (root / "data").glob("*.parquet"))
+        if not shards and (root / MVCAP_METADATA).is_file():
+            return cls.open_mvcap(root)
         if not shards:
             raise FileNotFoundError(
                 f"no Parquet shards in {root / 'data'}: point train-ovt at the folder written by "
-                "`mvcap export` (it contains data/*.parquet)"
+                "`mvcap export` (it contains data/*.parquet), or at a released MVCap folder (metadata.json + images)"
             )
         import datasets
 
@@ -45,6 +49,29 @@ class ExportData:
         if missing:
             raise ValueError(f"{root}: the shards lack columns {missing}; re-run `mvcap export`")
         dataset = dataset.cast_column("image", datasets.Image(decode=False))
+        return cls(root, dataset, _group_rows(dataset))
+
+    @classmethod
+    def open_mvcap(cls, root: Path, img_id_stride: int = 100) -> ExportData:
+        """MVCap's released layout (a `metadata.json` list of path, caption, obj_id, img_id, with
+        paths relative to the folder holding the images), as the original OVT loader reads it."""
+        import json
+
+        import datasets
+
+        try:
+            entries = json.loads((root / MVCAP_METADATA).read_text("utf-8"))
+            columns = {
+                "image": [{"bytes": None, "path": e["path"]} for e in entries],
+                "caption": [e["caption"] for e in entries],
+                "obj_id": [int(e["obj_id"]) for e in entries],
+                "view_index": [int(e["img_id"]) % img_id_stride for e in entries],
+            }
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{root / MVCAP_METADATA}: not MVCap's metadata (a list of path, caption, obj_id, img_id): {error!r}") from error
+        features = datasets.Features({"image": datasets.Image(decode=False), "caption": datasets.Value("string"),
+                                      "obj_id": datasets.Value("int64"), "view_index": datasets.Value("int32")})
+        dataset = datasets.Dataset.from_dict(columns, features=features)
         return cls(root, dataset, _group_rows(dataset))
 
     @property

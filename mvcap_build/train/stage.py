@@ -30,7 +30,7 @@ class TrainStage:
         if num_shards != 1:
             raise ConfigError("train-ovt is one run over the whole export: use `accelerate launch` for several GPUs, not --num-shards")
         export_dir, output = self.paths(root)
-        if not any((export_dir / "data").glob("*.parquet")):
+        if not any((export_dir / "data").glob("*.parquet")) and not (export_dir / "metadata.json").is_file():
             raise ConfigError(
                 f"train-ovt needs an export at {export_dir} (data/*.parquet): add an `export:` section or run `mvcap export` first"
             )
