@@ -155,7 +155,7 @@ class CaptionStage(ObjectStage):
             retry = []
             for request, result, verdict in zip(asking, results, verdicts):
                 answers[(request.key, request.view_index)] = Answer(request.prompt, (result.text or "").strip(), tries, *verdict)
-                if verdict[0] in GATE_REASONS and tries <= self.config.gates.retries:
+                if verdict[0] in GATE_REASONS and self.config.gates.enabled and tries <= self.config.gates.retries:
                     retry.append(request)
             # Asked again with the stricter prompt added once (not again on every try).
             asking = [replace(r, prompt=_stricter(r, self.config.gates.retry_prompt)) if tries == 1 else r for r in retry]
