@@ -171,3 +171,12 @@ def test_another_model_stops_before_loading_it(captioned_root, copy_of, tiny_lla
     assert len(list(root.caption_manifests())) == summary.done
     for path in root.caption_manifests():
         assert {r.model for r in read_caption_manifest(path).rows} == {str(tiny_llava)}
+
+
+def test_model_flag_keeps_a_model_backend_and_replaces_only_the_template():
+    from mvcap_build.caption.config import apply_backend_flags
+
+    assert apply_backend_flags({}, None, "m", {})["backend"] == {"kind": "hf", "model": "m"}
+    assert apply_backend_flags({"backend": "template"}, None, "m", {})["backend"] == {"kind": "hf", "model": "m"}
+    for kind in ("vllm", "openai"):  # a file's model backend stays; the flag only names the model
+        assert apply_backend_flags({"backend": {"kind": kind, "batch_size": 4}}, None, "m", {})["backend"] == {"kind": kind, "batch_size": 4, "model": "m"}

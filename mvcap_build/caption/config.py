@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mvcap_build.errors import ConfigError
+
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -78,8 +80,9 @@ BackendConfig = Annotated[
     TemplateBackendConfig | HFBackendConfig | OpenAIBackendConfig | VLLMBackendConfig, Field(discriminator="kind")
 ]
 
-#: Backends that run a model: `--model` without `--backend` picks the first.
-MODEL_BACKENDS = ("hf", "openai")
+# Backends that run a model (every one but `template`); `--model` without `--backend` picks the first.
+_MODEL_BACKEND_CONFIGS = (HFBackendConfig, VLLMBackendConfig, OpenAIBackendConfig)
+MODEL_BACKENDS = tuple(config.model_fields["kind"].default for config in _MODEL_BACKEND_CONFIGS)
 
 
 class GatesConfig(_Config):
@@ -109,7 +112,7 @@ class CaptionConfig(_Config):
     @classmethod
     def _backend_settings_belong_to_the_backend(cls, data: Any) -> Any:
         misplaced = sorted(set(data) - set(cls.model_fields)) if isinstance(data, dict) else []
-        backend_fields = {name for config in (HFBackendConfig, OpenAIBackendConfig) for name in config.model_fields}
+        backend_fields = {name for config in _MODEL_BACKEND_CONFIGS for name in config.model_fields}
         if misplaced and set(misplaced) <= backend_fields:
             raise ValueError(
                 f"{', '.join(misplaced)} belong under `backend:`, e.g. backend: {{kind: hf, model: llava, batch_size: 16}}"
@@ -130,8 +133,6 @@ def apply_backend_flags(section: dict[str, Any], backend: str | None, model: str
     if backend is None and model is not None and kind not in MODEL_BACKENDS:
         kind = MODEL_BACKENDS[0]
     if kind == "template" and model is not None:
-        from mvcap_build.errors import ConfigError
-
         raise ConfigError(f"the template backend uses no model: drop --model, or pass --backend {MODEL_BACKENDS[0]}")
     if kind != current.get("kind"):
         current = {}

@@ -133,9 +133,8 @@ class Gates:
     def judge(self, texts: list[str], categories: list[str]) -> list[str | None]:
         """The first failing gate's reason for each caption, or None; the similarity gate runs
         batched over the captions that passed the others."""
-        reasons: list[str | None] = []
-        for text, category in zip(texts, categories):
-            reasons.append(next((reason for reason, fails in self.checks() if fails(text, category)), None))
+        checks = self.checks()
+        reasons = [next((reason for reason, fails in checks if fails(text, category)), None) for text, category in zip(texts, categories)]
         if self.config.min_similarity > 0:
             pending = [i for i, reason in enumerate(reasons) if reason is None]
             if pending:

@@ -45,4 +45,13 @@ def train_ovt(
         )
         settings = stage_config("train_ovt", config, overrides)
         show_training_log()
-        run_stage_command("train_ovt", export_dir.parent, settings, options=run_options())
+        run_stage_command("train_ovt", _dataset_root(export_dir), settings, options=run_options())
+
+
+def _dataset_root(export_dir: Path) -> Path:
+    """Where the run is recorded (runs/): the dataset root the export came from (ROOT/export,
+    ROOT/export/mvcap), else the folder beside the export; never inside the export itself."""
+    for folder in export_dir.resolve().parents:
+        if (folder / "objects").is_dir():
+            return folder
+    return export_dir.parent
