@@ -1,7 +1,8 @@
-"""`mvcap export`: metadata.json + Parquet shards + dataset card."""
+"""`mvcap export`: metadata.json + Parquet shards + dataset card, and the push to the Hub."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,27 +11,63 @@ import typer
 from mvcap_build.cli.common import ConfigFile, Quiet, run_options, run_stage_command, stage_config, user_errors
 
 
+class ImageFormat(str, Enum):
+    jpeg = "jpeg"
+    webp = "webp"
+    png = "png"
+
+
 def export(
     root: Annotated[Path, typer.Argument(help="Dataset root with views and captions.")],
     config: ConfigFile = None,
     name: Annotated[Optional[str], typer.Option(help="Dataset name on the card.")] = None,
-    rows_per_parquet: Annotated[Optional[int], typer.Option(help="Views per Parquet shard.")] = None,
+    rows_per_parquet: Annotated[Optional[int], typer.Option(help="Views per Parquet shard (shards also roll at ~500 MB).")] = None,
     allow_mixed_captions: Annotated[bool, typer.Option("--allow-mixed-captions", help="Export captions of several backends/models/prompts together.")] = False,
     mvcap_layout: Annotated[bool, typer.Option("--mvcap-layout", help="Also write MVCap's released layout (export/mvcap/: images + metadata.json) for the original OVT code.")] = False,
+    image_size: Annotated[Optional[int], typer.Option(help="Also write training-ready shards: images resized so their shorter side is this many pixels (e.g. 224).")] = None,
+    image_format: Annotated[Optional[ImageFormat], typer.Option(help="Encoding of the training-ready images (jpeg puts RGBA renders on white, as the trainer does). Default jpeg.")] = None,
+    image_quality: Annotated[Optional[int], typer.Option(help="JPEG/WebP quality of the training-ready images, 1-100. Default 90.")] = None,
+    no_originals: Annotated[bool, typer.Option("--no-originals", help="Write only the training-ready shards, not the original images.")] = False,
+    hf_push: Annotated[Optional[str], typer.Option("--hf-push", metavar="OWNER/NAME", help="Then push the export to this Hub dataset repo (created if missing). Token: $HF_TOKEN or `hf auth login`. Rerun to resume.")] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
+    revision: Annotated[Optional[str], typer.Option(help="Hub branch to push to (created if missing). Default main.")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Write `ROOT/export`: `metadata/metadata_NNNNN.json` (MVCap schema: path, caption, obj_id,
-    img_id, plus category, source and view fields), `data/train-*.parquet` and a dataset card.
+    """Write `ROOT/export`: `data/<split>-*.parquet` (images and every column), `metadata/metadata_NNNNN.json`
+    (MVCap schema: path, caption, obj_id, img_id, plus category, source and view fields) and a dataset
+    card the Hub shows; then, with `--hf-push`, upload it.
 
     Load it with `datasets.load_dataset("parquet", data_files="ROOT/export/data/train-*.parquet")`.
     Splits are drawn per object (`splits:` in the config); shards roll at ~500 MB.
     obj_id counts from 0 over objects sorted by key; img_id = obj_id * 100 + view index.
-    Exporting an unchanged root again gives byte-identical files.
+    Exporting an unchanged root again gives byte-identical files, so pushing it again uploads nothing,
+    and a push that failed halfway uploads only what is missing when rerun.
     """
+    from mvcap_build.config_io import load_yaml, merge_overrides, section, validate
     from mvcap_build.dataset import DatasetRoot
+    from mvcap_build.errors import ConfigError
+    from mvcap_build.export.config import HubConfig
 
     with user_errors():
         DatasetRoot(root).ensure_exists()
-        overrides = {"name": name, "rows_per_parquet": rows_per_parquet, "allow_mixed_captions": allow_mixed_captions or None, "mvcap_layout": mvcap_layout or None}
+        training = {
+            "training_images.size": image_size,
+            "training_images.format": image_format.value if image_format else None,
+            "training_images.quality": image_quality,
+            "training_images.originals": "instead" if no_originals else None,
+        }
+        if image_size is None and any(v is not None for v in training.values()):
+            raise ConfigError("--image-format, --image-quality and --no-originals need --image-size")
+        overrides = {"name": name, "rows_per_parquet": rows_per_parquet, "allow_mixed_captions": allow_mixed_captions or None,
+                     "mvcap_layout": mvcap_layout or None, **training}
         settings = stage_config("export", config, overrides)
+        hub_data = section(load_yaml(config), "hub") if config is not None and "root" in load_yaml(config) else {}
+        hub = validate(HubConfig, merge_overrides(hub_data, {"repo_id": hf_push, "private": private or None, "revision": revision}), "hub config")
+        if (private or revision) and not hub.repo_id:
+            raise ConfigError("--private and --revision go with --hf-push OWNER/NAME (or hub.repo_id in the pipeline file)")
         run_stage_command("export", root, settings, options=run_options(quiet=quiet))
+        if hub.repo_id:
+            from mvcap_build.export.push import push_export
+
+            typer.echo(push_export(DatasetRoot(root).export_dir, hub, progress=not quiet).headline())
+

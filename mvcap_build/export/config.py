@@ -31,3 +31,27 @@ class ExportConfig(BaseModel):
         if any(not name.replace("_", "").isalnum() for name in splits):
             raise ValueError(f"split names are letters, digits and underscores: {sorted(splits)}")
         return splits
+
+
+class HubConfig(BaseModel):
+    """Where and how `mvcap export --hf-push` uploads the export (the `hub:` section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo_id: str | None = None  # OWNER/NAME of the dataset repo; None: no push
+    private: bool = False  # only when the repo is created; an existing repo keeps its visibility
+    revision: str = "main"  # the branch pushed to, created from main if missing
+    # Each commit holds at most this many files and bytes: a failure loses at most one commit's
+    # work, and the Hub's advice is to keep commits to a few dozen large files.
+    max_files_per_commit: int = Field(50, ge=1)
+    max_bytes_per_commit: int = Field(5_000_000_000, ge=1)
+    # The Hub's limits, checked before anything is uploaded.
+    max_files_per_folder: int = Field(10_000, ge=1)
+    max_files: int = Field(100_000, ge=1)
+
+    @field_validator("repo_id")
+    @classmethod
+    def _owner_name(cls, repo_id: str | None) -> str | None:
+        if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
+            raise ValueError(f"a Hub repo is OWNER/NAME, got {repo_id!r}")
+        return repo_id

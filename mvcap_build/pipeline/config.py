@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from mvcap_build.caption.config import CaptionConfig
-from mvcap_build.export.config import ExportConfig
+from mvcap_build.export.config import ExportConfig, HubConfig
 from mvcap_build.extract.config import ExtractConfig
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.train.config import TrainStageConfig
@@ -27,6 +27,7 @@ class PipelineConfig(BaseModel):
     caption: CaptionConfig | None = None
     export: ExportConfig | None = None
     train_ovt: TrainStageConfig | None = None
+    hub: HubConfig | None = None  # not a stage: where `export` pushes to (mvcap build pushes after export)
 
     def sections(self) -> list[tuple[str, BaseModel]]:
         """(stage name, its config) for every section present, in pipeline order."""
