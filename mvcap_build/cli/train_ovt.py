@@ -26,6 +26,7 @@ def train_ovt(
     save_every: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps.")] = None,
     num_workers: Annotated[Optional[int], typer.Option(help="DataLoader worker processes.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for VIFormer init and batch sampling.")] = None,
+    images: Annotated[Optional[str], typer.Option(help="auto: the export's training-ready shards (export --image-size) when it has them, else the originals; original; training.")] = None,
 ) -> None:
     """Omniview-Tuning: CLIP + LoRA (vision q/k/v) + VIFormer, trained with an image-text
     contrastive loss that ignores same-object pairs plus a consistency loss that pulls each
@@ -41,7 +42,7 @@ def train_ovt(
         overrides = dict(
             export_dir=str(export_dir), output=str(output) if output else None, clip_model=clip_model,
             max_steps=max_steps, objects_per_batch=objects_per_batch, views_per_object=views_per_object,
-            hard_views=hard_views, lr=lr, save_every=save_every, num_workers=num_workers, seed=seed,
+            hard_views=hard_views, lr=lr, save_every=save_every, num_workers=num_workers, seed=seed, images=images,
         )
         settings = stage_config("train_ovt", config, overrides)
         show_training_log()

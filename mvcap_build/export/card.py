@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
+
 import yaml
 
 from mvcap_build.dataset.export_schema import column_table
 from mvcap_build.export.rows import ExportRows, needs_attribution
+
+# As the authors ask to be cited (Heathcliff-saku/Omniview_Tuning README; ECCV 2024).
+OVT_CITATION = """@article{ruan2024omniview,
+  title   = {Omniview-Tuning: Boosting Viewpoint Invariance of Vision-Language Pre-training Models},
+  author  = {Ruan, Shouwei and Dong, Yinpeng and Liu, Hanqing and Huang, Yao and Su, Hang and Wei, Xingxing},
+  journal = {arXiv preprint arXiv:2404.12139},
+  year    = {2024}
+}"""
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    """One `datasets` config on the card: a folder of shards and what its images are."""
+
+    folder: str
+    encoding: dict
+
+
+def _describe_images(encoding: dict) -> str:
+    if encoding.get("images") != "training-ready":
+        return "the original view files (renders: RGBA PNG)"
+    quality = f", quality {encoding['quality']}" if "quality" in encoding else ""
+    on_white = " (RGBA put on white)" if encoding["format"] == "jpeg" else ""
+    return f"re-encoded for training: shorter side {encoding['shorter_side']} px, {encoding['format'].upper()}{quality}{on_white}"
+
+
+def _gate_lines(tries: Counter, failures: dict[str, Counter]) -> str:
+    views = sum(tries.values())
+    first = tries.get(1, 0)
+    lines = [f"- {first} of {views} captions passed the quality gates at the first try"
+             + (f"; {views - first} after retries (at most {max(tries)} tries)" if views > first else "")]
+    for stage, reasons in failures.items():
+        if reasons:
+            listed = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+            lines.append(f"- left out after {stage} failed: {sum(reasons.values())} objects ({listed})")
+    return "\n".join(lines)
 
 
 def describe_caption_producer(producer: tuple[str, str, str, str]) -> str:
@@ -14,7 +53,9 @@ def describe_caption_producer(producer: tuple[str, str, str, str]) -> str:
     return f"backend `{backend}`, model `{model}`{at}, prompt `{prompt}`"
 
 
-def dataset_card(name: str, license: str, data: ExportRows, parquet_files: list[str], img_id_stride: int) -> str:
+def dataset_card(name: str, license: str, data: ExportRows, parquet_files: list[str], img_id_stride: int,
+                 configs: dict[str, CardConfig] | None = None, failures: dict[str, Counter] | None = None) -> str:
+    configs = configs or {"default": CardConfig("data", {"images": "original files"})}
     splits = list(dict.fromkeys(f.split("/")[-1].split("-")[0] for f in parquet_files))  # in file order
     split_counts = {s: len({r.key for r in data.rows if r.split == s}) for s in splits}
     header = {
@@ -22,8 +63,14 @@ def dataset_card(name: str, license: str, data: ExportRows, parquet_files: list[
         "task_categories": ["image-to-text", "zero-shot-image-classification"],
         "tags": ["multi-view", "mvcap", "viewpoint-invariance", "synthetic"],
         "pretty_name": name,
-        "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
+        "configs": [
+            {"config_name": config_name, "data_files": [{"split": s, "path": f"{c.folder}/{s}-*.parquet"} for s in splits],
+             **({"default": True} if config_name == "default" else {})}
+            for config_name, c in configs.items()
+        ],
     }
+    images = "\n".join(f"- `{n}` (`{c.folder}/`): {_describe_images(c.encoding)}" for n, c in configs.items())
+    sources = ", ".join(f"{source} {n}" for source, n in sorted(data.sources.items()))
     categories = "\n".join(f"| {c} | {n} |" for c, n in sorted(data.categories.items()))
     views = "\n".join(f"- {n} objects: {what}" for what, n in sorted(data.view_producers.items()))
     captions = "\n".join(f"- {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items()))
@@ -62,6 +109,10 @@ ds = load_dataset("<user>/<repo>", split="train")   # once pushed to the Hub
 (Locally, prefer `data_files` over `load_dataset("path/to/this/folder")`: `datasets` caches local
 folders by their name, so two exports in folders of the same name can be confused.)
 
+## Images
+
+{images}
+
 ## Columns
 
 {column_table().replace("img_id_stride", str(img_id_stride))}
@@ -84,9 +135,22 @@ folders by their name, so two exports in folders of the same name can be confuse
 
 ## Provenance
 
+Objects by source: {sources}.
+
 Views:
 {views}
 
 Captions:
 {captions}
-{template_note}"""
+{template_note}
+Quality gates and failures:
+{_gate_lines(data.caption_tries, failures or {})}
+
+## Citation
+
+The format and the training method are those of Omniview-Tuning (MVCap-4M):
+
+```bibtex
+{OVT_CITATION}
+```
+"""

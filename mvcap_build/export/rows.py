@@ -22,6 +22,8 @@ class ExportRows:
     view_producers: Counter = field(default_factory=Counter)  # description -> objects
     licences: Counter = field(default_factory=Counter)  # licence code ("none recorded" if absent) -> objects
     attributions: list[dict] = field(default_factory=list)  # one per object whose source records an author or licence
+    sources: Counter = field(default_factory=Counter)  # source name -> objects
+    caption_tries: Counter = field(default_factory=Counter)  # tries a view's caption took to pass the gates -> views
 
 
 ATTRIBUTION_FIELDS = ("key", "name", "author", "author_url", "source_url", "license")
@@ -63,6 +65,7 @@ def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float]
         obj_id, category = result.objects, objects[key].category
         result.objects += 1
         result.categories[category] += 1
+        result.sources[objects[key].source] += 1
         attrs = objects[key].attrs
         result.licences[attrs.get("license") or "none recorded"] += 1
         if attrs.get("license") or attrs.get("author"):
@@ -74,6 +77,7 @@ def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float]
         folder = root.view_dir(key)
         for view in manifest.views:
             row = by_view[view.view_index]
+            result.caption_tries[row.tries] += 1
             result.rows.append(
                 ExportRow(
                     path=root.relative(folder / view.file),

@@ -14,24 +14,43 @@ import json
 import math
 import os
 import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from mvcap_build.dataset import DatasetRoot, atomic_write_json, atomic_write_text
+from mvcap_build.dataset import DatasetRoot, FailureLedger, atomic_write_json, atomic_write_text
 from mvcap_build.dataset.atomic import make_staging_dir
-from mvcap_build.dataset.export_schema import IMAGE_COLUMN, ExportRow, features, metadata_record
-from mvcap_build.errors import ConfigError, EnvironmentBroken, UserError
-from mvcap_build.export.card import dataset_card, describe_caption_producer
+from mvcap_build.dataset.export_schema import ExportRow, metadata_record
+from mvcap_build.errors import ConfigError, UserError
+from mvcap_build.export.card import CardConfig, dataset_card, describe_caption_producer
 from mvcap_build.export.config import ExportConfig
 from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, collect_rows
 from mvcap_build.export.mvcap_layout import FOLDER as MVCAP_FOLDER
 from mvcap_build.export.mvcap_layout import write_mvcap_layout
+from mvcap_build.export.parquet import write_parquet
 from mvcap_build.export.shards import plan_shards
+from mvcap_build.export.training_images import TrainingImageCache
 from mvcap_build.pipeline.stage import RunOptions, Summary, record_run
 from mvcap_build.progress import progress
 
 
+FAILING_STAGES = ("render", "extract", "caption")  # whose failure ledgers the card sums up
+
+
 class NothingToExport(UserError, RuntimeError):
     """No object has both views and captions."""
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """One set of Parquet shards: the original view files, or their training-ready re-encodings."""
+
+    folder: str  # "data", or "data-224px-jpeg" beside it
+    config_name: str  # the card's config ("default", "224px-jpeg")
+    encoding: dict  # what export.json and the card say about the images
+    file_of: Callable[[ExportRow], Path]  # the file whose bytes go into the shard
+    name_of: Callable[[ExportRow], str]  # the file name stored beside the bytes
 
 
 class ExportStage:
@@ -72,32 +91,57 @@ class ExportStage:
                 "--allow-mixed-captions (export.allow_mixed_captions: true) to export them together."
             )
 
-    def _shard_plan(self, root: DatasetRoot, data: ExportRows) -> dict[str, list[list[ExportRow]]]:
+    def _image_sets(self, root: DatasetRoot, data: ExportRows) -> list[ImageSet]:
+        """The original views (unless training images replace them), then training-ready ones."""
+        sets = []
+        training = self.config.training_images
+        if training is None or training.originals == "beside":
+            sets.append(ImageSet("data", "default", {"images": "original files"},
+                                 lambda row: root.path / row.path, lambda row: row.path.replace("/", "_")))
+        if training is not None:
+            cache = TrainingImageCache(root, training)
+            cache.update(data.rows, show_progress=self.options.progress)
+            folder, config_name = ("data", "default") if training.originals == "instead" else (f"data-{training.name}", training.name)
+            encoding = {"images": "training-ready", "shorter_side": training.size, "format": training.format}
+            if training.format != "png":
+                encoding["quality"] = training.quality
+            sets.append(ImageSet(folder, config_name, encoding, cache.file_of, cache.name_of))
+        return sets
+
+    def _shard_plan(self, data: ExportRows, image_set: ImageSet) -> dict[str, list[list[ExportRow]]]:
         """Split name -> its shards, in the order the splits are configured (empty splits left out)."""
         plan = {}
         for split in self.config.splits:
             rows = [row for row in data.rows if row.split == split]
             if rows:
-                size = lambda row: (root.path / row.path).stat().st_size  # noqa: E731
+                size = lambda row: image_set.file_of(row).stat().st_size  # noqa: E731
                 plan[split] = plan_shards(rows, size, max_bytes=self.config.max_shard_bytes, max_rows=self.config.rows_per_parquet)
         return plan
 
+    def _write_shards(self, staging: Path, data: ExportRows, image_sets: list[ImageSet]) -> list[str]:
+        plans = [(image_set, self._shard_plan(data, image_set)) for image_set in image_sets]
+        parquet_files = []
+        total = sum(len(shards) for _, plan in plans for shards in plan.values())
+        with progress("export parquet", total=total, enabled=self.options.progress) as bar:
+            for image_set, plan in plans:
+                (staging / image_set.folder).mkdir()
+                image_of = lambda row, s=image_set: (s.file_of(row).read_bytes(), s.name_of(row))  # noqa: E731
+                for split, shards in plan.items():
+                    for i, chunk in enumerate(shards):
+                        name = f"{image_set.folder}/{split}-{i:05d}-of-{len(shards):05d}.parquet"
+                        write_parquet(chunk, image_of, staging / name, self.config.row_group_rows)
+                        parquet_files.append(name)
+                        bar.advance()
+        return parquet_files
+
     def _write(self, root: DatasetRoot, data: ExportRows) -> list[str]:
         config = self.config
+        image_sets = self._image_sets(root, data)  # training images are encoded into the cache first
         final = root.export_dir
         staging = make_staging_dir(final)
         try:
-            (staging / "data").mkdir()
             (staging / "metadata").mkdir()
-            plan = self._shard_plan(root, data)
-            parquet_files = []
-            with progress("export parquet", total=sum(len(s) for s in plan.values()), enabled=self.options.progress) as bar:
-                for split, shards in plan.items():
-                    for i, chunk in enumerate(shards):
-                        name = f"data/{split}-{i:05d}-of-{len(shards):05d}.parquet"
-                        _write_parquet(root, chunk, staging / name, config.row_group_rows)
-                        parquet_files.append(name)
-                        bar.advance()
+            parquet_files = self._write_shards(staging, data, image_sets)
             n_meta = math.ceil(len(data.rows) / config.rows_per_metadata)
             for i in range(n_meta):
                 chunk = data.rows[i * config.rows_per_metadata : (i + 1) * config.rows_per_metadata]
@@ -107,7 +151,9 @@ class ExportStage:
                 write_mvcap_layout(root, data.rows, staging / MVCAP_FOLDER)
             if data.attributions:
                 (staging / "attribution.csv").write_text(attribution_csv(data.attributions), encoding="utf-8")
-            card = dataset_card(config.name, config.license, data, parquet_files, config.img_id_stride)
+            configs = {s.config_name: CardConfig(s.folder, s.encoding) for s in image_sets}
+            failures = {stage: Counter(e.reason for e in FailureLedger(root, stage)) for stage in FAILING_STAGES}
+            card = dataset_card(config.name, config.license, data, parquet_files, config.img_id_stride, configs, failures)
             atomic_write_text(staging / "README.md", card)
             atomic_write_json(
                 staging / "export.json",
@@ -116,6 +162,7 @@ class ExportStage:
                     "views": len(data.rows),
                     "categories": dict(sorted(data.categories.items())),
                     "parquet_files": parquet_files,
+                    "image_sets": {s.folder: s.encoding for s in image_sets},
                     "metadata_files": [f"metadata/metadata_{i:05d}.json" for i in range(n_meta)],
                     "incomplete_objects": data.incomplete,
                     "stale_caption_objects": data.stale_captions,
@@ -136,19 +183,6 @@ def attribution_csv(attributions: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(sorted(attributions, key=lambda a: a["key"]))
     return buffer.getvalue()
-
-
-def _write_parquet(root: DatasetRoot, rows: list[ExportRow], path: Path, row_group_rows: int) -> None:
-    try:
-        import datasets
-    except ImportError as error:
-        raise EnvironmentBroken("export needs the `datasets` library: pip install 'mvcap-build[export]'") from error
-    records = []
-    for row in rows:
-        image = {"bytes": (root.path / row.path).read_bytes(), "path": row.path.replace("/", "_")}
-        records.append({IMAGE_COLUMN: image, **row.as_dict()})
-    datasets.disable_progress_bars()
-    datasets.Dataset.from_list(records, features=features()).to_parquet(str(path), batch_size=row_group_rows)
 
 
 def _swap_in(staging: Path, final: Path) -> None:

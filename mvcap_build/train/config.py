@@ -83,6 +83,9 @@ class TrainStageConfig(TrainOVTConfig):
 
     export_dir: Path | None = None  # default: ROOT/export
     output: Path | None = None  # default: ROOT/train/ovt
+    # Which shards of the export: auto = the training-ready ones (`export --image-size`) when
+    # there are any, else the originals; original / training = those only.
+    images: Literal["auto", "original", "training"] = "auto"
 
     def trainer_config(self) -> TrainOVTConfig:
-        return TrainOVTConfig(**self.model_dump(exclude={"export_dir", "output"}))
+        return TrainOVTConfig(**self.model_dump(exclude={"export_dir", "output", "images"}))

@@ -8,6 +8,7 @@ under several processes rank `r` simply takes global batch `i * world_size + r`.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,12 @@ class ExportData:
     groups: list[np.ndarray]  # one array per object: row indices of its views, by view_index
 
     @classmethod
-    def open(cls, export_dir: str | Path) -> ExportData:
+    def open(cls, export_dir: str | Path, images: str = "auto") -> ExportData:
+        """`images`: auto (training-ready shards when the export has them), original or training."""
         root = Path(export_dir)
+        folder = root / shard_folder(root, images)
         # The training split when the export has splits (no validation object leaks into training).
-        shards = sorted(str(p) for p in (root / "data").glob("train-*.parquet")) or sorted(str(p) for p in (root / "data").glob("*.parquet"))
+        shards = sorted(str(p) for p in folder.glob("train-*.parquet")) or sorted(str(p) for p in folder.glob("*.parquet"))
         if not shards and (root / MVCAP_METADATA).is_file():
             return cls.open_mvcap(root)
         if not shards:
@@ -55,8 +58,6 @@ class ExportData:
     def open_mvcap(cls, root: Path, img_id_stride: int = 100) -> ExportData:
         """MVCap's released layout (a `metadata.json` list of path, caption, obj_id, img_id, with
         paths relative to the folder holding the images), as the original OVT loader reads it."""
-        import json
-
         import datasets
 
         try:
@@ -88,6 +89,23 @@ class ExportData:
         if image.get("bytes"):
             return Image.open(io.BytesIO(image["bytes"]))
         return Image.open(self.root / image["path"])
+
+
+def shard_folder(export_dir: Path, images: str = "auto") -> str:
+    """The folder of shards to train on, from the image sets that export.json lists."""
+    try:
+        sets = json.loads((export_dir / "export.json").read_text("utf-8")).get("image_sets") or {}
+    except FileNotFoundError:
+        sets = {}
+    training = [folder for folder, encoding in sets.items() if encoding.get("images") == "training-ready"]
+    original = [folder for folder, encoding in sets.items() if encoding.get("images") != "training-ready"]
+    if images == "training" and not training:
+        raise ValueError(f"{export_dir} has no training-ready shards: export with --image-size, or use images: original")
+    if images == "original" and sets and not original:
+        raise ValueError(f"{export_dir} holds only training-ready shards (exported with --no-originals)")
+    if images != "original" and training:
+        return training[0]
+    return "data"
 
 
 def _parquet_rows(shards: list[str]) -> int:

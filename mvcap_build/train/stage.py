@@ -37,7 +37,7 @@ class TrainStage:
         record_run(root, self.name, self.config, self.options, shard, num_shards)
         from mvcap_build.train.trainer import train_ovt
 
-        checkpoint = train_ovt(self.config.trainer_config(), export_dir, output)
+        checkpoint = train_ovt(self.config.trainer_config(), export_dir, output, images=self.config.images)
         summary = Summary(self.name, "trained", noun="runs", units=1, done=1)
         summary.headline = f"checkpoint at {checkpoint}"
         return summary

@@ -17,7 +17,7 @@ from mvcap_build.train.config import ARCHITECTURE_FIELDS, TINY_RANDOM, TrainOVTC
 log = logging.getLogger(__name__)
 
 
-def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | Path) -> Path:
+def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | Path, images: str = "auto") -> Path:
     """Train on the shards in `export_dir`; return the final checkpoint's folder."""
     import torch
     from accelerate import Accelerator
@@ -37,7 +37,7 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft vs transformers 5
 
     output_dir = Path(output_dir)
-    data = ExportData.open(export_dir)  # fail on bad input before any model loads
+    data = ExportData.open(export_dir, images)  # fail on bad input before any model loads
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
 
