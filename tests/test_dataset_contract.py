@@ -103,3 +103,21 @@ def test_readme_documents_every_recorded_field():
     for column in COLUMNS:
         assert f"`{column.name}`" in layout, f"README's layout section does not mention export column {column.name}"
     assert "Fingerprint" in layout and "views_digest" in layout
+
+
+def test_committed_files_and_folders_follow_the_umask(tmp_path):
+    """mkstemp/mkdtemp make 0600/0700 entries; a root shared by a lab must be readable by it."""
+    import os
+    import stat
+
+    from mvcap_build.dataset import atomic_write_json
+    from mvcap_build.dataset.atomic import make_staging_dir
+
+    umask = os.umask(0)
+    os.umask(umask)
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    staging = make_staging_dir(tmp_path / "unit")
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o777 & ~umask
+    if umask == 0o022:
+        assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644

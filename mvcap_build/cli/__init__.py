@@ -10,6 +10,7 @@ from mvcap_build.cli.caption import caption
 from mvcap_build.cli.caption_report import caption_report
 from mvcap_build.cli.export import export
 from mvcap_build.cli.extract import extract
+from mvcap_build.cli.preview import preview
 from mvcap_build.cli.render import render
 from mvcap_build.cli.status import status
 from mvcap_build.cli.train_ovt import train_ovt
@@ -30,6 +31,7 @@ app.command("caption-report")(caption_report)
 app.command("export")(export)
 app.command("train-ovt")(train_ovt)
 app.command("status")(status)
+app.command("preview")(preview)
 
 
 def main() -> None:
