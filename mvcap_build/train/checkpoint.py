@@ -53,7 +53,7 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 def save_checkpoint(model: OVTModel, config: TrainOVTConfig, step: int, output_dir: Path, *,
                     base_model: str, random_init: bool, tokenizer, transform: ImageTransform,
-                    optimizer_state: dict | None = None) -> Path:
+                    optimizer_state: dict | None = None, miner_state: dict | None = None) -> Path:
     """Write the checkpoint of `step` to a temporary folder, then move it into place."""
     from safetensors.torch import save_file
 
@@ -62,13 +62,12 @@ def save_checkpoint(model: OVTModel, config: TrainOVTConfig, step: int, output_d
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.clip.save_pretrained(tmp / ADAPTER_DIR)
-    save_file({k: v.contiguous() for k, v in model.viformer.state_dict().items()},
-              tmp / VIFORMER_FILE)
+    save_file({k: v.contiguous() for k, v in model.head_state_dict().items()}, tmp / VIFORMER_FILE)
     tokenizer.save_pretrained(tmp)
     (tmp / PREPROCESSOR_FILE).write_text(json.dumps(transform.to_dict(), indent=2))
     if random_init:
         shutil.copytree(base_model, tmp / BASE_DIR)
-    torch.save({"step": step, "optimizer": optimizer_state}, tmp / STATE_FILE)
+    torch.save({"step": step, "optimizer": optimizer_state, "miner": miner_state or {}}, tmp / STATE_FILE)
     meta = {
         "format": FORMAT,
         "step": step,
@@ -105,12 +104,17 @@ def load_trainable(model: OVTModel, path: Path) -> None:
     if result.unexpected_keys or missing:
         raise ValueError(f"{path}: adapter does not fit the model "
                          f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]})")
-    model.viformer.load_state_dict(load_file(Path(path) / VIFORMER_FILE))
+    model.load_head_state_dict(load_file(Path(path) / VIFORMER_FILE))
 
 
 def load_optimizer_state(path: Path) -> tuple[int, dict | None]:
     state = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
     return state["step"], state["optimizer"]
+
+
+def load_miner_state(path: Path) -> dict:
+    """The hard-view miner's embedding bank ({} for in-batch mining and older checkpoints)."""
+    return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True).get("miner") or {}
 
 
 def load_ovt_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> OVTModel:

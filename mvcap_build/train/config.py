@@ -15,8 +15,21 @@ TINY_RANDOM = "tiny-random"  # clip_model value: build a tiny random CLIP (offli
 
 # Fields that shape the weights: a checkpoint made with other values cannot be resumed.
 ARCHITECTURE_FIELDS = (
-    "clip_model", "image_size", "viformer_layers", "viformer_heads", "lora_r", "lora_alpha",
+    "clip_model", "image_size", "viformer_layers", "viformer_heads", "viformer_ff_dim", "lora_r",
+    "lora_alpha", "logit_scale",
 )
+
+# `preset: paper`: Omniview-Tuning as its code trains (Heathcliff-saku/Omniview_Tuning,
+# scripts/config.py and train_viformer_multigpu.py), for every field the file does not set.
+# Not covered: 30 epochs (set max_steps for your data) and the batch of 512 MVCap + 256 ImageNet
+# pairs (objects_per_batch x views_per_object, and aux_data with aux_ratio 0.5).
+PAPER_PRESET = {
+    "viformer_layers": 2, "viformer_heads": 4, "viformer_ff_dim": 2048, "viformer_dropout": 0.1,
+    "viformer_weight": 0.1, "logit_scale": "fresh", "lora_r": 8,
+    "anchor": "knn", "knn_neighbors": 5, "hard_views": 5, "margin": 0.3, "consistency_weight": 1.0,
+    "views_per_object": 8, "augment": True, "aux_ratio": 0.5,
+    "lr": 5e-5, "weight_decay": 0.05, "betas": (0.9, 0.98), "schedule": "cosine", "grad_clip": 1.0,
+}
 
 
 class TrainOVTConfig(BaseModel):
@@ -32,7 +45,11 @@ class TrainOVTConfig(BaseModel):
     image_size: int | None = None
     viformer_layers: int = 2  # VIFormer: transformer encoder on the pooled image embedding
     viformer_heads: int = 8  # must divide CLIP's projection_dim (512 for ViT-B, 32 for tiny)
+    viformer_ff_dim: int | None = None  # its feed-forward width; None = 4 x CLIP's projection_dim (paper: 2048)
+    viformer_dropout: float = 0.0  # paper: 0.1 (PyTorch's default); 0 keeps steps deterministic
     viformer_weight: float = 0.1  # embedding = clip + weight * VIFormer(clip): a gentle residual
+    # clip: CLIP's own (pretrained) temperature; fresh: a new trainable one from 1/0.07, as the paper.
+    logit_scale: Literal["clip", "fresh"] = "clip"
     lora_r: int = 8  # LoRA rank on the vision tower's q/k/v projections
     lora_alpha: int = 16  # LoRA scale is alpha / r
     lora_dropout: float = 0.0  # 0 keeps a step deterministic, which makes resume exact
@@ -41,14 +58,32 @@ class TrainOVTConfig(BaseModel):
     objects_per_batch: int = 16  # P: distinct objects per batch (the contrastive negatives)
     views_per_object: int = 4  # V: views of each object (drawn with replacement if it has fewer)
     num_workers: int = 2  # DataLoader processes decoding PNGs; 0 decodes in the main process
+    # Paper: RandomRotation(90) + RandomAffine(translate 0.1) on the multi-view images, on white.
+    augment: bool = False
+    # A second image-text source mixed into every batch, to keep 2D performance (the paper mixes
+    # ImageNet): an export folder (Parquet) or an ImageFolder (class folders) with aux_classnames.
+    aux_data: Path | None = None
+    aux_classnames: Path | None = None  # class-name file for an ImageFolder (see mvcap eval --help)
+    aux_ratio: float = 0.5  # aux pairs per multi-view pair in a batch (paper: 256 / 512)
 
     # --- loss --------------------------------------------------------------------------------
-    hard_views: int = 2  # k: views per object pulled toward its anchor (the farthest ones)
+    hard_views: int = 2  # K: views per object pulled toward its anchor (the farthest ones)
     consistency_weight: float = 1.0  # weight of the cross-viewpoint consistency term
+    margin: float = 0.0  # consistency is relu(1 - cos + margin) (paper: 0.3; see loss.py)
+    anchor: Literal["mean", "knn"] = "mean"  # knn: OVT's kNN-weighted centre (see mining.py)
+    knn_neighbors: int = 5
+    # Where anchors and hard views are chosen from (see mining.py): bank = every view as last
+    # seen, refreshed as batches pass; batch = this batch only; full_pass = the paper's no-grad
+    # pass over all views at each epoch start.
+    mining: Literal["bank", "batch", "full_pass"] = "bank"
+    # Under several processes, compute the contrastive loss over the global batch (every
+    # process's pairs are negatives for every other's), as CLIP does.
+    gather_negatives: bool = True
 
     # --- optimisation ------------------------------------------------------------------------
     lr: float = 1e-4  # peak learning rate (AdamW, trainable params only: LoRA + VIFormer)
     weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's; paper: (0.9, 0.98)
     max_steps: int = 1000  # total optimiser steps; raise it and rerun to train further
     warmup_steps: int = 50  # linear warmup from ~0 to lr
     schedule: Literal["cosine", "linear", "constant"] = "cosine"  # decay after warmup
@@ -61,6 +96,15 @@ class TrainOVTConfig(BaseModel):
     log_every: int = 10  # log loss terms every N steps
     seed: int = 0  # model init (VIFormer) and the batch sampler both derive from it
 
+    preset: Literal["none", "paper"] = "none"  # paper: PAPER_PRESET for every field not set
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data):
+        if isinstance(data, dict) and data.get("preset") == "paper":
+            return {**PAPER_PRESET, **data}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> TrainOVTConfig:
         if self.objects_per_batch < 2:
@@ -70,7 +114,11 @@ class TrainOVTConfig(BaseModel):
                 f"hard_views ({self.hard_views}) must be between 1 and views_per_object "
                 f"({self.views_per_object})"
             )
-        for name in ("max_steps", "save_every", "log_every", "lora_r"):
+        if self.aux_data is None and self.aux_classnames is not None:
+            raise ValueError("aux_classnames goes with aux_data (an ImageFolder)")
+        if not 0 < self.aux_ratio <= 4:
+            raise ValueError("aux_ratio is aux pairs per multi-view pair: between 0 and 4")
+        for name in ("max_steps", "save_every", "log_every", "lora_r", "knn_neighbors"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         return self

@@ -153,10 +153,12 @@ class OVTBatches:
     with batch_size=None, so PNG decoding and tokenising run in its workers)."""
 
     def __init__(self, data: ExportData, tokenizer, transform, *, objects: int, views: int,
-                 seed: int, start: int, stop: int, rank: int = 0, world_size: int = 1):
+                 seed: int, start: int, stop: int, rank: int = 0, world_size: int = 1,
+                 augment: bool = False, aux=None, aux_per_batch: int = 0):
         self.data, self.tokenizer, self.transform = data, tokenizer, transform
         self.objects, self.views, self.seed = objects, views, seed
         self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
+        self.augment, self.aux, self.aux_per_batch = augment, aux, aux_per_batch
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -168,13 +170,23 @@ class OVTBatches:
         rows, obj_ids = sample_batch(self.data.groups, self.objects, self.views, self.seed,
                                      step * self.world_size + self.rank)
         records = self.data.dataset[rows.tolist()]
-        pixels = torch.stack([self.transform(self.data.load_image(im)) for im in records["image"]])
-        text = self.tokenizer(records["caption"], padding=True, truncation=True, max_length=77,
-                              return_tensors="pt")
+        images = [self.data.load_image(im) for im in records["image"]]
+        captions = list(records["caption"])
+        if self.augment:
+            from mvcap_build.train.preprocess import augment_view
+
+            rng = np.random.default_rng([self.seed, step, self.rank, 1])
+            images = [augment_view(image, rng) for image in images]
+        if self.aux is not None:  # the second source's pairs, after the multi-view ones
+            aux_images, aux_captions = self.aux.sample(self.aux_per_batch, self.seed, step * self.world_size + self.rank)
+            images, captions = images + aux_images, captions + aux_captions
+        pixels = torch.stack([self.transform(image) for image in images])
+        text = self.tokenizer(captions, padding=True, truncation=True, max_length=77, return_tensors="pt")
         return {
             "step": step,
             "pixel_values": pixels,
             "input_ids": text["input_ids"],
             "attention_mask": text["attention_mask"],
-            "obj_ids": torch.from_numpy(obj_ids),
+            "obj_ids": torch.from_numpy(obj_ids),  # multi-view rows only; aux rows follow them
+            "rows": torch.from_numpy(rows),
         }

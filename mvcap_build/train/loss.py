@@ -1,7 +1,7 @@
-"""The OVT objective: image-text contrastive + cross-viewpoint consistency on the hardest views.
+"""The OVT objective: image-text contrastive + cross-viewpoint consistency on the hard views.
 
 Each loss is a small module returning named terms; the training loop sums them and logs each.
-Embeddings arrive L2-normalised, ordered as P objects x V views (row = object * V + view).
+Embeddings arrive L2-normalised; the hard views and anchors come from `mining.py`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mvcap_build.train.mining import Targets
 
 
 class ContrastiveLoss(nn.Module):
@@ -31,45 +33,20 @@ class ContrastiveLoss(nn.Module):
 
 
 class ViewConsistencyLoss(nn.Module):
-    """Minimax hard-view mining: pull each object's k farthest views toward its anchor.
+    """OVT's "min" step: pull each hard view toward its object's anchor (see `mining.py`).
 
-    max step (no grad): per object, the anchor is the mean of its view embeddings; the k views
-    with the lowest cosine to it are the hardest viewpoints in this batch. Mining in-batch costs
-    no extra pass over the data.
-    min step: 1 - cosine(hard view, detached anchor), so the anchor is a target, not a moving one.
+    relu(1 - cos(view, anchor) + margin), averaged over the batch's hard views, times `weight`.
+    The anchor is detached: a target, not a variable. With margin >= 0 the hinge never opens
+    (a cosine is at most 1), so the margin shifts the value, not the gradient; it is kept because
+    the paper's code has it (0.3).
     """
 
-    def __init__(self, hard_views: int, weight: float = 1.0):
+    def __init__(self, margin: float = 0.0, weight: float = 1.0):
         super().__init__()
-        self.hard_views, self.weight = hard_views, weight
+        self.margin, self.weight = margin, weight
 
-    @staticmethod
-    def mine(views: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P, V, D) embeddings -> anchors (P, D) and indices (P, k) of the farthest views."""
-        with torch.no_grad():
-            anchors = F.normalize(views.mean(dim=1), dim=-1)
-            cosine = (views * anchors[:, None, :]).sum(-1)
-            hardest = cosine.topk(k, dim=1, largest=False).indices
-        return anchors, hardest
-
-    def forward(self, image: torch.Tensor, views_per_object: int) -> dict[str, torch.Tensor]:
-        views = image.view(-1, views_per_object, image.shape[-1])
-        anchors, hardest = self.mine(views, self.hard_views)
-        hard = views.gather(1, hardest[..., None].expand(-1, -1, views.shape[-1]))
-        cosine = (hard * anchors[:, None, :]).sum(-1)
-        return {"consistency_loss": self.weight * (1.0 - cosine).mean()}
-
-
-class OVTLoss(nn.Module):
-    """Both terms, as one dict of named losses."""
-
-    def __init__(self, hard_views: int, consistency_weight: float):
-        super().__init__()
-        self.contrastive = ContrastiveLoss()
-        self.consistency = ViewConsistencyLoss(hard_views, consistency_weight)
-
-    def forward(self, image, text, logit_scale, obj_ids, views_per_object):
-        return {
-            **self.contrastive(image, text, logit_scale, obj_ids),
-            **self.consistency(image, views_per_object),
-        }
+    def forward(self, image: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
+        if not targets.hard.any():  # no hard view in this batch: nothing to pull
+            return {"consistency_loss": image.sum() * 0.0}
+        cosine = (image[targets.hard] * targets.anchors[targets.hard]).sum(-1)
+        return {"consistency_loss": self.weight * F.relu(1.0 - cosine + self.margin).mean()}

@@ -6,6 +6,8 @@ fine-tuned image space stays aligned with CLIP's text space (zero-shot keeps wor
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,9 +23,9 @@ class VIFormer(nn.Module):
     It works per image, so an embedding never depends on which other images share its batch.
     """
 
-    def __init__(self, dim: int, layers: int = 2, heads: int = 8):
+    def __init__(self, dim: int, layers: int = 2, heads: int = 8, ff_dim: int | None = None, dropout: float = 0.0):
         super().__init__()
-        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=4 * dim, dropout=0.0,
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=ff_dim or 4 * dim, dropout=dropout,
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
@@ -42,8 +44,12 @@ class OVTModel(nn.Module):
                           lora_dropout=config.lora_dropout, target_modules=LORA_TARGETS)
         self.clip = get_peft_model(clip, lora)  # freezes every base weight
         dim = clip.config.projection_dim
-        self.viformer = VIFormer(dim, config.viformer_layers, config.viformer_heads)
+        self.viformer = VIFormer(dim, config.viformer_layers, config.viformer_heads,
+                                 config.viformer_ff_dim, config.viformer_dropout)
         self.viformer_weight = config.viformer_weight
+        # The paper trains a new temperature from 1/0.07 instead of CLIP's learned one (100).
+        self.fresh_logit_scale = (nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+                                  if config.logit_scale == "fresh" else None)
         self.tokenizer = None  # attached by load_ovt_checkpoint, for embed_texts
         self.transform = None  # attached by load_ovt_checkpoint, for embed_images
 
@@ -70,8 +76,30 @@ class OVTModel(nn.Module):
         return {
             "image_embeds": self.encode_image(pixel_values),
             "text_embeds": text,
-            "logit_scale": self.base.logit_scale.exp(),
+            "logit_scale": self.logit_scale(),
         }
+
+    def logit_scale(self) -> torch.Tensor:
+        if self.fresh_logit_scale is not None:
+            return self.fresh_logit_scale.exp().clamp(max=100.0)  # CLIP's cap
+        return self.base.logit_scale.exp()
+
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        """What trains besides LoRA: VIFormer, and the fresh temperature when there is one."""
+        state = {f"viformer.{k}": v for k, v in self.viformer.state_dict().items()}
+        if self.fresh_logit_scale is not None:
+            state["logit_scale"] = self.fresh_logit_scale.detach()
+        return state
+
+    def load_head_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if not any(k.startswith("viformer.") for k in state):  # checkpoints before the temperature
+            state = {f"viformer.{k}": v for k, v in state.items()}
+        self.viformer.load_state_dict({k.removeprefix("viformer."): v for k, v in state.items() if k.startswith("viformer.")})
+        if (self.fresh_logit_scale is None) != ("logit_scale" not in state):
+            raise ValueError("the checkpoint's logit_scale setting differs from the config's")
+        if self.fresh_logit_scale is not None:
+            with torch.no_grad():
+                self.fresh_logit_scale.copy_(state["logit_scale"])
 
     @torch.no_grad()
     def embed_images(self, images: list) -> torch.Tensor:

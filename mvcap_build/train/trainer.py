@@ -26,7 +26,8 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
 
     from mvcap_build.train import checkpoint as ckpt
     from mvcap_build.train.data import ExportData, OVTBatches
-    from mvcap_build.train.loss import OVTLoss
+    from mvcap_build.train.distributed import gather, gather_with_grad
+    from mvcap_build.train.loss import ContrastiveLoss, ViewConsistencyLoss
     from mvcap_build.train.model import build_ovt_model
     from mvcap_build.train.preprocess import ImageTransform
     from mvcap_build.train.schedule import lr_at
@@ -62,17 +63,29 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         log.info("resuming from %s (step %d)", latest, start)
 
     params = [p for p in model.parameters() if p.requires_grad]  # LoRA + VIFormer only
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
     model, optimizer = accelerator.prepare(model, optimizer)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
 
+    aux, aux_per_batch = None, 0
+    if config.aux_data is not None:
+        from mvcap_build.train.aux_data import AuxSource
+
+        aux = AuxSource.open(config.aux_data, config.aux_classnames, images)
+        aux_per_batch = max(1, round(config.aux_ratio * config.objects_per_batch * config.views_per_object))
     batches = OVTBatches(data, tokenizer, transform, objects=config.objects_per_batch,
                          views=config.views_per_object, seed=config.seed, start=start,
                          stop=config.max_steps, rank=accelerator.process_index,
-                         world_size=accelerator.num_processes)
+                         world_size=accelerator.num_processes, augment=config.augment,
+                         aux=aux, aux_per_batch=aux_per_batch)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=config.num_workers)
-    loss_fn = OVTLoss(config.hard_views, config.consistency_weight)
+    contrastive = ContrastiveLoss()
+    consistency = ViewConsistencyLoss(config.margin, config.consistency_weight)
+    miner = make_miner(config, data, accelerator.unwrap_model(model).base.config.projection_dim, accelerator.device)
+    steps_per_epoch = max(1, data.num_objects // (config.objects_per_batch * accelerator.num_processes))
+    if latest is not None and (miner_state := ckpt.load_miner_state(latest)):
+        miner.load_state_dict(miner_state)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
@@ -88,7 +101,7 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         return ckpt.save_checkpoint(
             accelerator.unwrap_model(model), config, step, output_dir, base_model=base_model,
             random_init=random_init, tokenizer=tokenizer, transform=transform,
-            optimizer_state=optimizer.state_dict(),
+            optimizer_state=optimizer.state_dict(), miner_state=miner.state_dict(),
         )
 
     model.train()
@@ -101,10 +114,24 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         for group in optimizer.param_groups:
             group["lr"] = lr
         device = accelerator.device
+        if config.mining == "full_pass" and (step % steps_per_epoch == 0 or not miner.filled):
+            fill_bank(accelerator.unwrap_model(model), data, transform, miner, accelerator)
+            model.train()  # the pass ran in eval mode (no dropout); training goes on in train mode
         out = model(batch["pixel_values"].to(device), batch["input_ids"].to(device),
                     batch["attention_mask"].to(device))
-        terms = loss_fn(out["image_embeds"], out["text_embeds"], out["logit_scale"],
-                        batch["obj_ids"].to(device), config.views_per_object)
+        image, text = out["image_embeds"], out["text_embeds"]
+        obj_ids, rows = batch["obj_ids"].to(device), batch["rows"].to(device)
+        multiview = image[: len(obj_ids)]  # aux pairs (if any) follow the multi-view ones
+        # Aux rows get ids no object has, distinct across processes: never masked as same-object.
+        aux_ids = -1 - (accelerator.process_index * len(image) + torch.arange(len(image) - len(obj_ids), device=device))
+        ids = torch.cat([obj_ids, aux_ids])
+        if config.gather_negatives:
+            image_all, text_all, ids = gather_with_grad(image), gather_with_grad(text), gather(ids)
+        else:
+            image_all, text_all = image, text
+        terms = contrastive(image_all, text_all, out["logit_scale"], ids)
+        terms |= consistency(multiview, miner.targets(multiview, rows, obj_ids))
+        miner.observe(gather(rows), gather(multiview.detach()))
         loss = sum(terms.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower lr")
@@ -123,6 +150,34 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         if done % config.save_every == 0 or done == config.max_steps:
             final = save(done)
     return final if final is not None else ckpt.checkpoint_dir(output_dir, config.max_steps)
+
+
+def make_miner(config: TrainOVTConfig, data, dim: int, device):
+    """The hard-view miner `config.mining` names (see mining.py)."""
+    from mvcap_build.train.mining import BankMiner, BatchMiner
+
+    if config.mining == "batch":
+        return BatchMiner(config.hard_views, config.anchor, config.knn_neighbors, config.views_per_object)
+    return BankMiner(data.groups, len(data.dataset), dim, k=config.hard_views, method=config.anchor,
+                     neighbors=config.knn_neighbors, update=config.mining == "bank", device=device)
+
+
+def fill_bank(model, data, transform, miner, accelerator, batch_size: int = 256) -> None:
+    """The paper's full pass: every view embedded in eval mode, no grad, into the miner's bank.
+    Processes split each block of rows and share their embeddings."""
+    import torch
+
+    model.eval()
+    world, rank = accelerator.num_processes, accelerator.process_index
+    total = len(data.dataset)
+    with torch.no_grad():
+        for start in range(0, total, batch_size * world):
+            rows = list(range(start + rank * batch_size, min(start + (rank + 1) * batch_size, total)))
+            rows += [rows[-1] if rows else total - 1] * (batch_size - len(rows))  # equal sizes to gather
+            records = data.dataset[rows]
+            pixels = torch.stack([transform(data.load_image(im)) for im in records["image"]]).to(accelerator.device)
+            embeddings = model.encode_image(pixels)
+            miner.fill(accelerator.gather(torch.tensor(rows, device=accelerator.device)), accelerator.gather(embeddings))
 
 
 def _resolve_base_model(config, data, output_dir: Path, accelerator) -> tuple[str, bool]:
