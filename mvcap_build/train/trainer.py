@@ -39,7 +39,8 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
 
     output_dir = Path(output_dir)
     data = ExportData.open(export_dir, images)  # fail on bad input before any model loads
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    # cpu=True where there is no GPU: then `accelerate launch` on CPUs runs distributed (gloo)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
     set_seed(config.seed)
 
     base_model, random_init = _resolve_base_model(config, data, output_dir, accelerator)
