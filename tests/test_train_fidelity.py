@@ -1,0 +1,113 @@
+"""The paper's training elements beyond the loss: the second source mixed into every batch at its
+ratio, augmentation, the fresh temperature, and `preset: paper`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from test_train_ovt import _datasets_cache, _one_thread, export_dir, fast_config, tiny_clip, write_export  # noqa: E402, F401
+
+from mvcap_build.eval.templates import IMAGENET_TEMPLATES  # noqa: E402
+from mvcap_build.train.aux_data import AuxSource  # noqa: E402
+from mvcap_build.train.config import PAPER_PRESET, TrainOVTConfig  # noqa: E402
+from mvcap_build.train.data import ExportData, OVTBatches  # noqa: E402
+from mvcap_build.train.preprocess import ImageTransform  # noqa: E402
+from mvcap_build.train.trainer import train_ovt  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def imagefolder(tmp_path_factory) -> tuple[Path, Path]:
+    """A 3-class ImageFolder (solid colours) and its class-name file."""
+    root = tmp_path_factory.mktemp("imagefolder") / "images"
+    for folder, colour in (("n001", (200, 20, 20)), ("n002", (20, 200, 20)), ("n003", (20, 20, 200))):
+        (root / folder).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 30), colour).save(root / folder / f"{i}.jpg")
+    names = root.parent / "classnames.txt"
+    names.write_text("red thing\ngreen thing\nblue thing\n")
+    return root, names
+
+
+def _batches(export_dir, tiny_clip, **kwargs) -> OVTBatches:
+    from transformers import AutoTokenizer
+
+    data = ExportData.open(export_dir)
+    return OVTBatches(data, AutoTokenizer.from_pretrained(tiny_clip), ImageTransform(32), objects=2, views=2,
+                      seed=0, start=0, stop=10, **kwargs)
+
+
+def test_every_batch_mixes_the_second_source_at_its_ratio(export_dir, tiny_clip, imagefolder):
+    from transformers import AutoTokenizer
+
+    aux = AuxSource.open(*imagefolder)
+    batch = _batches(export_dir, tiny_clip, aux=aux, aux_per_batch=2)[3]  # 2 objects x 2 views + 2 aux: ratio 0.5
+    assert len(batch["pixel_values"]) == 6 and len(batch["input_ids"]) == 6
+    assert len(batch["obj_ids"]) == len(batch["rows"]) == 4  # the aux pairs are not objects
+    tokenizer = AutoTokenizer.from_pretrained(tiny_clip)
+    captions = tokenizer.batch_decode(batch["input_ids"][4:], skip_special_tokens=True)
+    names = ("red thing", "green thing", "blue thing")
+    rendered = {t.format(n).lower() for t in IMAGENET_TEMPLATES for n in names}
+    assert all(" ".join(c.split()) in {" ".join(r.split()) for r in rendered} for c in captions), captions
+    # The same batch index draws the same pairs (resume), another index other ones.
+    again = _batches(export_dir, tiny_clip, aux=aux, aux_per_batch=2)[3]
+    assert torch.equal(again["pixel_values"], batch["pixel_values"])
+    images, texts = aux.sample(200, seed=0, index=1)
+    assert texts != aux.sample(200, seed=0, index=2)[1]
+    assert {n for n in names if any(n in t for t in texts)} == set(names)  # every class is drawn
+    assert len(set(texts)) > 50  # and captioned with many templates
+
+
+def test_aux_source_reads_parquet_with_captions(export_dir):
+    aux = AuxSource.open(export_dir)
+    images, captions = aux.sample(5, seed=1, index=0)
+    assert len(images) == 5 and all(isinstance(c, str) and c.startswith("a ") for c in captions)
+    assert all(image.size == (64, 64) for image in images)
+
+
+def test_training_with_the_mix_and_augmentation(export_dir, imagefolder, tmp_path):
+    root, names = imagefolder
+    out = tmp_path / "run"
+    train_ovt(fast_config(max_steps=3, aux_data=root, aux_classnames=names, aux_ratio=0.5, augment=True,
+                          logit_scale="fresh"), export_dir, out)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 3 and all(np.isfinite(r["loss"]) for r in log)
+
+
+def test_augmentation_rotates_and_shifts_on_white(export_dir, tiny_clip):
+    plain = _batches(export_dir, tiny_clip)[0]["pixel_values"]
+    augmented = _batches(export_dir, tiny_clip, augment=True)
+    first, again = augmented[0]["pixel_values"], augmented[0]["pixel_values"]
+    assert torch.equal(first, again)  # a pure function of (seed, step): resumable
+    assert not torch.allclose(first, plain, atol=1e-3)
+    white = (1.0 - torch.tensor(ImageTransform(32).mean)) / torch.tensor(ImageTransform(32).std)
+    corner = first[:, :, 0, 0]  # renders are on white and rotation fills with white
+    assert torch.allclose(corner, white.expand_as(corner), atol=0.05)
+
+
+def test_fresh_logit_scale_starts_at_one_over_0_07_and_is_checkpointed(export_dir, tmp_path):
+    from mvcap_build.train.checkpoint import load_ovt_checkpoint
+
+    final = train_ovt(fast_config(max_steps=2, logit_scale="fresh", lr=0.05), export_dir, tmp_path / "run")
+    model = load_ovt_checkpoint(final)
+    assert model.fresh_logit_scale is not None
+    assert model.fresh_logit_scale.requires_grad
+    assert abs(model.logit_scale().item() - 1 / 0.07) > 1e-4  # it trained
+    assert model.logit_scale().item() == pytest.approx(1 / 0.07, rel=0.2)
+
+
+def test_paper_preset_fills_what_the_file_does_not_set():
+    config = TrainOVTConfig(preset="paper", lr=1e-3)
+    assert config.lr == 1e-3  # the file wins
+    for field in ("anchor", "margin", "hard_views", "viformer_heads", "viformer_ff_dim", "betas", "augment",
+                  "logit_scale", "weight_decay", "grad_clip", "viformer_weight"):
+        assert getattr(config, field) == PAPER_PRESET[field], field
+    assert (config.anchor, config.margin, config.hard_views, config.betas) == ("knn", 0.3, 5, (0.9, 0.98))
+    assert TrainOVTConfig().anchor == "mean"  # no preset: the plain defaults
