@@ -27,10 +27,15 @@ def train_ovt(
     num_workers: Annotated[Optional[int], typer.Option(help="DataLoader worker processes.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for VIFormer init and batch sampling.")] = None,
     images: Annotated[Optional[str], typer.Option(help="auto: the export's training-ready shards (export --image-size) when it has them, else the originals; original; training.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="paper: Omniview-Tuning's own settings (kNN anchor, margin 0.3, K=5, VIFormer 4 heads x 2048, fresh temperature, augmentation, AdamW betas 0.9/0.98, lr 5e-5) for everything not set.")] = None,
+    mining: Annotated[Optional[str], typer.Option(help="Where hard views are mined from: bank (default: every view as last seen), batch, or full_pass (the paper's pass per epoch).")] = None,
+    aux_data: Annotated[Optional[Path], typer.Option(help="A second image-text source mixed into every batch (the paper: ImageNet): an ImageFolder (with --aux-classnames) or Parquet with image and caption.")] = None,
+    aux_classnames: Annotated[Optional[Path], typer.Option(help="Class-name file of the --aux-data ImageFolder (txt, json or csv; see `mvcap eval --help`).")] = None,
 ) -> None:
     """Omniview-Tuning: CLIP + LoRA (vision q/k/v) + VIFormer, trained with an image-text
     contrastive loss that ignores same-object pairs plus a consistency loss that pulls each
-    object's hardest views toward its mean embedding.
+    object's hardest views toward its anchor (mean or kNN-weighted centre of its views).
+    `--preset paper` trains as the paper's code does.
 
     Flags override the YAML (a pipeline file's `train_ovt:` section or a file of its fields),
     which overrides the defaults (see mvcap_build/train/config.py). Checkpoints go to
@@ -43,6 +48,8 @@ def train_ovt(
             export_dir=str(export_dir), output=str(output) if output else None, clip_model=clip_model,
             max_steps=max_steps, objects_per_batch=objects_per_batch, views_per_object=views_per_object,
             hard_views=hard_views, lr=lr, save_every=save_every, num_workers=num_workers, seed=seed, images=images,
+            preset=preset, mining=mining, aux_data=str(aux_data) if aux_data else None,
+            aux_classnames=str(aux_classnames) if aux_classnames else None,
         )
         settings = stage_config("train_ovt", config, overrides)
         show_training_log()
