@@ -111,3 +111,32 @@ def test_paper_preset_fills_what_the_file_does_not_set():
         assert getattr(config, field) == PAPER_PRESET[field], field
     assert (config.anchor, config.margin, config.hard_views, config.betas) == ("knn", 0.3, 5, (0.9, 0.98))
     assert TrainOVTConfig().anchor == "mean"  # no preset: the plain defaults
+
+
+def test_views_without_captions_train_only_the_consistency_term(tmp_path):
+    """An empty caption marks a view with no text (e.g. extreme views left uncaptioned): it is
+    left out of the contrastive loss and still pulled toward its object's anchor."""
+    import datasets
+
+    source = write_export(tmp_path / "full")
+    blank = tmp_path / "blank" / "data"
+    blank.mkdir(parents=True)
+    for shard in sorted((source / "data").glob("*.parquet")):
+        table = datasets.Dataset.from_parquet(str(shard))
+        table = table.map(lambda row: {"caption": "" if row["view_index"] >= 2 else row["caption"]})
+        table.to_parquet(str(blank / shard.name))
+    export = blank.parent
+    from transformers import AutoTokenizer
+
+    from mvcap_build.models.tiny_clip import build_tiny_clip
+
+    model_dir = build_tiny_clip(tmp_path / "clip", texts=["a red square"])
+    data = ExportData.open(export)
+    batch = OVTBatches(data, AutoTokenizer.from_pretrained(model_dir), ImageTransform(32), objects=3, views=4,
+                       seed=0, start=0, stop=2)[0]
+    views = data.dataset.data.column("view_index").to_numpy()[batch["rows"].numpy()]
+    assert batch["captioned"].tolist() == (views < 2).tolist()
+    out = tmp_path / "run"
+    train_ovt(fast_config(max_steps=2), export, out)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["contrastive_loss"]) and r["consistency_loss"] > 0 for r in log)

@@ -189,4 +189,6 @@ class OVTBatches:
             "attention_mask": text["attention_mask"],
             "obj_ids": torch.from_numpy(obj_ids),  # multi-view rows only; aux rows follow them
             "rows": torch.from_numpy(rows),
+            # A view with an empty caption has no text: it joins the consistency loss, not the contrastive.
+            "captioned": torch.tensor([bool(c.strip()) for c in captions]),
         }

@@ -125,12 +125,10 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         multiview = image[: len(obj_ids)]  # aux pairs (if any) follow the multi-view ones
         # Aux rows get ids no object has, distinct across processes: never masked as same-object.
         aux_ids = -1 - (accelerator.process_index * len(image) + torch.arange(len(image) - len(obj_ids), device=device))
-        ids = torch.cat([obj_ids, aux_ids])
+        ids, captioned = torch.cat([obj_ids, aux_ids]), batch["captioned"].to(device)
         if config.gather_negatives:
-            image_all, text_all, ids = gather_with_grad(image), gather_with_grad(text), gather(ids)
-        else:
-            image_all, text_all = image, text
-        terms = contrastive(image_all, text_all, out["logit_scale"], ids)
+            image, text, ids, captioned = gather_with_grad(image), gather_with_grad(text), gather(ids), gather(captioned)
+        terms = contrastive(image[captioned], text[captioned], out["logit_scale"], ids[captioned])
         terms |= consistency(multiview, miner.targets(multiview, rows, obj_ids))
         miner.observe(gather(rows), gather(multiview.detach()))
         loss = sum(terms.values())
