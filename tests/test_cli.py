@@ -27,14 +27,14 @@ def test_help_is_fast_and_lists_every_stage():
         result = subprocess.run([sys.executable, "-m", "mvcap_build", "--help"], capture_output=True, text=True)
         best = min(best, time.perf_counter() - start)
         assert result.returncode == 0, result.stderr
-    for command in ("build", "render", "extract", "caption", "export", "train-ovt", "status", "preview", "caption-report"):
+    for command in ("build", "render", "extract", "caption", "export", "train-ovt", "status", "preview", "caption-report", "eval"):
         assert command in result.stdout
     assert best < 1.0, f"mvcap --help took {best:.2f} s at best"
 
 
 def test_each_command_has_help():
     runner = CliRunner()
-    for command in ("build", "render", "extract", "caption", "export", "train-ovt", "status", "preview", "caption-report"):
+    for command in ("build", "render", "extract", "caption", "export", "train-ovt", "status", "preview", "caption-report", "eval"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output

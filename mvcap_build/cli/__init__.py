@@ -8,6 +8,7 @@ import typer
 from mvcap_build.cli.build import build
 from mvcap_build.cli.caption import caption
 from mvcap_build.cli.caption_report import caption_report
+from mvcap_build.cli.eval import eval_command
 from mvcap_build.cli.export import export
 from mvcap_build.cli.extract import extract
 from mvcap_build.cli.preview import preview
@@ -30,6 +31,7 @@ app.command("caption")(caption)
 app.command("caption-report")(caption_report)
 app.command("export")(export)
 app.command("train-ovt")(train_ovt)
+app.command("eval")(eval_command)
 app.command("status")(status)
 app.command("preview")(preview)
 
