@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from torch_fixtures import _datasets_cache, _one_thread  # noqa: F401 - autouse fixtures
 from PIL import Image, ImageDraw
 
 torch = pytest.importorskip("torch")
@@ -57,21 +59,6 @@ def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on 2 shared cores: torch's second thread only spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _datasets_cache(tmp_path_factory, monkeypatch):
-    """Keep the Arrow cache that `datasets` builds for train_ovt out of ~/.cache."""
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path_factory.getbasetemp() / "hf-datasets-cache"))
 
 
 @pytest.fixture(scope="module")

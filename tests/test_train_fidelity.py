@@ -13,7 +13,8 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from test_train_ovt import _datasets_cache, _one_thread, export_dir, fast_config, tiny_clip, write_export  # noqa: E402, F401
+from test_train_ovt import export_dir, fast_config, tiny_clip, write_export  # noqa: E402, F401
+from torch_fixtures import _datasets_cache, _one_thread  # noqa: E402, F401
 
 from mvcap_build.eval.templates import IMAGENET_TEMPLATES  # noqa: E402
 from mvcap_build.train.aux_data import AuxSource  # noqa: E402

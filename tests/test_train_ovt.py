@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from torch_fixtures import _datasets_cache, _one_thread  # noqa: F401 - autouse fixtures
 from PIL import Image, ImageDraw
 
 torch = pytest.importorskip("torch")
@@ -120,22 +122,6 @@ def test_loss_is_finite_and_decreases(export_dir, tmp_path):
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
     assert last < 0.8 * first, losses
     assert final == out / "checkpoints" / "step-00000024"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on 2 shared cores: torch's second thread only spins (35x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _datasets_cache(tmp_path_factory, monkeypatch):
-    """Keep the Arrow cache that `datasets` builds from the shards out of ~/.cache."""
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE",
-                        str(tmp_path_factory.getbasetemp() / "hf-datasets-cache"))
 
 
 def test_sampler_groups_views_by_object_across_shards(export_dir, tmp_path):
