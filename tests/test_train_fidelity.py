@@ -141,3 +141,26 @@ def test_views_without_captions_train_only_the_consistency_term(tmp_path):
     train_ovt(fast_config(max_steps=2), export, out)
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["contrastive_loss"]) and r["consistency_loss"] > 0 for r in log)
+
+
+def test_the_full_pass_embeds_in_eval_mode(export_dir, tiny_clip):
+    """The pass runs without dropout (a train-mode pass would give other embeddings); the trainer
+    calls `model.train()` right after it (the paper left `model.eval()` on after mining)."""
+    from accelerate import Accelerator
+
+    from mvcap_build.train.model import build_ovt_model
+    from mvcap_build.train.trainer import fill_bank, make_miner
+
+    config = fast_config(viformer_dropout=0.5, mining="full_pass")
+    model = build_ovt_model(config, str(tiny_clip)).train()
+    data = ExportData.open(export_dir)
+    transform = ImageTransform(64)
+    miner = make_miner(config, data, model.base.config.projection_dim, "cpu")
+    fill_bank(model, data, transform, miner, Accelerator(cpu=True), batch_size=5)
+    assert miner.seen.all()
+    pixels = torch.stack([transform(data.load_image(im)) for im in data.dataset[:]["image"]])
+    with torch.no_grad():
+        expected = model.eval().encode_image(pixels)
+        noisy = model.train().encode_image(pixels)
+    assert torch.allclose(miner.bank.float(), expected, atol=2e-3)
+    assert not torch.allclose(miner.bank.float(), noisy, atol=2e-3)
