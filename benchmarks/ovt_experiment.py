@@ -42,9 +42,10 @@ WEIGHTS = (0.05, 0.1, 0.25, 0.5, 1.0)  # consistency weights tried on the valida
 
 
 def is_canonical(azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
-    wrapped = (np.asarray(azimuth_deg) + 180.0) % 360.0 - 180.0
-    low, high = CANONICAL["elevation_band"]
-    return (np.asarray(elevation_deg) >= low) & (np.asarray(elevation_deg) <= high) & (np.abs(wrapped) <= CANONICAL["azimuth_halfwidth"])
+    """The same split of views `mvcap eval` reports as canonical / extreme."""
+    from mvcap_build.eval.metrics import canonical_mask
+
+    return canonical_mask(azimuth_deg, elevation_deg, CANONICAL["elevation_band"], CANONICAL["azimuth_halfwidth"])
 
 
 def build_data(root: Path, per_category: int | None = None, views: int | None = None) -> Path:

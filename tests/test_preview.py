@@ -299,7 +299,7 @@ def test_pool_gives_what_one_process_gives(captioned_root, tmp_path):
     from functools import partial
 
     from mvcap_build.preview.collect import CollectSettings, collect, failure_stages, iter_objects
-    from mvcap_build.preview.pool import ordered_map
+    from mvcap_build.parallel import ordered_map
 
     dataset = DatasetRoot(captioned_root)
     objects = [(o.key, o.category) for o in iter_objects(dataset)]

@@ -60,8 +60,9 @@ def export(
             raise ConfigError("--image-format, --image-quality and --no-originals need --image-size")
         overrides = {"name": name, "rows_per_parquet": rows_per_parquet, "allow_mixed_captions": allow_mixed_captions or None,
                      "mvcap_layout": mvcap_layout or None, **training}
-        settings = stage_config("export", config, overrides)
-        hub_data = section(load_yaml(config), "hub") if config is not None and "root" in load_yaml(config) else {}
+        file = load_yaml(config) if config is not None else {}
+        settings = stage_config("export", config, overrides, data=section(file, "export"))
+        hub_data = section(file, "hub") if "root" in file else {}  # only a pipeline file has a hub: section
         hub = validate(HubConfig, merge_overrides(hub_data, {"repo_id": hf_push, "private": private or None, "revision": revision}), "hub config")
         if (private or revision) and not hub.repo_id:
             raise ConfigError("--private and --revision go with --hf-push OWNER/NAME (or hub.repo_id in the pipeline file)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from PIL import Image
@@ -20,6 +19,7 @@ from mvcap_build.dataset import DatasetRoot
 from mvcap_build.dataset.export_schema import ExportRow
 from mvcap_build.export.config import TrainingImagesConfig
 from mvcap_build.imaging import composite_on_white
+from mvcap_build.parallel import ordered_map
 from mvcap_build.progress import progress
 
 EXTENSIONS = {"jpeg": ".jpg", "webp": ".webp", "png": ".png"}
@@ -85,21 +85,17 @@ class TrainingImageCache:
 
     def update(self, rows: Sequence[ExportRow], *, show_progress: bool = True) -> int:
         """Encode every view whose cached file is missing or older than it; return how many."""
-        todo = [row for row in rows if not self.is_current(row)]
         c = self.config
-        jobs = []
-        for row in todo:
-            target = self.file_of(row)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append((str(self.root.path / row.path), str(target), c.size, c.format, c.quality))
-        workers = min(c.workers or os.cpu_count() or 1, max(1, len(jobs) // 16))
-        with progress(f"encode {c.name}", total=len(jobs), enabled=show_progress and bool(jobs)) as bar:
-            if workers == 1 or len(jobs) < _IN_PROCESS_BELOW:
-                for job in jobs:
-                    _encode_file(job)
-                    bar.advance()
-            else:
-                with ProcessPoolExecutor(workers) as pool:
-                    for _ in pool.map(_encode_file, jobs, chunksize=16):
-                        bar.advance()
-        return len(jobs)
+        todo = [row for row in rows if not self.is_current(row)]
+        jobs = (self._job(row) for row in todo)
+        workers = 1 if len(todo) < _IN_PROCESS_BELOW else (c.workers or os.cpu_count() or 1)
+        with progress(f"encode {c.name}", total=len(todo), enabled=show_progress and bool(todo)) as bar:
+            for _ in ordered_map(_encode_file, jobs, workers, batch=16):
+                bar.advance()
+        return len(todo)
+
+    def _job(self, row: ExportRow) -> tuple[str, str, int, str, int]:
+        target = self.file_of(row)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        c = self.config
+        return str(self.root.path / row.path), str(target), c.size, c.format, c.quality

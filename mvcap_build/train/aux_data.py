@@ -63,10 +63,9 @@ def _open_parquet(path: Path, images: str):
     import datasets
 
     if path.is_dir():
-        from mvcap_build.train.data import shard_folder
+        from mvcap_build.train.data import training_shards
 
-        folder = path / shard_folder(path, images) if (path / "export.json").is_file() else path / "data"
-        files = sorted(folder.glob("train-*.parquet")) or sorted(folder.glob("*.parquet")) or sorted(path.glob("*.parquet"))
+        files = training_shards(path, images) or sorted(path.glob("*.parquet"))  # an export, or a folder of shards
     else:
         files = [path]
     if not files:

@@ -31,9 +31,7 @@ class ExportData:
     def open(cls, export_dir: str | Path, images: str = "auto") -> ExportData:
         """`images`: auto (training-ready shards when the export has them), original or training."""
         root = Path(export_dir)
-        folder = root / shard_folder(root, images)
-        # The training split when the export has splits (no validation object leaks into training).
-        shards = sorted(str(p) for p in folder.glob("train-*.parquet")) or sorted(str(p) for p in folder.glob("*.parquet"))
+        shards = [str(p) for p in training_shards(root, images)]
         if not shards and (root / MVCAP_METADATA).is_file():
             return cls.open_mvcap(root)
         if not shards:
@@ -89,6 +87,13 @@ class ExportData:
         if image.get("bytes"):
             return Image.open(io.BytesIO(image["bytes"]))
         return Image.open(self.root / image["path"])
+
+
+def training_shards(export_dir: Path, images: str = "auto") -> list[Path]:
+    """The shards to train on: the train split when the export has splits (no validation object
+    leaks into training), else every shard of the chosen folder."""
+    folder = export_dir / shard_folder(export_dir, images)
+    return sorted(folder.glob("train-*.parquet")) or sorted(folder.glob("*.parquet"))
 
 
 def shard_folder(export_dir: Path, images: str = "auto") -> str:

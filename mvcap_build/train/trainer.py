@@ -130,7 +130,8 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
             image, text, ids, captioned = gather_with_grad(image), gather_with_grad(text), gather(ids), gather(captioned)
         terms = contrastive(image[captioned], text[captioned], out["logit_scale"], ids[captioned])
         terms |= consistency(multiview, miner.targets(multiview, rows, obj_ids))
-        miner.observe(gather(rows), gather(multiview.detach()))
+        if config.mining == "bank":  # the only miner that learns from passing batches
+            miner.observe(gather(rows), gather(multiview.detach()))
         loss = sum(terms.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower lr")

@@ -1,7 +1,8 @@
 """`map` over a process pool that keeps the input order and only a bounded window in flight.
 
-`Executor.map` submits the whole input at once, which would hold every object of the root in
-memory; this submits batches as results come back. Workers are spawned, not forked, so they do
+`Executor.map` submits the whole input at once, which would hold a future for every object or
+view of the root in memory; this submits batches as results come back. Used by the preview
+(thumbnails) and the export (training-ready images). Workers are spawned, not forked, so they do
 not inherit the parent's threads (the progress ticker) or its locks.
 """
 
