@@ -73,10 +73,15 @@ class CaptionStage(ObjectStage):
 
     config: CaptionConfig
 
-    def __init__(self, config: CaptionConfig, options: RunOptions | None = None, backend: CaptionBackend | None = None) -> None:
+    def __init__(self, config: CaptionConfig, options: RunOptions | None = None, backend: CaptionBackend | None = None,
+                 *, backend_from_config: bool = False) -> None:
+        """`backend`: one already loaded (a Ray actor keeps its model across shards). It was
+        made from `config` when `backend_from_config`, so units get the fingerprint the config
+        gives; otherwise (a test's own backend) the backend's name and model id."""
         super().__init__(config, options)
         self.prompt_name, self.template = load_prompt(config.prompt)
         self._backend = backend
+        self._backend_from_config = backend_from_config
         self._gates = Gates(config.gates)
         # The template backend writes the same sentence for the same category and viewpoint by
         # design: duplicates say nothing about it.
@@ -85,7 +90,10 @@ class CaptionStage(ObjectStage):
 
     def units(self, root: DatasetRoot, shard: int, num_shards: int) -> Iterator[Unit]:
         objects = read_objects(root)
-        identity = backend_identity(self.config) if self._backend is None else {"backend": self._backend.name, "model": self._backend.model_id}
+        if self._backend is None or self._backend_from_config:
+            identity = backend_identity(self.config)
+        else:
+            identity = {"backend": self._backend.name, "model": self._backend.model_id}
         for path in root.view_manifests():
             key, views_digest = _key_and_digest(path)
             if not in_shard(key, shard, num_shards):

@@ -10,6 +10,7 @@ from mvcap_build.cli.caption import caption
 from mvcap_build.cli.caption_report import caption_report
 from mvcap_build.cli.eval import eval_command
 from mvcap_build.cli.export import export
+from mvcap_build.cli.launch import launch, run_shard
 from mvcap_build.cli.extract import extract
 from mvcap_build.cli.preview import preview
 from mvcap_build.cli.render import render
@@ -33,6 +34,8 @@ app.command("export")(export)
 app.command("train-ovt")(train_ovt)
 app.command("eval")(eval_command)
 app.command("status")(status)
+app.command("launch")(launch)
+app.command("run-shard")(run_shard)
 app.command("preview")(preview)
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from mvcap_build.caption.config import CaptionConfig
 from mvcap_build.export.config import ExportConfig, HubConfig
 from mvcap_build.extract.config import ExtractConfig
+from mvcap_build.launch.config import RunnerConfig
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.train.config import TrainStageConfig
 
@@ -28,6 +29,7 @@ class PipelineConfig(BaseModel):
     export: ExportConfig | None = None
     train_ovt: TrainStageConfig | None = None
     hub: HubConfig | None = None  # not a stage: where `export` pushes to (mvcap build pushes after export)
+    runner: RunnerConfig | None = None  # not a stage: where `mvcap launch` runs the shards (mvcap build ignores it)
 
     def sections(self) -> list[tuple[str, BaseModel]]:
         """(stage name, its config) for every section present, in pipeline order."""

@@ -12,15 +12,17 @@ from pydantic import BaseModel
 
 from mvcap_build.dataset import DatasetRoot
 from mvcap_build.pipeline.config import PipelineConfig
-from mvcap_build.pipeline.stage import RunOptions, Summary
+from mvcap_build.pipeline.stage import RunOptions, Stage, Summary
 from mvcap_build.registry import STAGES
 
 
 def run_stage(name: str, root: Path | DatasetRoot, config: BaseModel, *, shard: int = 0, num_shards: int = 1,
-              options: RunOptions | None = None) -> Summary:
+              options: RunOptions | None = None, make_stage: Callable[[BaseModel, RunOptions], Stage] | None = None) -> Summary:
+    """`make_stage`: build the stage another way than from the registry (a caller that keeps a
+    loaded caption model across shards)."""
     dataset = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
     dataset.ensure_writable()
-    stage = STAGES[name].load()(config, options or RunOptions())
+    stage = (make_stage or STAGES[name].load())(config, options or RunOptions())
     return stage.run(dataset, shard, num_shards)
 
 
