@@ -47,12 +47,17 @@ def print_status(root_path: Path) -> None:
         folder = root.path / "failures" / stage
         if folder.is_dir() and any(folder.iterdir()):
             console.print(f"{stage} failure reasons are in {folder}")
+    from mvcap_build.launch.status import describe as describe_shards
+
+    for line in describe_shards(root.path):
+        console.print(line, highlight=False)
     if any(n not in ("0", "-") for n in stale.values()):
         console.print("stale: units made with other settings than the stage's latest run; `--redo stale` redoes them")
 
 
 def status(root: Annotated[Path, typer.Argument(help="Dataset root.")]) -> None:
-    """Print objects, views, captions, failures and stale units per stage for a dataset root.
+    """Print objects, views, captions, failures and stale units per stage for a dataset root,
+    and the shards of its latest `mvcap launch` (done, running, failed, not started).
 
     Stale units were made with other settings than the stage's latest run (for example captions
     of views that were re-rendered since); rerun the stage with `--redo stale` to redo them.

@@ -25,12 +25,8 @@ from submitit.slurm import slurm as submitit_slurm
 from mvcap_build.errors import EnvironmentBroken
 from mvcap_build.launch.process import ShardSpec, run_shard_process
 from mvcap_build.launch.runners.base import Runner, ShardEnd
+from mvcap_build.launch.squeue import ALIVE, GONE, UNKNOWN, job_states
 from mvcap_build.launch.stages import LaunchStage
-
-# squeue states of a job that may still run (or is cleaning up): keep waiting.
-ALIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
-         "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD", "STOPPED"}
-
 
 class ShardJob(submitit.helpers.Checkpointable):
     """What one array task runs. `checkpoint` (inherited) resubmits the same call on preemption
@@ -126,51 +122,31 @@ class SlurmRunner(Runner):
             raise EnvironmentBroken(f"runner slurm: sinfo failed: {result.stderr.strip() or result.stdout.strip()}")
 
     # waiting -----------------------------------------------------------------------------------
-    def states(self, jobs: dict[int, str]) -> dict[str, str]:
-        """Job id -> state, for the jobs squeue still knows; one call for all of them."""
+    def alive(self, jobs: dict[int, str]) -> dict[int, str]:
+        jobs = {shard: job for shard, job in jobs.items() if job not in ("local", "ray")}
         if not jobs:
             return {}
-        arrays = sorted({job.split("_")[0] for job in jobs.values()})
-        try:
-            result = subprocess.run(["squeue", "-h", "-r", "--states=all", "-j", ",".join(arrays), "-o", "%i %T"],
-                                    capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            return {job: "UNKNOWN" for job in jobs.values()}  # cannot tell: keep waiting
-        if result.returncode != 0:
-            if "Invalid job id" in result.stderr:
-                return {}  # every one of them is gone from the controller
-            return {job: "UNKNOWN" for job in jobs.values()}
-        states = {}
-        for line in result.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                states[parts[0]] = parts[1]
-        return states
-
-    def alive(self, jobs: dict[int, str]) -> dict[int, str]:
-        if not jobs or jobs.keys() == {"local"}:
-            return {}
-        states = self.states(jobs)
-        return {shard: job for shard, job in jobs.items() if states.get(job) in ALIVE or states.get(job) == "UNKNOWN"}
+        states = job_states(jobs.values())
+        return {shard: job for shard, job in jobs.items() if states[job] in ALIVE or states[job] == UNKNOWN}
 
     def wait(self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]) -> dict[int, ShardEnd]:
         pending = dict(self._jobs)
         ends: dict[int, ShardEnd] = {}
-        last_report = 0.0
+        last_report = time.monotonic()
         while pending:
             for shard in [s for s in pending if is_finished(s)]:
                 ends[shard] = ShardEnd(shard, "marker", pending.pop(shard))
             if not pending:
                 break
-            states = self.states(pending)
+            states = job_states(pending.values())
             for shard, job in list(pending.items()):
-                state = states.get(job)
-                if state in ALIVE or state == "UNKNOWN":
+                state = states[job]
+                if state in ALIVE or state == UNKNOWN:
                     continue
                 if is_finished(shard):  # the marker landed between the two looks
                     ends[shard] = ShardEnd(shard, "marker", pending.pop(shard))
                     continue
-                ends[shard] = ShardEnd(shard, state or "gone from the queue", pending.pop(shard))
+                ends[shard] = ShardEnd(shard, "gone from the queue" if state == GONE else state, pending.pop(shard))
             if pending and time.monotonic() - last_report > max(60.0, self.config.poll_s):
                 running = sum(states.get(job) == "RUNNING" for job in pending.values())
                 echo(f"{stage.name}: {len(ends)} ended, {running} running, {len(pending) - running} queued")
