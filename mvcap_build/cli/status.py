@@ -18,8 +18,17 @@ def print_status(root_path: Path) -> None:
     from mvcap_build.dataset.status import root_status
     from mvcap_build.pipeline.stale import stale_counts
 
+    from mvcap_build.errors import ManifestError
+    from mvcap_build.launch.status import describe as describe_shards
+
     root = DatasetRoot(root_path).ensure_exists()
-    s = root_status(root)
+    console = Console(width=max(110, Console().width))
+    try:
+        s = root_status(root)
+    except ManifestError:  # the shards still say which job tripped on it
+        for line in describe_shards(root.path):
+            console.print(line, highlight=False)
+        raise
     stale = stale_counts(root)
     total = sum(s.objects_by_source.values())
     table = Table(title=f"mvcap dataset at {root.path}", title_justify="left")
@@ -39,7 +48,6 @@ def print_status(root_path: Path) -> None:
     checkpoints = sorted(root.path.glob("train/*/checkpoints/step-*"))
     if checkpoints:
         table.add_row("train", "", "", f"latest checkpoint: {root.relative(checkpoints[-1])}", "")
-    console = Console(width=max(110, Console().width))
     console.print(table)
     if s.categories:
         console.print("categories: " + ", ".join(f"{c} ({n})" for c, n in sorted(s.categories.items())))
@@ -47,8 +55,6 @@ def print_status(root_path: Path) -> None:
         folder = root.path / "failures" / stage
         if folder.is_dir() and any(folder.iterdir()):
             console.print(f"{stage} failure reasons are in {folder}")
-    from mvcap_build.launch.status import describe as describe_shards
-
     for line in describe_shards(root.path):
         console.print(line, highlight=False)
     if any(n not in ("0", "-") for n in stale.values()):

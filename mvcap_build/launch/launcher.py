@@ -167,9 +167,10 @@ def _judge(stage: LaunchStage, shard: int, markers: StageMarkers, end: ShardEnd 
     if marker is not None and marker.status == "done":
         return
     if marker is not None:
-        first = marker.line.strip().splitlines()[0] if marker.line.strip() else "(no message)"
+        lines = marker.line.strip().splitlines() or ["(no message)"]
+        message = "\n    ".join(lines[:8] + (["..."] if len(lines) > 8 else []))
         kind = "bad input or settings (exit 2), not resubmitted" if marker.exit_code == 2 else f"an error (exit {marker.exit_code})"
-        report.failed.append(f"{where} failed with {kind}: {first}\n  log: {log}")
+        report.failed.append(f"{where} failed with {kind}:\n    {message}\n  log: {log}")
         return
     how = end.how if end is not None else "never ran"
     job = f" (job {end.job})" if end is not None and end.job and end.job != "local" else ""
