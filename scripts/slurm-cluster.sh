@@ -36,16 +36,24 @@ need_dir() {
   dir="$(cd "$dir" && pwd)"
 }
 
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 write_conf() {
   local cpus memory
   cpus="$(nproc)"
   memory=4000
+  # Ports: given, or free ones, so a second cluster (another test session) never collides.
+  SLURMCTLD_PORT="${SLURMCTLD_PORT:-$(free_port)}"
+  SLURMD_PORT="${SLURMD_PORT:-$(free_port)}"
+  while [ "$SLURMD_PORT" = "$SLURMCTLD_PORT" ]; do SLURMD_PORT="$(free_port)"; done
   mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge"
   cat >"$dir/slurm.conf" <<EOF
 ClusterName=mvcap-test
 SlurmctldHost=localhost
-SlurmctldPort=${SLURMCTLD_PORT:-6817}
-SlurmdPort=${SLURMD_PORT:-6818}
+SlurmctldPort=$SLURMCTLD_PORT
+SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
 AuthInfo=socket=$dir/munge/munge.socket
 CredType=cred/munge

@@ -146,7 +146,8 @@ def slurm_cluster(tmp_path_factory):
         pytest.fail("Slurm is not installed: run `bash scripts/slurm-cluster.sh install` (README's test command does)")
     folder = tmp_path_factory.mktemp("slurm")
     script = str(REPO / "scripts" / "slurm-cluster.sh")
-    subprocess.run(["bash", script, "start", str(folder)], check=True, capture_output=True, timeout=120)
+    started = subprocess.run(["bash", script, "start", str(folder)], capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, f"could not start Slurm: {started.stdout}{started.stderr}"
     previous = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(folder / "slurm.conf")
     try:
