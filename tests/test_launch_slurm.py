@@ -87,6 +87,10 @@ def test_a_requeued_shard_resumes_from_its_committed_objects(tmp_path, slurm_clu
     wait_for(lambda: committed_views(root) & SHARD0_FIRST, what="shard 0's first object")
     job = job_of(root, "render", 0)
     subprocess.run(["scontrol", "requeue", job], check=True)
+    # Slurm holds a requeued job back for about two minutes before it may start again; a test
+    # need not wait for that: once it is pending again, let it start now.
+    wait_for(lambda: "PENDING" in _state(job), timeout=60, every=0.2, what="the requeued job to be pending")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
     out, _ = launch.communicate(timeout=600)
     assert launch.returncode == 0, out
     log = (root / "logs" / "render" / "shard-00000-of-00003" / "launch.log").read_text()
@@ -94,3 +98,7 @@ def test_a_requeued_shard_resumes_from_its_committed_objects(tmp_path, slurm_clu
     summary = markers(root, "render")[0]["summary"]
     assert summary["already_done"] >= 1 and summary["already_done"] + summary["done"] == len(SHARD0_FIRST)
     assert_same_root(reference_root, root)
+
+
+def _state(job: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
