@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mvcap_build.cli import app
 
-HEAVY = ("bpy", "torch", "vllm", "transformers", "datasets")
+HEAVY = ("bpy", "torch", "vllm", "transformers", "datasets", "ray", "submitit")
 
 
 def test_cli_import_does_not_load_heavy_modules():
