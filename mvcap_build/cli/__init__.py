@@ -11,6 +11,7 @@ from mvcap_build.cli.caption_report import caption_report
 from mvcap_build.cli.eval import eval_command
 from mvcap_build.cli.export import export
 from mvcap_build.cli.launch import launch, run_shard
+from mvcap_build.cli.plan import plan
 from mvcap_build.cli.extract import extract
 from mvcap_build.cli.preview import preview
 from mvcap_build.cli.render import render
@@ -36,6 +37,7 @@ app.command("eval")(eval_command)
 app.command("status")(status)
 app.command("launch")(launch)
 app.command("run-shard")(run_shard)
+app.command("plan")(plan)
 app.command("preview")(preview)
 
 

@@ -73,7 +73,7 @@ def launch(config: PipelineConfig, *, dry_run: bool = False, options: RunOptions
             todo = _todo(stage, markers, options)
             echo(f"\n{stage.name} (generation {stage.generation}): {stage.num_shards - len(todo)} of {stage.num_shards} shard(s) done")
             if todo:
-                echo(runner.describe(stage, [_spec(DatasetRoot(root_path), stage, shard, pipeline_file, options) for shard in todo]))
+                echo(runner.describe(stage, [_spec(DatasetRoot(root_path), stage, shard, pipeline_file, options, runner) for shard in todo]))
         return []
 
     root = DatasetRoot(root_path).ensure_writable()
@@ -108,14 +108,15 @@ def _todo(stage: LaunchStage, markers: StageMarkers, options: RunOptions) -> lis
     return [shard for shard in range(stage.num_shards) if shard not in done]
 
 
-def _spec(root: DatasetRoot, stage: LaunchStage, shard: int, pipeline_file: Path, options: RunOptions) -> ShardSpec:
+def _spec(root: DatasetRoot, stage: LaunchStage, shard: int, pipeline_file: Path, options: RunOptions,
+          runner: Runner) -> ShardSpec:
     extra: tuple[str, ...] = ()
     if options.redo.value != "none":
         extra += ("--redo", options.redo.value)
     if options.retry_failed:
         extra += ("--retry-failed",)
     log = root.logs(stage.name, shard, stage.num_shards) / "launch.log"
-    timeout = stage.resources.time_min * 60 if stage.resources.time_min else None
+    timeout = stage.resources.time_min * 60 if stage.resources.time_min and not runner.enforces_time_limit else None
     return ShardSpec(
         stage=stage.name, shard=shard, num_shards=stage.num_shards,
         command=shard_command(stage.python, pipeline_file, stage.name, shard, stage.num_shards, gpus=stage.resources.gpus or 0, extra=extra),
@@ -141,7 +142,7 @@ def _run_stage(runner: Runner, root: DatasetRoot, stage: LaunchStage, pipeline_f
             echo(f"{stage.name}: waiting for {len(adopted)} shard(s) a previous launch left running: {sorted(adopted)}")
             runner.adopt(stage, adopted)
         if to_submit:
-            specs = [_spec(root, stage, shard, pipeline_file, options) for shard in to_submit]
+            specs = [_spec(root, stage, shard, pipeline_file, options, runner) for shard in to_submit]
             jobs |= runner.submit(stage, specs)
             echo(f"{stage.name}: submitted {len(to_submit)} of {stage.num_shards} shard(s) ({runner.kind})")
         report.submitted = len(to_submit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +27,17 @@ def describe_exit(code: int) -> str:
     return f"killed by signal {-code}" if code < 0 else f"exit {code}"
 
 
+def command_lines(specs: list[ShardSpec], prefix: str = "  ", show: int = 4) -> list[str]:
+    """The shard commands, the first and last few of a long list."""
+    lines = [f"{prefix}{shlex.join(spec.command)}" for spec in specs]
+    if len(lines) > 2 * show:
+        lines = lines[:show] + [f"{prefix}... ({len(lines) - 2 * show} more, one per shard)"] + lines[-show:]
+    return lines
+
+
 class Runner(ABC):
     kind: str
+    enforces_time_limit = False  # the scheduler stops a shard at `time_min` itself (Slurm --time)
 
     def __init__(self, config: RunnerConfig, root) -> None:
         self.config = config

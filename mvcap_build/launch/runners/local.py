@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from mvcap_build.launch.process import ShardSpec, kill_shard, run_shard_process
-from mvcap_build.launch.runners.base import Runner, ShardEnd, describe_exit
+from mvcap_build.launch.runners.base import Runner, ShardEnd, command_lines, describe_exit
 from mvcap_build.launch.stages import LaunchStage
 
 
@@ -23,7 +22,7 @@ class LocalRunner(Runner):
     def describe(self, stage: LaunchStage, specs: list[ShardSpec]) -> str:
         at_once = stage.resources.array_parallelism or 1
         lines = [f"{stage.name}: {len(specs)} shard(s) as local processes, {at_once} at a time"]
-        lines += [f"  {shlex.join(spec.command)}" for spec in specs]
+        lines += command_lines(specs)
         return "\n".join(lines)
 
     def submit(self, stage: LaunchStage, specs: list[ShardSpec]) -> dict[int, str]:

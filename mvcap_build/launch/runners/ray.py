@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import ray
 
 from mvcap_build.errors import EnvironmentBroken
 from mvcap_build.launch.process import ShardSpec, run_shard_process
-from mvcap_build.launch.runners.base import Runner, ShardEnd, describe_exit
+from mvcap_build.launch.runners.base import Runner, ShardEnd, command_lines, describe_exit
 from mvcap_build.launch.stages import LaunchStage
 
 DEFAULT_RETRIES = 3
@@ -146,7 +145,7 @@ class RayRunner(Runner):
         else:
             head = f"{stage.name}: {len(specs)} Ray task(s) on {where}, each {options}, retried {retries}x on a lost worker or node"
         deadline = f"; deadline {stage.resources.time_min:g} min per shard" if stage.resources.time_min else ""
-        return "\n".join([head + deadline, *(f"  {shlex.join(spec.command)}" for spec in specs)])
+        return "\n".join([head + deadline, *command_lines(specs)])
 
     def submit(self, stage: LaunchStage, specs: list[ShardSpec]) -> dict[int, str]:
         self._connect()

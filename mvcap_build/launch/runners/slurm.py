@@ -24,7 +24,7 @@ from submitit.slurm import slurm as submitit_slurm
 
 from mvcap_build.errors import EnvironmentBroken
 from mvcap_build.launch.process import ShardSpec, run_shard_process
-from mvcap_build.launch.runners.base import Runner, ShardEnd
+from mvcap_build.launch.runners.base import Runner, ShardEnd, command_lines
 from mvcap_build.launch.squeue import ALIVE, GONE, UNKNOWN, job_states
 from mvcap_build.launch.stages import LaunchStage
 
@@ -40,6 +40,7 @@ class ShardJob(submitit.helpers.Checkpointable):
 
 class SlurmRunner(Runner):
     kind = "slurm"
+    enforces_time_limit = True  # --time, with USR2 90 s before it: submitit requeues the shard
 
     def __init__(self, config, root) -> None:
         super().__init__(config, root)
@@ -91,7 +92,7 @@ class SlurmRunner(Runner):
                 folder=self.folder / stage.name / "%j", map_count=len(array), **self.parameters(stage, len(array)))
             lines += [f"--- array {number + 1}: sbatch script (submitit) ---", script.rstrip()]
             lines += [f"--- array {number + 1}: what each task runs ---"]
-            lines += [f"  task {i}: {shlex.join(spec.command)}" for i, spec in enumerate(array)]
+            lines += command_lines(array, prefix="  task: ")
         return "\n".join(lines)
 
     def submit(self, stage: LaunchStage, specs: list[ShardSpec]) -> dict[int, str]:
