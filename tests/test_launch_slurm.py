@@ -87,10 +87,8 @@ def test_a_requeued_shard_resumes_from_its_committed_objects(tmp_path, slurm_clu
     wait_for(lambda: committed_views(root) & SHARD0_FIRST, what="shard 0's first object")
     job = job_of(root, "render", 0)
     subprocess.run(["scontrol", "requeue", job], check=True)
-    # Slurm holds a requeued job back for about two minutes before it may start again; a test
-    # need not wait for that: once it is pending again, let it start now.
     wait_for(lambda: "PENDING" in _state(job), timeout=60, every=0.2, what="the requeued job to be pending")
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+    release(job)
     out, _ = launch.communicate(timeout=600)
     assert launch.returncode == 0, out
     log = (root / "logs" / "render" / "shard-00000-of-00003" / "launch.log").read_text()
@@ -102,3 +100,39 @@ def test_a_requeued_shard_resumes_from_its_committed_objects(tmp_path, slurm_clu
 
 def _state(job: str) -> str:
     return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
+
+
+def test_a_preempted_shard_is_requeued_by_submitit_and_resumes(tmp_path, slurm_cluster, reference_root):  # noqa: F811
+    """Slurm signals USR2 before preempting a job or at `--signal=USR2@90` before its time limit;
+    submitit's handler checkpoints the shard (our Checkpointable resubmits the same call) and
+    requeues the job itself."""
+    root = tmp_path / "root"
+    runner = slurm_runner()
+    runner["stages"]["render"]["array_parallelism"] = 1
+    pipeline = demo_pipeline(tmp_path / "p.yaml", root, runner, slow=True)
+    launch = mvcap_background("launch", str(pipeline))
+    wait_for(lambda: committed_views(root) & SHARD0_FIRST, what="shard 0's first object")
+    job = job_of(root, "render", 0)
+    # scancel may answer "can not be altered now" while submitit, on that very signal, is
+    # already requeueing the job: what counts is that the job goes back to pending.
+    subprocess.run(["scancel", "--signal=USR2", job], capture_output=True)
+    wait_for(lambda: "PENDING" in _state(job), timeout=60, every=0.2, what="submitit to requeue the job")
+    release(job)
+    out, _ = launch.communicate(timeout=600)
+    assert launch.returncode == 0, out
+    submitit_log = "".join(p.read_text(errors="replace") for p in (root / "logs" / "launch" / "slurm" / "render").glob("*/*_log.*"))
+    assert "requeu" in submitit_log.lower(), submitit_log[-2000:]
+    summary = markers(root, "render")[0]["summary"]
+    assert summary["already_done"] >= 1 and summary["already_done"] + summary["done"] == len(SHARD0_FIRST)
+    assert_same_root(reference_root, root)
+
+
+def release(job: str) -> None:
+    """Slurm holds a requeued job back for about two minutes; let it start now (asked until it
+    does: the requeue may still be settling when the job first shows as pending)."""
+
+    def started() -> bool:
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
+        return "PENDING" not in _state(job)
+
+    wait_for(started, timeout=150, every=1.0, what="the requeued job to start again")
