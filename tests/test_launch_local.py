@@ -143,3 +143,25 @@ def test_run_shard_checks_its_arguments(tmp_path):
     missing = mvcap("run-shard", str(pipeline), "--stage", "extract")
     assert missing.returncode == 2 and "no `extract:` section" in missing.stderr
     shutil.rmtree(tmp_path / "root", ignore_errors=True)
+
+
+def test_a_cluster_launch_without_shard_counts_sizes_them(tmp_path):
+    root = tmp_path / "root"
+    big = {"source": {"kind": "demo", "per_category": 200}, "views": {"num_views": 24}, "resolution": 512, "samples": 32, "workers": 4}
+
+    def sized(target_min: float) -> dict[str, int]:
+        pipeline = demo_pipeline(tmp_path / "p.yaml", root, {"kind": "slurm", "target_shard_min": target_min}, render=big)
+        result = mvcap("launch", str(pipeline), "--dry-run")
+        assert result.returncode == 0, result.stdout + result.stderr
+        counts = {}
+        for line in result.stdout.splitlines():
+            for stage in ("render", "caption"):
+                if line.startswith(f"{stage}: ") and "shard(s): 2000 objects x" in line:
+                    counts[stage] = int(line.split(": ")[1].split()[0])
+        assert "runner.stages.render.shards" in result.stdout
+        return counts
+
+    long, short = sized(20), sized(5)
+    assert set(long) == {"render", "caption"} and long["render"] >= 2
+    assert 3.5 * long["render"] <= short["render"] <= 4 * long["render"] + 1  # a quarter as long: four times as many
+    assert not root.exists()

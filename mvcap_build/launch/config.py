@@ -46,6 +46,8 @@ class RunnerConfig(BaseModel):
     kind: Literal["local", "slurm", "ray"] = "local"
     defaults: StageResources = Field(default_factory=StageResources)
     stages: dict[str, StageResources] = Field(default_factory=dict)
+    # slurm/ray: render/extract/caption without `shards` get shards of about this long (stored H100 rates)
+    target_shard_min: float = Field(60.0, gt=0)
     poll_s: float = Field(30.0, gt=0)  # how often launch looks at markers and the scheduler (no tight polling)
     ray_address: str | None = None  # ray: a running cluster ("auto", "ray://host:10001", host:port); None: start one here
     slurm_folder: Path | None = None  # submitit's job files (default ROOT/logs/launch/slurm)

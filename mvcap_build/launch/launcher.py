@@ -64,6 +64,10 @@ def launch(config: PipelineConfig, *, dry_run: bool = False, options: RunOptions
     runner_config = runner_of(config)
     root_path = Path(config.root).resolve()
     text = resolved_pipeline(config, stages)
+    for stage in stages:
+        if stage.sized_by:
+            echo(f"{stage.name}: {stage.num_shards} shard(s): {stage.sized_by}. Set runner.stages.{stage.name}.shards "
+                 "to choose (`mvcap plan` measures the rates).")
     if dry_run:
         runner = make_runner(runner_config, root_path)
         echo(f"dry run: nothing is submitted or written. Runner: {runner_config.kind}; root: {root_path}")

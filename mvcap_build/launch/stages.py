@@ -30,6 +30,7 @@ class LaunchStage:
     num_shards: int
     generation: str
     resources: StageResources
+    sized_by: str = ""  # why launch chose the shard count, when the file gave none
 
     @property
     def python(self) -> str:
@@ -43,13 +44,20 @@ def runner_of(config: PipelineConfig) -> RunnerConfig:
 def launch_stages(config: PipelineConfig) -> list[LaunchStage]:
     """Every section of the file, in pipeline order, each with its generation."""
     runner = runner_of(config)
+    sections = dict(config.sections())
+    sized = {}
+    if runner.kind != "local":
+        from mvcap_build.launch.sizing import size_shards
+
+        sized = size_shards(sections, runner.target_shard_min, {name: runner.resources(name).shards for name in sections})
     stages, upstream = [], None
-    for name, section in config.sections():
+    for name, section in sections.items():
         resources = runner.resources(name)
-        num_shards = 1 if name in SINGLE_SHARD_STAGES else (resources.shards or 1)
+        shards, why = sized.get(name, (resources.shards or 1, ""))
+        num_shards = 1 if name in SINGLE_SHARD_STAGES else shards
         _check_environment(name, section, resources)
         generation = generation_of(name, section, num_shards, upstream)
-        stages.append(LaunchStage(name, section, num_shards, generation, resources))
+        stages.append(LaunchStage(name, section, num_shards, generation, resources, why))
         upstream = generation
     if not stages:
         raise ConfigError("the pipeline file has no stage section (render, extract, caption, export, train_ovt): nothing to launch")
