@@ -51,14 +51,24 @@ def test_slurm_launch_equals_build(tmp_path, slurm_cluster, reference_root):  # 
     assert "runner slurm" in status.stdout and "render: 3/3 done" in status.stdout
 
 
-def test_a_cancelled_shard_is_reported_and_relaunch_runs_only_it(tmp_path, slurm_cluster, reference_root):  # noqa: F811
+def launch_until_shard0_has_an_object(tmp_path):
+    """Launch the demo with render shards one at a time; return once shard 0 committed one object."""
     root = tmp_path / "root"
     runner = slurm_runner()
     runner["stages"]["render"]["array_parallelism"] = 1  # shard 0 first, alone
     pipeline = demo_pipeline(tmp_path / "p.yaml", root, runner, slow=True)
     launch = mvcap_background("launch", str(pipeline))
     wait_for(lambda: committed_views(root) & SHARD0_FIRST, what="shard 0's first object")
-    job = job_of(root, "render", 0)
+    return root, pipeline, launch, job_of(root, "render", 0)
+
+
+def assert_shard0_resumed(root) -> None:
+    summary = markers(root, "render")[0]["summary"]
+    assert summary["already_done"] >= 1 and summary["already_done"] + summary["done"] == len(SHARD0_FIRST)
+
+
+def test_a_cancelled_shard_is_reported_and_relaunch_runs_only_it(tmp_path, slurm_cluster, reference_root):  # noqa: F811
+    root, pipeline, launch, job = launch_until_shard0_has_an_object(tmp_path)
     subprocess.run(["scancel", job], check=True)
     out, _ = launch.communicate(timeout=600)
     assert launch.returncode == 1, out
@@ -79,13 +89,7 @@ def test_a_cancelled_shard_is_reported_and_relaunch_runs_only_it(tmp_path, slurm
 
 
 def test_a_requeued_shard_resumes_from_its_committed_objects(tmp_path, slurm_cluster, reference_root):  # noqa: F811
-    root = tmp_path / "root"
-    runner = slurm_runner()
-    runner["stages"]["render"]["array_parallelism"] = 1
-    pipeline = demo_pipeline(tmp_path / "p.yaml", root, runner, slow=True)
-    launch = mvcap_background("launch", str(pipeline))
-    wait_for(lambda: committed_views(root) & SHARD0_FIRST, what="shard 0's first object")
-    job = job_of(root, "render", 0)
+    root, pipeline, launch, job = launch_until_shard0_has_an_object(tmp_path)
     subprocess.run(["scontrol", "requeue", job], check=True)
     wait_for(lambda: "PENDING" in _state(job), timeout=60, every=0.2, what="the requeued job to be pending")
     release(job)
@@ -93,8 +97,7 @@ def test_a_requeued_shard_resumes_from_its_committed_objects(tmp_path, slurm_clu
     assert launch.returncode == 0, out
     log = (root / "logs" / "render" / "shard-00000-of-00003" / "launch.log").read_text()
     assert log.count("==== ") >= 3 and log.count("run-shard") == 2, log  # two attempts, the second to the end
-    summary = markers(root, "render")[0]["summary"]
-    assert summary["already_done"] >= 1 and summary["already_done"] + summary["done"] == len(SHARD0_FIRST)
+    assert_shard0_resumed(root)
     assert_same_root(reference_root, root)
 
 
@@ -106,13 +109,7 @@ def test_a_preempted_shard_is_requeued_by_submitit_and_resumes(tmp_path, slurm_c
     """Slurm signals USR2 before preempting a job or at `--signal=USR2@90` before its time limit;
     submitit's handler checkpoints the shard (our Checkpointable resubmits the same call) and
     requeues the job itself."""
-    root = tmp_path / "root"
-    runner = slurm_runner()
-    runner["stages"]["render"]["array_parallelism"] = 1
-    pipeline = demo_pipeline(tmp_path / "p.yaml", root, runner, slow=True)
-    launch = mvcap_background("launch", str(pipeline))
-    wait_for(lambda: committed_views(root) & SHARD0_FIRST, what="shard 0's first object")
-    job = job_of(root, "render", 0)
+    root, pipeline, launch, job = launch_until_shard0_has_an_object(tmp_path)
     # scancel may answer "can not be altered now" while submitit, on that very signal, is
     # already requeueing the job: what counts is that the job goes back to pending.
     subprocess.run(["scancel", "--signal=USR2", job], capture_output=True)
@@ -122,8 +119,7 @@ def test_a_preempted_shard_is_requeued_by_submitit_and_resumes(tmp_path, slurm_c
     assert launch.returncode == 0, out
     submitit_log = "".join(p.read_text(errors="replace") for p in (root / "logs" / "launch" / "slurm" / "render").glob("*/*_log.*"))
     assert "requeu" in submitit_log.lower(), submitit_log[-2000:]
-    summary = markers(root, "render")[0]["summary"]
-    assert summary["already_done"] >= 1 and summary["already_done"] + summary["done"] == len(SHARD0_FIRST)
+    assert_shard0_resumed(root)
     assert_same_root(reference_root, root)
 
 
