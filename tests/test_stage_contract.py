@@ -228,3 +228,38 @@ def test_status_shows_stale_captions_after_a_rerender(captioned_root, copy_of):
     caption(root, redo="stale")
     rows = {line.split()[1]: line.split("│") for line in mvcap("status", str(root)).stdout.splitlines() if line.startswith("│")}
     assert rows["caption"][5].strip() == "0"
+
+
+def test_a_corrupt_committed_manifest_is_redone_not_a_traceback(captioned_root, copy_of):
+    """A truncated views.json or caption manifest is not a committed unit: the rerun redoes that
+    unit alone, says so, and the root ends as it was."""
+    root = copy_of(captioned_root)
+    views = sorted((root / "views").glob("*/*/views.json"))
+    broken, before = views[0], views[0].read_bytes()
+    first_view = sorted(broken.parent.glob("*.png"))[0]
+    reference_pixels = pixels(first_view)
+    broken.write_text("{bad")
+    summary = render(root, tiny_render())
+    assert summary.done == 1 and summary.already_done == len(views) - 1, summary
+    assert any("could not be read" in note and "redone" in note for note in summary.notes), summary.notes
+    assert read_views_manifest(broken).key == json.loads(before)["key"]
+    assert_same_pixels(reference_pixels, pixels(first_view), "re-rendered view")
+
+    captions = sorted((root / "captions").rglob("*.json"))
+    good = captions[0].read_bytes()
+    captions[0].write_bytes(good[: len(good) // 2])
+    again = caption(root)
+    assert again.done == 1 and again.already_done == len(captions) - 1, again
+    assert captions[0].read_bytes() == good
+
+
+def test_an_export_cleans_up_what_killed_exports_left(captioned_root, copy_of):
+    from conftest import export
+    from mvcap_build.dataset.atomic import make_staging_dir
+
+    root = copy_of(captioned_root)
+    leftovers = [make_staging_dir(root / "export") for _ in range(3)]  # what a kill before the swap leaves
+    (leftovers[0] / "half.parquet").write_bytes(b"PAR1")
+    export(root, name="cleanup")
+    assert [p.name for p in root.iterdir() if p.name.startswith(".tmp-")] == []
+    assert (root / "export" / "export.json").is_file()

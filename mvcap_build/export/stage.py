@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mvcap_build.dataset import DatasetRoot, FailureLedger, atomic_write_json, atomic_write_text
-from mvcap_build.dataset.atomic import make_staging_dir
+from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
 from mvcap_build.dataset.export_schema import ExportRow, metadata_record
 from mvcap_build.errors import ConfigError, UserError
 from mvcap_build.export.card import CardConfig, dataset_card, describe_caption_producer
@@ -138,6 +138,7 @@ class ExportStage:
         config = self.config
         image_sets = self._image_sets(root, data)  # training images are encoded into the cache first
         final = root.export_dir
+        remove_stale_staging(final)  # empty `.tmp-export.*` folders of killed exports (one export at a time per root)
         staging = make_staging_dir(final)
         try:
             (staging / "metadata").mkdir()

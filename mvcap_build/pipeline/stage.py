@@ -126,6 +126,7 @@ class Plan:
     todo: list[Unit]
     summary: Summary
     stale: StaleReport
+    corrupt: list[str] = field(default_factory=list)  # committed, but the manifest cannot be read: redone
 
 
 def record_run(root: DatasetRoot, stage: str, config: BaseModel, options: RunOptions, shard: int, num_shards: int) -> Path:
@@ -184,14 +185,19 @@ class ObjectStage(ABC):
     def plan(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Plan:
         ledger = FailureLedger(root, self.name)
         summary = Summary(self.name, self.verb, shard=shard, num_shards=num_shards)
-        stale, todo = StaleReport(), []
+        stale, todo, corrupt = StaleReport(), [], []
         for unit in self.units(root, shard, num_shards):
             if not in_shard(unit.key, shard, num_shards):
                 continue
             summary.units += 1
             manifest = self.committed_manifest(root, unit.key)
             if manifest.is_file():
-                old = read_fingerprint(manifest)
+                try:
+                    old = read_fingerprint(manifest)
+                except (ValueError, AttributeError, TypeError):  # truncated or edited by hand: not a committed unit
+                    corrupt.append(unit.key)
+                    todo.append(unit)
+                    continue
                 if old is not None and old.digest == unit.fingerprint.digest:
                     summary.already_done += 1
                     continue
@@ -207,13 +213,16 @@ class ObjectStage(ABC):
                     summary.skipped_failed += 1
             else:
                 todo.append(unit)
-        return Plan(todo, summary, stale)
+        if corrupt:
+            summary.notes.append(f"{len(corrupt)} committed manifest(s) could not be read (e.g. {self.committed_manifest(root, corrupt[0])}): "
+                                 "those units are redone")
+        return Plan(todo, summary, stale, corrupt)
 
     def run(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Summary:
         plan = self.plan(root, shard, num_shards)
         if plan.stale and self.options.redo != Redo.stale:
             raise StaleUnitsError(self._stale_message(plan))
-        stale_keys = set(plan.stale.units)
+        stale_keys = set(plan.stale.units) | set(plan.corrupt)  # a failed redo must not leave them behind
         self.prepare(root)
         record_run(root, self.name, self.config, self.options, shard, num_shards)
         ledger, summary = FailureLedger(root, self.name), plan.summary
