@@ -59,3 +59,14 @@ def test_status_reports_each_stage_and_failures(captioned_root, copy_of):
     assert "12" in lines["caption"]
     assert "not exported yet" in lines["export"]
     assert "categories: car (1), chair (1), mug (1)" in result.output
+
+
+def test_render_without_a_source_says_it_renders_the_demo(tmp_path):
+    # shard 0 of 1000 holds none of the 30 demo objects: nothing renders, the message still shows
+    result = subprocess.run([sys.executable, "-m", "mvcap_build", "render", str(tmp_path / "root"), "--shard", "0", "--num-shards", "1000"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "no --source given: rendering the embedded demo" in result.stderr
+    quiet = subprocess.run([sys.executable, "-m", "mvcap_build", "render", str(tmp_path / "root2"), "--source", "demo",
+                            "--shard", "0", "--num-shards", "1000"], capture_output=True, text=True)
+    assert quiet.returncode == 0 and "no --source given" not in quiet.stderr

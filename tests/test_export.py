@@ -216,3 +216,23 @@ def test_train_ovt_reads_the_mvcap_layout_like_the_parquet(captioned_root, copy_
     row = from_mvcap.dataset[0]
     image = from_mvcap.load_image(row["image"])
     assert image.size == (32, 32) and row["view_index"] == 0
+
+
+def test_a_missing_or_broken_view_file_stops_export_with_one_line(captioned_root, copy_of):
+    import subprocess
+    import sys
+
+    root = copy_of(captioned_root)
+    views = sorted((root / "views").glob("*/*/*.png"))
+    saved = views[1].read_bytes()
+    views[1].unlink()
+    result = subprocess.run([sys.executable, "-m", "mvcap_build", "export", str(root)], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "missing or empty" in result.stderr and views[1].relative_to(root).as_posix() in result.stderr
+    assert "Traceback" not in result.stderr and not (root / "export").exists()
+
+    views[1].write_bytes(saved[: len(saved) // 3])  # a truncated PNG: only decoding finds it
+    result = subprocess.run([sys.executable, "-m", "mvcap_build", "export", str(root), "--image-size", "16"], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "not a readable image" in result.stderr and views[1].name in result.stderr
+    assert "Traceback" not in result.stderr and not (root / "export").exists()

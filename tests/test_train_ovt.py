@@ -287,3 +287,19 @@ def test_cli_module_does_not_import_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_truncated_shard_is_one_line_not_a_traceback(export_dir, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    broken = tmp_path / "export"
+    shutil.copytree(export_dir, broken)
+    shard = sorted((broken / "data").glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    result = CliRunner().invoke(_cli(), ["train-ovt", str(broken), "-o", str(tmp_path / "run"), "--max-steps", "1",
+                                         "--clip-model", "tiny-random"])
+    assert result.exit_code == 2, result.output
+    assert "not a readable Parquet file" in result.output and shard.name in result.output
+    assert "Traceback" not in result.output

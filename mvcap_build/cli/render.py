@@ -25,7 +25,7 @@ from mvcap_build.cli.common import (
 def render(
     root: Annotated[Path, typer.Argument(help="Dataset root (created if missing).")],
     config: ConfigFile = None,
-    source: Annotated[Optional[str], typer.Option(help="Object source: demo | local.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Object source: demo | local | objaverse (its uids or LVIS categories come from --config). Default: demo.")] = None,
     folder: Annotated[Optional[Path], typer.Option(help="local source: folder of glb/gltf/obj/ply/stl/fbx files.")] = None,
     categories_csv: Annotated[Optional[Path], typer.Option(help="local source: CSV `file,category` (default FOLDER/categories.csv).")] = None,
     per_category: Annotated[Optional[int], typer.Option(help="demo source: objects per category.")] = None,
@@ -83,4 +83,7 @@ def render(
             "kernel_cache": str(kernel_cache) if kernel_cache else None,
         }
         settings = stage_config("render", config, overrides)
+        if config is None and source is None and folder is None and settings.source.kind == "demo":
+            typer.secho("no --source given: rendering the embedded demo objects (procedural, offline); use "
+                        "--source local --folder DIR, or --source objaverse with --config, for real assets", err=True)
         run_stage_command("render", root, settings, shard=shard, num_shards=num_shards, options=run_options(redo, retry_failed, quiet))

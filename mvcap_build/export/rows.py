@@ -7,8 +7,30 @@ from dataclasses import dataclass, field
 
 from mvcap_build.dataset import DatasetRoot, ViewsManifest, read_caption_manifest, read_objects, read_views_manifest
 from mvcap_build.dataset.export_schema import ExportRow
-from mvcap_build.errors import ConfigError
+from mvcap_build.errors import ConfigError, ManifestError
 from mvcap_build.export.shards import split_of
+
+
+# What to do about a view file that is missing or broken under a committed manifest.
+REDO_OBJECT = ("delete that object's views folder and rerun render or extract (it is redone), "
+               "then caption, or restore the file")
+
+
+def check_view_files(root: DatasetRoot, rows: list[ExportRow], show: int = 5) -> None:
+    """Every row's image is a non-empty file: a missing one stops the export before it writes
+    anything (dropping the object would renumber every obj_id after it)."""
+    missing = [row.path for row in rows if not _non_empty(root.path / row.path)]
+    if missing:
+        listed = "\n".join(f"  {path}" for path in missing[:show]) + (f"\n  ... and {len(missing) - show} more" if len(missing) > show else "")
+        raise ManifestError(f"{len(missing)} view file(s) named by committed manifests are missing or empty:\n{listed}\n"
+                            f"Nothing was exported. For each object, {REDO_OBJECT}.")
+
+
+def _non_empty(path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 @dataclass

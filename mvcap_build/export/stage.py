@@ -25,7 +25,7 @@ from mvcap_build.dataset.export_schema import ExportRow, metadata_record
 from mvcap_build.errors import ConfigError, UserError
 from mvcap_build.export.card import CardConfig, dataset_card, describe_caption_producer
 from mvcap_build.export.config import ExportConfig
-from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, collect_rows
+from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, check_view_files, collect_rows
 from mvcap_build.export.mvcap_layout import FOLDER as MVCAP_FOLDER
 from mvcap_build.export.mvcap_layout import write_mvcap_layout
 from mvcap_build.export.parquet import write_parquet
@@ -69,6 +69,7 @@ class ExportStage:
                 f"nothing to export in {root.path}: no object has both views and captions (run render and caption first)"
             )
         self._check_producers(data)
+        check_view_files(root, data.rows)
         record_run(root, self.name, self.config, self.options, shard, num_shards)
         parquet_files = self._write(root, data)
         summary = Summary(self.name, "exported", units=data.objects, done=data.objects, items=len(data.rows))

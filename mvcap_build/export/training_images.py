@@ -17,6 +17,8 @@ from PIL import Image
 
 from mvcap_build.dataset import DatasetRoot
 from mvcap_build.dataset.export_schema import ExportRow
+from mvcap_build.errors import ManifestError
+from mvcap_build.export.rows import REDO_OBJECT
 from mvcap_build.export.config import TrainingImagesConfig
 from mvcap_build.imaging import composite_on_white
 from mvcap_build.parallel import ordered_map
@@ -51,7 +53,10 @@ def encode(source: Path, size: int, fmt: str, quality: int) -> bytes:
 
 def _encode_file(job: tuple[str, str, int, str, int]) -> None:
     source, target, size, fmt, quality = job
-    data = encode(Path(source), size, fmt, quality)
+    try:
+        data = encode(Path(source), size, fmt, quality)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
+        raise ManifestError(f"{source}: not a readable image ({error}); {REDO_OBJECT}") from None
     mtime = os.stat(source).st_mtime_ns
     temporary = f"{target}.tmp-{os.getpid()}"
     with open(temporary, "wb") as handle:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mvcap_build.dataset.export_schema import TRAINING_COLUMNS as REQUIRED_COLUMNS
+from mvcap_build.errors import ManifestError
 
 MVCAP_METADATA = "metadata.json"  # MVCap-4M as released: one list for the whole dataset
 
@@ -41,8 +42,9 @@ class ExportData:
             )
         import datasets
 
+        expected_rows = _parquet_rows(shards)  # reads every footer: a truncated shard stops here, in one line
         dataset = datasets.load_dataset("parquet", data_files=shards, split="train")
-        if dataset.num_rows != _parquet_rows(shards):
+        if dataset.num_rows != expected_rows:
             # The Arrow cache is keyed by path + mtime; a re-export that kept both is rebuilt.
             dataset = datasets.load_dataset("parquet", data_files=shards, split="train",
                                             download_mode="force_redownload")
@@ -114,9 +116,16 @@ def shard_folder(export_dir: Path, images: str = "auto") -> str:
 
 
 def _parquet_rows(shards: list[str]) -> int:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(shard).metadata.num_rows for shard in shards)
+    total = 0
+    for shard in shards:
+        try:
+            total += pq.ParquetFile(shard).metadata.num_rows
+        except (pa.ArrowException, OSError) as error:
+            raise ManifestError(f"{shard}: not a readable Parquet file ({error}); run `mvcap export` again to rewrite the shards") from None
+    return total
 
 
 def _group_rows(dataset) -> list[np.ndarray]:
