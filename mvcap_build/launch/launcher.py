@@ -30,7 +30,6 @@ from mvcap_build.pipeline.stage import RunOptions
 class StageReport:
     stage: str
     num_shards: int
-    submitted: int = 0
     done: int = 0
     failed: list[str] = field(default_factory=list)  # one line per shard that did not finish
     unit_failures: Counter = field(default_factory=Counter)  # reason -> units, over the shards
@@ -149,10 +148,9 @@ def _run_stage(runner: Runner, root: DatasetRoot, stage: LaunchStage, pipeline_f
             specs = [_spec(root, stage, shard, pipeline_file, options, runner) for shard in to_submit]
             jobs |= runner.submit(stage, specs)
             echo(f"{stage.name}: submitted {len(to_submit)} of {stage.num_shards} shard(s) ({runner.kind})")
-        report.submitted = len(to_submit)
         state["stages"][stage.name] = {"generation": stage.generation, "num_shards": stage.num_shards, "jobs": jobs}
         _save_state(root, state)
-        ends = runner.wait(stage, lambda shard: markers.read(shard) is not None, echo)
+        ends = runner.wait(stage, markers.has_marker, echo)
         for shard in todo:
             _judge(stage, shard, markers, ends.get(shard), root, report)
     state["stages"][stage.name] = {"generation": stage.generation, "num_shards": stage.num_shards, "jobs": jobs}

@@ -87,6 +87,10 @@ class StageMarkers:
                     continue  # a marker is committed atomically; an unreadable one was edited by hand
         return None
 
+    def has_marker(self, shard: int) -> bool:
+        """Whether the shard has ended with a marker, done or failed: a stat, for polling."""
+        return self.path(shard).is_file() or self.path(shard, failed=True).is_file()
+
     def clear_failed(self, shard: int) -> None:
         """Before a shard is resubmitted: its old failure is history, not its state."""
         self.path(shard, failed=True).unlink(missing_ok=True)

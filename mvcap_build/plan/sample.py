@@ -122,24 +122,24 @@ def measure(config: PipelineConfig, objects: int = 3, workdir: Path | None = Non
                 raise ConfigError(f"plan: the {name} sample failed: {why}")
             sample.skipped[name] = why
             continue
-        summary = _summary(root, name, file)
+        summary = _summary(root, name)
         done = _exported_objects(root) if name == "export" else summary.get("done", 0)
         if name in PRODUCERS:
             if done == 0:
                 raise ConfigError(f"plan: every sampled object failed to {name}; see {root.path / 'failures'}")
             sample.views_per_object = summary.get("items", 0) / done
-        startup, per_object = split_time(started, _commit_times(root, name), ended)
-        if name == "export":  # one unit: the start is the process, the rest grows with the rows
-            per_object = 0.0
-        sample.rates[name] = StageRate(name, done, ended - started, startup, per_object, (_size(root.path) - before) / max(done, 1),
-                                       per_object_sem=_sem(_commit_times(root, name)))
-        if name == "export":
-            rate = sample.rates[name]
+        rate = StageRate(name, done, ended - started, 0.0, 0.0, (_size(root.path) - before) / max(done, 1))
+        if name == "export":  # one unit: its start is the process; per object, its measured throughput
             views_bytes = sample.rates[producer].bytes_per_object if producer in sample.rates else 0.0
             rate.per_object_s = _export_per_object(views_bytes, sample.views_per_object, sections[name])
             rate.startup_s = max(0.0, rate.seconds - done * rate.per_object_s)
             rate.note = "one unit: its time per object from export's measured throughput (benchmarks/export_throughput.py)"
             sample.hub_bytes_per_object = _size(root.export_dir, skip="mvcap") / max(done, 1)
+        else:
+            commits = _commit_times(root, name)
+            rate.startup_s, rate.per_object_s = split_time(started, commits, ended)
+            rate.per_object_sem = _sem(commits)
+        sample.rates[name] = rate
     return sample
 
 
@@ -161,7 +161,7 @@ def _run_shard(python: str, file: Path, stage: str, shard: int, num_shards: int)
     return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
-def _summary(root: DatasetRoot, stage: str, file: Path) -> dict:
+def _summary(root: DatasetRoot, stage: str) -> dict:
     from mvcap_build.launch.markers import Marker
 
     for path in (root.path / "launch" / "markers" / stage).glob("*/shard-*.json"):
@@ -209,7 +209,8 @@ def _measure_train(config: PipelineConfig, root: DatasetRoot, python: str, steps
 
 def _sem(commits: list[float]) -> float:
     """Standard error of the mean gap between commits (0 with fewer than three commits)."""
-    gaps = [b - a for a, b in zip(sorted(commits), sorted(commits)[1:])]
+    ordered = sorted(commits)
+    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
     if len(gaps) < 2:
         return 0.0
     mean = sum(gaps) / len(gaps)
@@ -239,6 +240,3 @@ def _size(path: Path, skip: str | None = None) -> int:
         total += sum((Path(folder) / f).stat().st_size for f in files)
     return total
 
-
-def ceil_div(a: float, b: float) -> int:
-    return max(1, math.ceil(a / b))
