@@ -34,3 +34,7 @@ class SourceError(UserError, ValueError):
 
 class ManifestError(UserError, RuntimeError):
     """A file in the dataset root is not what the stage contract says it must be."""
+
+
+class DiskFullError(UserError, OSError):
+    """The disk (or quota) holding the dataset root is full: the run stops, committed work is kept."""

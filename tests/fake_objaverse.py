@@ -128,6 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "bad_magic":
             data = b"NOPE" + data[4:]
+        if fault == "empty":  # a zero-byte file, served complete (the Hub holds a few)
+            data = b""
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
@@ -154,7 +156,7 @@ class FakeHub:
     """An HTTP server on 127.0.0.1 serving `files` at the Hub's resolve paths.
 
     `fail(relpath, *faults)` queues faults for the next requests of that file, one per request:
-    an HTTP status, "truncate" (half the body under the full Content-Length), "bad_magic",
+    an HTTP status, "truncate" (half the body under the full Content-Length), "bad_magic", "empty",
     "stall" (never answers), "slow" (half the body, then waits), "redirect" (to the same server
     under another host name, as the Hub redirects to its CDN).
     """

@@ -31,6 +31,7 @@ from mvcap_build.dataset import (
     read_objects,
     read_views_manifest,
 )
+from mvcap_build.dataset.claims import Claim
 from mvcap_build.dataset.fingerprint import Fingerprint
 from mvcap_build.dataset.keys import in_shard
 from mvcap_build.pipeline.stage import ObjectStage, Outcome, RunOptions, Unit
@@ -111,17 +112,29 @@ class CaptionStage(ObjectStage):
         backend = self._backend or create_backend(self.config)
         batch_size = getattr(self.config.backend, "batch_size", 64)
         batch: list[tuple[Unit, list[CaptionRequest]]] = []
+        claims: list[Claim] = []  # the batch's units, held until their manifests are written
         pending = 0
-        for unit in todo:
-            path, prompt, category = unit.payload
-            requests = _requests(root, read_views_manifest(path), prompt, category)
-            batch.append((unit, requests))
-            pending += len(requests)
-            if pending >= batch_size:
+        try:
+            for unit in todo:
+                claim = self.claim(root, unit)
+                if claim is None:
+                    report(Outcome(unit.key, elsewhere=True))
+                    continue
+                claims.append(claim)
+                path, prompt, category = unit.payload
+                requests = _requests(root, read_views_manifest(path), prompt, category)
+                batch.append((unit, requests))
+                pending += len(requests)
+                if pending >= batch_size:
+                    self._caption_batch(root, backend, batch, report)
+                    for claim in claims:
+                        claim.release()
+                    batch, claims, pending = [], [], 0
+            if batch:
                 self._caption_batch(root, backend, batch, report)
-                batch, pending = [], 0
-        if batch:
-            self._caption_batch(root, backend, batch, report)
+        finally:
+            for claim in claims:
+                claim.release()
 
     def _caption_batch(self, root: DatasetRoot, backend: CaptionBackend, batch, report: Callable[[Outcome], None]) -> None:
         requests = [request for _, object_requests in batch for request in object_requests]

@@ -6,6 +6,7 @@ Errors of ours (any other exception) keep their traceback: they are bugs to repo
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,10 @@ RedoOption = Annotated[
 ]
 
 
+# Failures of the machine, not of mvcap: a full disk or quota, a read-only or forbidden path.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Known user errors become one line and exit code 2; Ctrl-C says how to resume."""
@@ -51,6 +56,14 @@ def user_errors() -> Iterator[None]:
             raise
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         typer.secho("(set MVCAP_DEBUG=1 for a traceback)", dim=True, err=True)
+        raise typer.Exit(2) from None
+    except OSError as error:
+        if os.environ.get("MVCAP_DEBUG") or error.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        hint = ("free some space and rerun the same command to resume" if error.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "choose a dataset root (and paths) this user can write")
+        typer.secho(f"error: {where}{error.strerror or error}: committed work is kept; {hint}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         typer.secho("interrupted: committed work is kept; run the same command again to resume", err=True)

@@ -7,14 +7,18 @@ A process killed at any moment leaves at most a `.tmp-*` leftover, never a half-
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 TMP_PREFIX = ".tmp-"
+_TEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkdtemp/mkstemp append to the prefix
 
 
 def _umask() -> int:
@@ -73,12 +77,46 @@ def commit_dir(staging: Path, final: Path) -> None:
 
 
 def remove_stale_staging(final: Path) -> None:
-    """Delete leftovers of killed attempts at `final` (only this unit's, so shards can share a root)."""
+    """Delete leftovers of killed attempts at `final` (only this unit's, so shards can share a root).
+
+    Call it only while holding the unit's claim (`claims.py`): then no live process is building
+    `final`, and every staging folder beside it belongs to a dead one."""
     parent = final.parent
     if not parent.is_dir():
         return
-    for leftover in parent.glob(f"{TMP_PREFIX}{final.name}.*"):
+    prefix = f"{TMP_PREFIX}{final.name}."
+    for leftover in parent.glob(f"{glob.escape(prefix)}*"):
+        if not _TEMP_SUFFIX.fullmatch(leftover.name[len(prefix):]):
+            continue  # our claim, or another unit's staging (key "a.b" beside key "a")
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+NEARLY_FULL_BYTES = 8 * 2**20  # below this, a file that came out truncated is blamed on the disk
+
+
+def disk_is_full(path: Path, error: BaseException | None = None) -> bool:
+    """Whether `error` (or a truncated file at `path`) comes from a full disk or quota.
+
+    Blender and image libraries often report a full disk as a truncated file with no errno,
+    so the free space left is asked too."""
+    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+        return True
+    try:
+        return shutil.disk_usage(path if path.exists() else path.parent).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def disk_full_error(path: Path) -> "DiskFullError":
+    from mvcap_build.errors import DiskFullError
+
+    try:
+        free = f"{shutil.disk_usage(path if path.exists() else path.parent).free / 2**20:.0f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(f"the disk holding {path} is full ({free}): committed work is kept; "
+                         "free some space (or use a root on a bigger disk) and rerun the same command to resume")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from mvcap_build.dataset.keys import key_relpath
 from mvcap_build.errors import RootError
 
 VIEW_MANIFEST = "views.json"
+# The folders stages write in (README.md, "Dataset root"): each must be a folder where it exists.
+ROOT_FOLDERS = ("objects", "views", "captions", "failures", "logs", "runs", "export", "cache", "train", "preview", "launch")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,16 @@ class DatasetRoot:
             raise RootError(f"cannot create dataset root {self.path}: {error.strerror or error}") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise RootError(f"dataset root {self.path} is not writable by this user")
+        try:  # os.access says yes to root on read-only mounts and pseudo file systems (/sys, /proc)
+            fd, probe = tempfile.mkstemp(prefix=".tmp-probe.", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as error:
+            raise RootError(f"cannot write in dataset root {self.path}: {error.strerror or error}") from None
+        for name in ROOT_FOLDERS:
+            if (self.path / name).exists() and not (self.path / name).is_dir():
+                raise RootError(f"{self.path / name} is a file, but the dataset layout needs a folder there: "
+                                "move it away, or choose another root")
         return self
 
     def ensure_exists(self) -> DatasetRoot:

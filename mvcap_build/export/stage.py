@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mvcap_build.dataset import DatasetRoot, FailureLedger, atomic_write_json, atomic_write_text
 from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
+from mvcap_build.dataset.claims import try_claim
 from mvcap_build.dataset.export_schema import ExportRow, metadata_record
 from mvcap_build.errors import ConfigError, UserError
 from mvcap_build.export.card import CardConfig, dataset_card, describe_caption_producer
@@ -40,6 +41,10 @@ FAILING_STAGES = ("render", "extract", "caption")  # whose failure ledgers the c
 
 class NothingToExport(UserError, RuntimeError):
     """No object has both views and captions."""
+
+
+class ExportBusy(UserError, RuntimeError):
+    """Another export of the same root is running: one at a time, since each replaces ROOT/export."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,12 @@ class ExportStage:
             )
         self._check_producers(data)
         check_view_files(root, data.rows)
-        record_run(root, self.name, self.config, self.options, shard, num_shards)
-        parquet_files = self._write(root, data)
+        claim = try_claim(root.export_dir)
+        if claim is None:
+            raise ExportBusy(f"another `mvcap export` is writing {root.export_dir} now: wait for it to end, then rerun")
+        with claim:
+            record_run(root, self.name, self.config, self.options, shard, num_shards)
+            parquet_files = self._write(root, data)
         summary = Summary(self.name, "exported", units=data.objects, done=data.objects, items=len(data.rows))
         summary.headline = f"{data.objects} objects, {len(data.rows)} views in {len(parquet_files)} Parquet shard(s) -> {root.export_dir}"
         if data.incomplete:
@@ -139,7 +148,7 @@ class ExportStage:
         config = self.config
         image_sets = self._image_sets(root, data)  # training images are encoded into the cache first
         final = root.export_dir
-        remove_stale_staging(final)  # empty `.tmp-export.*` folders of killed exports (one export at a time per root)
+        remove_stale_staging(final)  # `.tmp-export.*` folders of killed exports (the claim keeps out live ones)
         staging = make_staging_dir(final)
         try:
             (staging / "metadata").mkdir()

@@ -82,22 +82,29 @@ class ExtractStage(ViewsStage):
 
     def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
         for unit in todo:
-            final = root.view_dir(unit.key)
-            remove_stale_staging(final)
-            staging = make_staging_dir(final)
-            try:
-                capture = self._reader.read_capture(*unit.payload, self.config.source)
-                manifest = self._write_views(unit, capture, staging)
-            except ExtractError as error:
-                shutil.rmtree(staging, ignore_errors=True)
-                report(Outcome(unit.key, error.reason, error.detail))
+            claim = self.claim(root, unit)
+            if claim is None:
+                report(Outcome(unit.key, elsewhere=True))
                 continue
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
+            with claim:
+                report(self._extract(root, unit))
+
+    def _extract(self, root: DatasetRoot, unit: Unit) -> Outcome:
+        final = root.view_dir(unit.key)
+        remove_stale_staging(final)
+        staging = make_staging_dir(final)
+        try:
+            capture = self._reader.read_capture(*unit.payload, self.config.source)
+            manifest = self._write_views(unit, capture, staging)
             atomic_write_json(staging / "views.json", manifest.model_dump())
-            commit_dir(staging, final)
-            report(Outcome(unit.key, items=len(manifest.views)))
+        except ExtractError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            return Outcome(unit.key, error.reason, error.detail)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        commit_dir(staging, final)
+        return Outcome(unit.key, items=len(manifest.views))
 
     def _write_views(self, unit: Unit, capture: Capture, staging: Path) -> ViewsManifest:
         settings = self.config.frames

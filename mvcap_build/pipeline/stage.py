@@ -1,5 +1,5 @@
 """The stage contract: `run(root, shard, num_shards) -> Summary`, and the shared flow of stages
-whose unit of work is one object (render, caption, and later extract).
+whose unit of work is one object (render, extract, caption).
 
 A stage owns its typed config, its ledger and its saved run config. `ObjectStage` does the
 bookkeeping that every such stage shares, so a stage itself only says which units exist, what
@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel
 
 from mvcap_build.dataset.atomic import atomic_write_text
+from mvcap_build.dataset.claims import Claim, try_claim
 from mvcap_build.dataset.fingerprint import Fingerprint, StaleReport
 from mvcap_build.dataset.keys import in_shard
 from mvcap_build.dataset.layout import DatasetRoot
@@ -66,6 +67,7 @@ class Summary:
     redone: int = 0  # of `done`: stale units replaced
     already_done: int = 0  # committed before, same settings
     skipped_failed: int = 0  # in the ledger, not retried
+    elsewhere: int = 0  # held or committed by another run of this shard meanwhile: left to it
     failed: Counter = field(default_factory=Counter)  # reason -> units failed in this run
     items: int = 0  # views in the units committed now
     headline: str | None = None  # replaces the unit counts for one-unit stages (export, train)
@@ -85,9 +87,10 @@ class Summary:
         reasons = f" ({', '.join(f'{r}: {n}' for r, n in self.failed.most_common())})" if failed else ""
         redone = f" ({self.redone} stale redone)" if self.redone else ""
         where = f" in shard {self.shard}/{self.num_shards}" if self.num_shards > 1 else ""
+        elsewhere = f", {self.elsewhere} left to another run of this shard" if self.elsewhere else ""
         text = f"{self.stage}: {self.headline}" if self.headline else (
             f"{self.stage}: {self.done} {self.verb}{redone}, {self.already_done} already done, "
-            f"{failed} failed{reasons}, {self.skipped_failed} skipped (in ledger) "
+            f"{failed} failed{reasons}, {self.skipped_failed} skipped (in ledger){elsewhere} "
             f"of {self.units} {self.noun}{where}"
         )
         return "\n".join([text, *(f"{self.stage}: {note}" for note in self.notes)])
@@ -119,6 +122,7 @@ class Outcome:
     reason: str | None = None
     detail: str = ""
     items: int = 0
+    elsewhere: bool = False  # another live run holds the unit (or committed it since the plan)
 
 
 @dataclass
@@ -181,6 +185,27 @@ class ObjectStage(ABC):
         replaced, it must not pass for current. Stages whose unit is a folder override this."""
         self.committed_manifest(root, key).unlink(missing_ok=True)
 
+    def unit_path(self, root: DatasetRoot, key: str) -> Path:
+        """What a unit commits to (a file or a folder): its claim and staging sit beside it."""
+        return self.committed_manifest(root, key)
+
+    def claim(self, root: DatasetRoot, unit: Unit) -> Claim | None:
+        """Hold `unit` while this run builds it (`work` calls this before touching a unit).
+
+        None when another live run of this shard holds it, or committed it with this run's
+        settings since the plan: the unit is then left to that run (`Outcome(elsewhere=True)`)."""
+        claim = try_claim(self.unit_path(root, unit.key))
+        if claim is None:
+            return None
+        try:
+            old = read_fingerprint(self.committed_manifest(root, unit.key))
+        except (OSError, ValueError, AttributeError, TypeError):
+            old = None
+        if old is not None and old.digest == unit.fingerprint.digest:
+            claim.release()
+            return None
+        return claim
+
     # the shared flow -------------------------------------------------------------------------
     def plan(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Plan:
         ledger = FailureLedger(root, self.name)
@@ -230,7 +255,9 @@ class ObjectStage(ABC):
         with progress(f"{self.name}", total=len(plan.todo), enabled=self.options.progress) as bar:
 
             def report(outcome: Outcome) -> None:
-                if outcome.reason is None:
+                if outcome.elsewhere:
+                    summary.elsewhere += 1
+                elif outcome.reason is None:
                     ledger.clear(outcome.key)
                     summary.done += 1
                     summary.redone += outcome.key in stale_keys
@@ -266,6 +293,9 @@ class ViewsStage(ObjectStage):
 
     def committed_manifest(self, root: DatasetRoot, key: str) -> Path:
         return root.view_manifest(key)
+
+    def unit_path(self, root: DatasetRoot, key: str) -> Path:
+        return root.view_dir(key)
 
     def discard(self, root: DatasetRoot, key: str) -> None:
         """The manifest goes first (the object stops counting as done), then the folder."""

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from mvcap_build.dataset import DatasetRoot, ViewRecord, ViewsManifest, atomic_write_json, commit_dir
+from mvcap_build.dataset.atomic import disk_full_error, disk_is_full
 from mvcap_build.dataset.fingerprint import Fingerprint
 from mvcap_build.dataset.records import RenderProducer
 from mvcap_build.imaging import strip_png_metadata
@@ -29,7 +30,14 @@ def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint
     failure = _check(job, reply)
     if failure is None:
         distance = reply["framing"]["distance"]
-        records = [_view_record(staging, place_at(view, distance), config) for view in job["views"]]
+        try:
+            records = [_view_record(staging, place_at(view, distance), config) for view in job["views"]]
+        except OSError as error:  # PIL's "truncated" / "cannot identify" included
+            full = disk_is_full(staging, error)  # asked before the staging folder frees its space
+            shutil.rmtree(staging, ignore_errors=True)
+            if full:
+                raise disk_full_error(root.path) from error
+            return "corrupt_render", f"Blender wrote a view that cannot be read back: {error}"
         empty = [r.view_index for r in records if r.coverage < config.min_coverage]
         if empty:
             failure = "empty_render", (
@@ -37,7 +45,10 @@ def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint
                 f"(coverage < {config.min_coverage}); the mesh may have no visible faces"
             )
     if failure is not None:
+        full = disk_is_full(staging)  # Blender's own write failed on the full disk: not the object's fault
         shutil.rmtree(staging, ignore_errors=True)
+        if full:
+            raise disk_full_error(root.path)
         return failure
     manifest = ViewsManifest(
         key=key,
@@ -47,8 +58,15 @@ def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint
         stats=reply.get("stats", {}),
         views=records,
     )
-    atomic_write_json(staging / "views.json", manifest.model_dump())
-    commit_dir(staging, root.view_dir(key))
+    try:
+        atomic_write_json(staging / "views.json", manifest.model_dump())
+        commit_dir(staging, root.view_dir(key))
+    except OSError as error:
+        full = disk_is_full(staging, error)
+        shutil.rmtree(staging, ignore_errors=True)
+        if full:
+            raise disk_full_error(root.path) from error
+        raise
     return None
 
 

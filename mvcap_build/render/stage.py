@@ -18,12 +18,12 @@ from pathlib import Path
 from mvcap_build.dataset import DatasetRoot, ObjectRecord, write_objects_table
 from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
 from mvcap_build.dataset.keys import in_shard
-from mvcap_build.pipeline.stage import Outcome, Unit, ViewsStage
+from mvcap_build.pipeline.stage import Outcome, Plan, Unit, ViewsStage
 from mvcap_build.render.commit import commit_render
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.render.fingerprint import render_fingerprint
 from mvcap_build.render.jobs import kernel_cache_env, render_job
-from mvcap_build.render.sources import list_objects, make_fetcher, source_name
+from mvcap_build.render.sources import list_objects, listing_notes, make_fetcher, source_name
 from mvcap_build.render.sources.fetch import AssetUnavailable, prefetched
 from mvcap_build.render.workers import run_jobs
 
@@ -49,6 +49,12 @@ class RenderStage(ViewsStage):
             if in_shard(obj.key, shard, num_shards):
                 yield Unit(obj.key, render_fingerprint(obj, self.config), obj)
 
+    def plan(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Plan:
+        plan = super().plan(root, shard, num_shards)
+        mine = [obj for obj in self.objects() if in_shard(obj.key, shard, num_shards)]
+        plan.summary.notes.extend(listing_notes(self.config.source, mine))
+        return plan
+
     def prepare(self, root: DatasetRoot) -> None:
         write_objects_table(root, source_name(self.config.source), self.objects())
 
@@ -73,12 +79,23 @@ class RenderStage(ViewsStage):
         workers = min(self.config.workers, max(1, len(todo)))
         reporting = threading.Lock()  # commits finish in several threads; the ledger and summary take one at a time
 
+        claims = {}  # key -> Claim, held from the staging folder's creation to the commit
+        stop = threading.Event()  # a commit hit a problem that every next object would hit too (a full disk)
+
         def jobs():  # lazy: a staging folder exists only for the objects being rendered now
             for unit, local_file, unavailable in self._assets(todo, fetcher):
-                if unavailable is not None:
+                if stop.is_set():
+                    return
+                claim = self.claim(root, unit)
+                if claim is None or unavailable is not None:
+                    if claim is not None:
+                        claim.release()
+                    if fetcher is not None and unavailable is None:
+                        fetcher.release(unit.payload.asset)
                     with reporting:
-                        report(Outcome(unit.key, unavailable.reason, unavailable.detail))
+                        report(Outcome(unit.key, elsewhere=True) if claim is None else Outcome(unit.key, unavailable.reason, unavailable.detail))
                     continue
+                claims[unit.key] = claim
                 final = root.view_dir(unit.key)
                 remove_stale_staging(final)
                 yield render_job(unit.payload, self.config, make_staging_dir(final), local_file)
@@ -87,7 +104,11 @@ class RenderStage(ViewsStage):
             unit = by_key[job["key"]]
             try:
                 failure = commit_render(root, self.config, unit.key, unit.fingerprint, job, reply)
+            except BaseException:
+                stop.set()
+                raise
             finally:
+                claims.pop(unit.key).release()
                 if fetcher is not None:
                     fetcher.release(unit.payload.asset)  # the disk budget: committed or failed, it is done
             with reporting:
@@ -109,5 +130,9 @@ class RenderStage(ViewsStage):
                 env=kernel_cache_env(self.config.kernel_cache),
                 on_result=on_result,
             )
-            for future in pending:
-                future.result()  # a bug in a commit surfaces here, with its traceback
+            try:
+                for future in pending:
+                    future.result()  # a full disk (one line) or a bug (its traceback) surfaces here
+            finally:
+                for claim in list(claims.values()):
+                    claim.release()

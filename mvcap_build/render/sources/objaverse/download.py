@@ -87,11 +87,12 @@ def _token_auth() -> _BearerToken | None:
 class _Failed(Exception):
     """One failed attempt: its reason code, and whether another attempt may succeed."""
 
-    def __init__(self, reason: str, message: str, *, retry: bool = True, retry_after: float | None = None):
+    def __init__(self, reason: str, message: str, *, retry: bool = True, retry_after: float | None = None, once_more: bool = False):
         super().__init__(message)
         self.reason = reason
         self.retry = retry
         self.retry_after = retry_after
+        self.once_more = once_more  # not worth all the retries, but one (a proxy's passing error page)
 
 
 def _describe(error: BaseException) -> str:
@@ -228,8 +229,9 @@ class HubFiles:
             except _Failed as failure:
                 if failure.reason == NOT_FOUND:
                     raise AssetUnavailable(NOT_FOUND, str(failure)) from None
-                if not failure.retry:
-                    raise AssetUnavailable(failure.reason, str(failure)) from None
+                if not failure.retry and not (failure.once_more and attempt == 1 and attempts > 1):
+                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise AssetUnavailable(failure.reason, f"{failure}{tries}") from None
                 if attempt == attempts:
                     raise AssetUnavailable(failure.reason, f"{failure} (after {attempts} attempts)") from None
                 delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
@@ -295,7 +297,10 @@ class HubFiles:
             try:
                 check(temp)
             except IntegrityError as error:
-                raise _Failed(CORRUPT_DOWNLOAD, f"{url}: {error}") from None
+                # All the bytes the server announced came, and they are wrong: the file itself is
+                # bad (the Hub holds a few empty GLBs), so asking again once is enough.
+                complete = expected is not None and received == expected
+                raise _Failed(CORRUPT_DOWNLOAD, f"{url}: {error}", retry=not complete, once_more=complete) from None
             os.replace(temp, final)
             placed = True
         finally:

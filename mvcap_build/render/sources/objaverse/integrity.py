@@ -29,16 +29,16 @@ def check_glb(path: Path) -> None:
     with path.open("rb") as handle:
         header = handle.read(20)
     if len(header) < 20:
-        raise IntegrityError(f"{path.name}: {size} bytes is too short for a GLB")
+        raise IntegrityError("an empty file (0 bytes), not a GLB" if size == 0 else f"{size} bytes, too short for a GLB (at least 20)")
     magic, version, length, _, chunk_type = struct.unpack("<4sIIII", header)
     if magic != _GLB_MAGIC:
-        raise IntegrityError(f"{path.name}: not a GLB (starts with {magic!r}, expected b'glTF')")
+        raise IntegrityError(f"not a GLB: {size} bytes starting with {magic!r}, expected b'glTF'")
     if version != 2:
-        raise IntegrityError(f"{path.name}: GLB version {version}, expected 2")
+        raise IntegrityError(f"GLB version {version}, expected 2")
     if length != size:
-        raise IntegrityError(f"{path.name}: GLB header says {length} bytes, file has {size}")
+        raise IntegrityError(f"a cut or padded GLB: its header says {length} bytes, the file has {size}")
     if chunk_type != _GLB_JSON_CHUNK:
-        raise IntegrityError(f"{path.name}: first GLB chunk is not JSON")
+        raise IntegrityError("a damaged GLB: its first chunk is not JSON")
 
 
 def check_gzip(path: Path) -> None:
@@ -48,7 +48,7 @@ def check_gzip(path: Path) -> None:
             while handle.read(1 << 20):
                 pass
     except (OSError, EOFError, zlib.error) as error:
-        raise IntegrityError(f"{path.name}: not a complete gzip file ({error})") from None
+        raise IntegrityError(f"not a complete gzip file ({error})") from None
 
 
 def check_for(relpath: str):
