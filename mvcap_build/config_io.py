@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,7 +11,11 @@ from pydantic import BaseModel, ValidationError
 
 from mvcap_build.errors import ConfigError
 
-__all__ = ["ConfigError", "dump_yaml", "load_yaml", "merge_overrides", "section", "validate"]
+__all__ = ["ConfigError", "dump_yaml", "load_yaml", "merge_overrides", "relative_to_file", "section", "validate"]
+
+# Marks a str setting that may name a local file or folder (a model folder beside a Hub id, a
+# prompt file beside a template name): resolved against a config file only where that path exists.
+PATH_IF_EXISTS = {"path_if_exists": True}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,3 +77,52 @@ def section(data: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(part, dict):
         raise ConfigError(f"the `{name}:` section must be a mapping of keys to values")
     return part
+
+
+def relative_to_file(model: type[BaseModel], data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """`data` (read from a file in folder `base`) with its relative paths made relative to `base`.
+
+    Paths in a config file mean the same wherever the command runs from, as in docker compose or
+    a Makefile. The settings that are paths are found from `model`'s fields (`Path`, `list[Path]`,
+    in nested and union-typed sections too); flags given on the command line stay relative to the
+    current folder. Unknown keys are left for validation to name."""
+    base = Path(base).expanduser().absolute()
+    out = dict(data)
+    for key, value in data.items():
+        kinds = _field_kinds(model, key)
+        if isinstance(value, dict):
+            for nested in kinds["models"]:
+                value = relative_to_file(nested, value, base)
+            out[key] = value
+        elif kinds["path"] and isinstance(value, str):
+            out[key] = _against(base, value)
+        elif kinds["path"] and isinstance(value, list):
+            out[key] = [_against(base, v) if isinstance(v, str) else v for v in value]
+        elif kinds["maybe"] and isinstance(value, str) and not Path(value).expanduser().is_absolute() and (base / value).exists():
+            out[key] = os.path.normpath(base / value)
+    return out
+
+
+def _against(base: Path, value: str) -> str:
+    path = Path(value).expanduser()
+    return value if path.is_absolute() or not value else os.path.normpath(base / path)  # "pipelines/../data" -> "data"
+
+
+def _field_kinds(model: type[BaseModel], key: str) -> dict[str, Any]:
+    import typing
+
+    field = model.model_fields.get(key)
+    kinds: dict[str, Any] = {"path": False, "maybe": False, "models": []}
+    if field is None:
+        return kinds
+    kinds["maybe"] = bool(field.json_schema_extra and isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("path_if_exists"))
+    stack = [field.annotation]
+    while stack:
+        annotation = stack.pop()
+        if annotation is Path:
+            kinds["path"] = True
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            kinds["models"].append(annotation)
+        else:
+            stack.extend(typing.get_args(annotation))
+    return kinds

@@ -1,9 +1,9 @@
 """Progress that suits where the output goes.
 
 On a terminal: a rich progress bar. Anywhere else (Slurm logs, pipes, nohup): one plain line at a
-steady interval, with units done / total, failures, rate and ETA, so a log shows a stage is alive
-even while one long unit runs; and one last line when the stage ends. `MVCAP_PROGRESS_INTERVAL`
-sets the interval in seconds (default 30).
+steady interval ("12 done, 2 failed of 30", rate, ETA), so a log shows a stage is alive even
+while one long unit runs; and one last line when the stage ends. `MVCAP_PROGRESS_INTERVAL` sets
+the interval in seconds (default 30).
 """
 
 from __future__ import annotations
@@ -63,9 +63,10 @@ class LogLines:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = f"{(self.total - done) / rate:.0f} s" if rate > 0 and done < self.total else "-"
         state = "finished" if final else "progress"
+        # `done` counts every unit tried; the line says how many succeeded and how many failed
         self.stream.write(
-            f"[{time.strftime('%H:%M:%S')}] {self.description} {state}: {done}/{self.total} done, "
-            f"{failed} failed, {rate:.2f}/s, elapsed {elapsed:.0f} s, ETA {eta}\n"
+            f"[{time.strftime('%H:%M:%S')}] {self.description} {state}: {done - failed} done, {failed} failed "
+            f"of {self.total}, {rate:.2f}/s, elapsed {elapsed:.0f} s, ETA {eta}\n"
         )
         self.stream.flush()
 

@@ -168,11 +168,13 @@ def test_caption_report_compares_two_caption_runs(captioned_root, copy_of, tmp_p
     shutil.copytree(guided.path, plain.path)
     shutil.rmtree(plain.path / "captions")
     caption(plain, {"prompt": "plain", "gates": {"enabled": False}}, backend=_Unguided())
+    env = {k: v for k, v in os.environ.items() if "DISABLE_PROGRESS_BARS" not in k}  # as a user's shell has it
     result = subprocess.run([sys.executable, "-m", "mvcap_build", "caption-report", str(guided.path), "--compare", str(plain.path),
-                             "-o", str(tmp_path / "report.json")], capture_output=True, text=True)
+                             "-o", str(tmp_path / "report.json")], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     ours, theirs = json.loads((tmp_path / "report.json").read_text())
     assert (ours["objects"], ours["views"], ours["naming_category"]) == (3, 12, 1.0)
     assert theirs["naming_category"] == 0.0 and theirs["prompts"] == ["plain"]
     assert 0 < ours["cross_view_similarity"] <= 1 and theirs["per_object"]["demo/mug-000"]["cross_view_similarity"] < 1
     assert "views naming the category" in result.stdout and "1.000" in result.stdout and "0.000" in result.stdout
+    assert "Loading weights" not in result.stderr and "Warning" not in result.stderr, result.stderr  # no library noise

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -400,6 +401,93 @@ def test_ovt_checkpoint_and_its_base_side_by_side(export_dir, imagefolder, tmp_p
         with Image.open(out / name) as image:
             image.load()
             assert image.width > image.height  # two polar charts side by side
+
+
+@pytest.fixture(scope="module")
+def ovt_run(export_dir, tmp_path_factory) -> Path:
+    """A 2-step OVT training run on the export: RUN/checkpoints/step-00000002."""
+    from mvcap_build.train.config import TrainOVTConfig
+    from mvcap_build.train.trainer import train_ovt
+
+    config = TrainOVTConfig(clip_model="tiny-random", objects_per_batch=4, views_per_object=2, hard_views=1, lr=3e-3,
+                            warmup_steps=0, schedule="constant", max_steps=2, save_every=2, log_every=1,
+                            num_workers=0, viformer_heads=4, lora_r=4, lora_alpha=8)
+    run = tmp_path_factory.mktemp("runs") / "run"
+    train_ovt(config, export_dir, run)
+    return run
+
+
+def test_polar_plots_draw_empty_bins_unlike_zero_percent_bins():
+    """A bin with no views is a grey hatched wedge named in the legend; a bin at 0 % is an empty bar."""
+    from mvcap_build.eval.report import polar_figure
+
+    lows = [-45.0, 45.0, 135.0, 225.0]
+    bins = [{"lo": lo, "hi": lo + 90, "centre": lo + 45, "n": n, "top1": top1}
+            for lo, (n, top1) in zip(lows, [(3, 50.0), (0, None), (2, 0.0), (0, None)])]
+    results = {"models": [{"name": "m"}], "export": {"export_dir": "/x/export", "split": "test",
+                                                    "results": {"m": {"top1": 20.0, "n": 5, "azimuth_bins": bins}}}}
+    figure = polar_figure(results, "azimuth")
+    ax = figure.axes[0]
+
+    def at(centre: float) -> list:
+        return [p for p in ax.patches if abs(p.get_x() + p.get_width() / 2 - math.radians(centre)) < 1e-6 and p.get_height() > 0]
+
+    for empty in (90.0, 270.0):
+        (wedge,) = at(empty)
+        red, green, blue, _ = wedge.get_facecolor()
+        assert wedge.get_hatch() and wedge.get_height() == 100 and red == green == blue  # grey, hatched, full height
+    assert at(180.0) == []  # 0 %: nothing drawn above the centre, and nothing hatched
+    (half,) = at(0.0)
+    assert half.get_height() == 50.0 and not half.get_hatch()
+    legend = ax.get_legend() or figure.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["no views"]
+
+
+def test_eval_keeps_the_libraries_progress_bars_and_warnings_out(ovt_run, export_dir, tmp_path):
+    """No "Loading weights" bars, no FutureWarning from transformers; our own progress lines stay."""
+    import os
+
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if "DISABLE_PROGRESS_BARS" not in k}  # as a user's shell has it
+    result = subprocess.run([sys.executable, "-m", "mvcap_build", "eval", str(ovt_run), "--with-base", "--export", str(export_dir),
+                             "--templates", "1", "--device", "cpu", "-o", str(out)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Loading weights" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    assert "run@2 on export:test finished: 30 done, 0 failed of 30" in result.stderr
+    assert (out / "results.json").is_file()
+
+
+def test_eval_writes_beside_what_it_evaluates_not_in_the_current_folder(ovt_run, export_dir, tiny_clip, imagefolder,
+                                                                         tmp_path, monkeypatch):
+    import shutil
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    root = tmp_path / "root"  # a dataset root: the export inside it
+    shutil.copytree(export_dir, root / "export")
+    (root / "objects").mkdir()
+    common = ["--templates", "1", "--device", "cpu", "--quiet"]
+    result = runner_invoke([str(tiny_clip), "--export", str(root), *common])
+    assert result.exit_code == 0, result.output
+    (written,) = (root / "eval").glob("*/results.json")
+    assert f"wrote {written}" in result.output
+
+    result = runner_invoke([str(ovt_run / "checkpoints" / "step-00000002"), "--export", str(root), *common])
+    assert result.exit_code == 0, result.output
+    assert len(list((ovt_run / "eval").glob("*/results.json"))) == 1  # with the run, also for one of its checkpoints
+
+    classnames = str(write_classnames(tmp_path / "c.txt"))
+    result = runner_invoke(["openai/clip-vit-base-patch32", "--imagefolder", str(imagefolder), "--classnames", classnames, *common])
+    assert result.exit_code == 2 and "--out" in result.output  # nothing local to write beside: say where
+    assert list(cwd.iterdir()) == []
+    assert "ROOT/eval" in _plain_help() and "RUN/eval" in _plain_help()
+
+
+def _plain_help() -> str:
+    from mvcap_build.cli import app
+
+    return " ".join(CliRunner().invoke(app, ["eval", "--help"], env={"COLUMNS": "200"}).output.split())
 
 
 # --- the command line ----------------------------------------------------------------------------

@@ -175,3 +175,20 @@ def test_bad_mvimgnet_input_goes_to_the_ledger(tmp_path):
     assert reasons == {"empty-instance": "missing_reconstruction", "no-sparse": "missing_reconstruction"}
     manifest = read_views_manifest(root.view_manifest(f"mvimgnet/{category.name}/{instance.name}"))
     assert jpgs[0].name in json.dumps(manifest.producer.details["frames_dropped"])
+
+
+def test_small_frames_are_not_enlarged_unless_asked(tmp_path):
+    """The IM3D fixture's frames are 128 px: --resolution 256 keeps them (and says so)."""
+    args = ["--source", "im3d", "--folder", str(IM3D), "--num-frames", "6", "--resolution", "256", "--quiet"]
+    kept = mvcap("extract", str(tmp_path / "kept"), *args)
+    assert kept.returncode == 0, kept.stderr
+    assert "smaller than resolution 256: kept at their own size" in kept.stdout and "upsample" in kept.stdout
+    manifest = read_views_manifest(DatasetRoot(tmp_path / "kept").view_manifest("im3d/throne_01"))
+    assert max(v.width for v in manifest.views) <= 128 and manifest.producer.details["kept_below_resolution"]["views"] == 6
+    for view in manifest.views:
+        with Image.open(tmp_path / "kept" / "views" / "im3d" / "throne_01" / view.file) as image:
+            assert image.size == (view.width, view.height)
+    enlarged = mvcap("extract", str(tmp_path / "enlarged"), *args, "--upsample")
+    assert enlarged.returncode == 0 and "kept at their own size" not in enlarged.stdout, enlarged.stderr
+    manifest = read_views_manifest(DatasetRoot(tmp_path / "enlarged").view_manifest("im3d/throne_01"))
+    assert {(v.width, v.height) for v in manifest.views} == {(256, 256)}

@@ -131,3 +131,36 @@ def test_stage_command_reads_its_section_of_a_pipeline_file(tmp_path):
     assert f"{len(CATEGORIES)} rendered" in result.stdout
     views = json.loads(next((root / "views" / "demo").glob("*/views.json")).read_text())["views"]
     assert len(views) == 2 and views[0]["width"] == 32  # flag over file, file over defaults
+
+
+def test_paths_in_a_file_are_relative_to_the_file_wherever_the_command_runs(tmp_path, meshes_dir):
+    project = tmp_path / "project"
+    (project / "meshes").mkdir(parents=True)
+    for name in ("Duck.glb", "teapot.stl"):
+        (project / "meshes" / name).write_bytes((meshes_dir / name).read_bytes())
+    (project / "meshes" / "categories.csv").write_text("file,category\nDuck.glb,duck\nteapot.stl,teapot\n")
+    (project / "pipelines").mkdir()
+    render = tiny_render(source={"kind": "local", "folder": "../meshes", "categories_csv": "../meshes/categories.csv"})
+    pipeline = project / "pipelines" / "p.yaml"
+    pipeline.write_text(yaml.safe_dump({"root": "../data/root", "render": render, "caption": {"backend": "template"}}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = mvcap("build", str(pipeline), "--quiet", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert committed(project / "data" / "root") == 2 and not any(elsewhere.iterdir())
+    # A stage file given with --config too; a flag stays relative to the current folder.
+    stage_file = project / "pipelines" / "render.yaml"
+    stage_file.write_text(yaml.safe_dump(render))
+    result = mvcap("render", "here", "--config", str(stage_file), "--quiet", cwd=elsewhere)
+    assert result.returncode == 0 and committed(elsewhere / "here") == 2, result.stderr
+    result = mvcap("render", "there", "--config", str(stage_file), "--folder", "meshes", "--quiet", cwd=project)
+    assert result.returncode == 0 and committed(project / "there") == 2, result.stderr
+
+
+def test_the_pipeline_files_shipped_resolve_beside_themselves():
+    from mvcap_build.pipeline.config import load_pipeline
+
+    repo = Path(__file__).resolve().parent.parent
+    assert load_pipeline(repo / "pipelines" / "demo.yaml").root == repo / "data" / "demo"
+    local = load_pipeline(repo / "pipelines" / "local-fixtures.yaml")
+    assert local.render.source.folder.resolve() == (repo.parent / "shared" / "fixtures" / "meshes").resolve()

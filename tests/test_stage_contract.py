@@ -187,13 +187,28 @@ def test_progress_lines_when_output_is_not_a_terminal(tmp_path):
                    "--resolution", "16", "--samples", "1", "--device", "cpu", env={"MVCAP_PROGRESS_INTERVAL": "0"})
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "render progress:" in line]
-    assert len(lines) >= 10 and "3/10 done, 0 failed" in "\n".join(lines)
+    assert len(lines) >= 10 and "3 done, 0 failed of 10," in "\n".join(lines)
     assert "/s, elapsed" in lines[-1] and "ETA" in lines[-1]
-    assert "render finished: 10/10 done, 0 failed" in result.stderr
+    assert "render finished: 10 done, 0 failed of 10," in result.stderr
     assert "render: 10 rendered" in result.stdout
     quiet = mvcap("render", str(tmp_path / "root"), "--source", "demo", "--per-category", "1", "--num-views", "1",
                   "--resolution", "16", "--samples", "1", "--device", "cpu", "--quiet")
     assert "progress" not in quiet.stderr and "10 already done" in quiet.stdout
+
+
+def test_progress_lines_count_failures_apart_from_the_done():
+    """3 units tried, 2 of them failed: "1 done, 2 failed of 3", never "3/3 done, 2 failed"."""
+    import io
+
+    from mvcap_build.progress import progress
+
+    stream = io.StringIO()
+    with progress("caption", total=3, stream=stream) as bar:
+        bar.advance()
+        bar.advance(failed=True)
+        bar.advance(failed=True)
+    final = stream.getvalue().splitlines()[-1]
+    assert "caption finished: 1 done, 2 failed of 3," in final and "3/3" not in final
 
 
 def test_train_ovt_reads_its_section_of_a_pipeline_file(captioned_root, copy_of, tmp_path):
@@ -263,3 +278,22 @@ def test_an_export_cleans_up_what_killed_exports_left(captioned_root, copy_of):
     export(root, name="cleanup")
     assert [p.name for p in root.iterdir() if p.name.startswith(".tmp-")] == []
     assert (root / "export" / "export.json").is_file()
+
+
+def test_every_run_config_records_what_made_it(captioned_root, copy_of):
+    """runs/*.yaml: mvcap's version and commit, Python and the library versions beside the settings."""
+    from importlib import metadata
+
+    root = copy_of(captioned_root)
+    assert mvcap("caption", str(root), "--redo", "stale", "--quiet").returncode == 0
+    assert mvcap("export", str(root), "--quiet").returncode == 0
+    for stage in ("caption", "export"):
+        document = yaml.safe_load(DatasetRoot(root).run_configs(stage)[-1].read_text())
+        made_by = document["provenance"]
+        assert made_by["mvcap_version"] == metadata.version("mvcap-build")
+        assert made_by["python"] == sys.version.split()[0]
+        for package in ("pydantic", "numpy", "pyarrow", "datasets", "torch"):
+            assert made_by["packages"][package] == metadata.version(package), package
+        repo = Path(__file__).resolve().parent.parent
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        assert made_by["git"]["commit"] == head and isinstance(made_by["git"]["dirty"], bool)

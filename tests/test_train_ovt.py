@@ -303,3 +303,27 @@ def test_a_truncated_shard_is_one_line_not_a_traceback(export_dir, tmp_path):
     assert result.exit_code == 2, result.output
     assert "not a readable Parquet file" in result.output and shard.name in result.output
     assert "Traceback" not in result.output
+
+
+def test_piped_training_log_is_one_timestamped_line_per_record(export_dir, tmp_path):
+    """In a pipe at 80 columns: no wrapped lines, the progress lines' [HH:MM:SS] on every log line,
+    and none of the libraries' progress bars ("Generating train split") in between."""
+    import os
+    import re
+
+    config = tmp_path / "ovt.yaml"
+    config.write_text("clip_model: tiny-random\nobjects_per_batch: 3\nviews_per_object: 2\nhard_views: 1\n"
+                      "num_workers: 0\nviformer_heads: 4\nsave_every: 100\nlog_every: 1\n")
+    run = tmp_path / "a-run-folder-with-a-long-name-so-that-its-path-alone-passes-eighty-columns"
+    # as a user's shell has it: an in-process CLI test may have set the libraries' *_DISABLE_PROGRESS_BARS here
+    env = {k: v for k, v in os.environ.items() if "DISABLE_PROGRESS_BARS" not in k} | {"COLUMNS": "80"}
+    result = subprocess.run([sys.executable, "-m", "mvcap_build", "train-ovt", str(export_dir), "-o", str(run),
+                             "--config", str(config), "--max-steps", "2"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    log = result.stderr.splitlines()
+    stamp = re.compile(r"^\[\d\d:\d\d:\d\d\] train_ovt: ")
+    assert log and all(stamp.match(line) for line in log), result.stderr
+    assert any(f"RANDOMLY INITIALISED tiny CLIP in {run / 'base-model'}" in line for line in log)
+    assert any("step 2/2 lr=" in line and "contrastive_loss=" in line and "s_per_step=" in line for line in log)
+    assert max(len(line) for line in log) > 80  # long lines stay whole
+    assert result.stdout.splitlines() == [f"train_ovt: checkpoint at {run / 'checkpoints' / 'step-00000002'}"]

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mvcap_build.config_io import PATH_IF_EXISTS
 from mvcap_build.errors import ConfigError
 
 
@@ -28,7 +29,7 @@ class HFBackendConfig(_Config):
     """transformers `generate` on a LLaVA-family image-text-to-text model."""
 
     kind: Literal["hf"] = "hf"
-    model: str = "llava"  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
+    model: str = Field("llava", json_schema_extra=PATH_IF_EXISTS)  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
     revision: str | None = None  # Hub branch, tag or commit; None = the cached or latest main
     batch_size: int = Field(8, ge=1)  # images per generate() call
     max_new_tokens: int = Field(77, ge=1)  # CLIP reads at most 77 tokens anyway
@@ -62,7 +63,7 @@ class VLLMBackendConfig(_Config):
     (`scripts/setup-vllm-env.sh`, then `.venv-vllm/bin/mvcap caption ...`)."""
 
     kind: Literal["vllm"] = "vllm"
-    model: str = "llava"  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
+    model: str = Field("llava", json_schema_extra=PATH_IF_EXISTS)  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
     revision: str | None = None  # Hub branch, tag or commit; None = the cached or latest main
     max_new_tokens: int = Field(77, ge=1)  # CLIP reads at most 77 tokens anyway
     tensor_parallel_size: int = Field(1, ge=1)  # GPUs one engine spans
@@ -99,7 +100,7 @@ class GatesConfig(_Config):
 
 
 class CaptionConfig(_Config):
-    prompt: str = "category_guided"  # a template name in prompts/ or a path to a .txt file
+    prompt: str = Field("category_guided", json_schema_extra=PATH_IF_EXISTS)  # a template name in prompts/ or a path to a .txt file
     backend: BackendConfig = Field(default_factory=TemplateBackendConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import Quiet, RedoChoice, RedoOption, RetryFailed, exit_if_all_failed, run_options, show_training_log, user_errors
+from mvcap_build.cli.common import Quiet, RedoChoice, RedoOption, RetryFailed, exit_if_all_failed, quiet_libraries, run_options, show_training_log, user_errors
 
 
 def build(
@@ -23,15 +23,12 @@ def build(
     what differs (`--redo stale` redoes exactly those units).
     """
     from mvcap_build.cli.status import print_status
-    from mvcap_build.config_io import load_yaml, validate
-    from mvcap_build.pipeline.config import PipelineConfig
+    from mvcap_build.pipeline.config import load_pipeline
     from mvcap_build.pipeline.runner import run_pipeline
 
     with user_errors():
-        data = load_yaml(pipeline)
-        if root is not None:
-            data["root"] = str(root)
-        config = validate(PipelineConfig, data, str(pipeline))
+        config = load_pipeline(pipeline, root)
+        quiet_libraries()
         show_training_log()
         summaries = run_pipeline(config, options=run_options(redo, retry_failed, quiet), echo=typer.echo)
         exit_if_all_failed(summaries, config.root)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import user_errors
+from mvcap_build.cli.common import quiet_libraries, user_errors
 
 
 def caption_report(
@@ -31,6 +31,7 @@ def caption_report(
     from mvcap_build.dataset import DatasetRoot
 
     with user_errors():
+        quiet_libraries()
         gates = Gates(GatesConfig())
         reports = [build_report(DatasetRoot(path).ensure_exists(), gates) for path in ([root, compare] if compare else [root])]
         table = Table(title="caption consistency", title_justify="left")

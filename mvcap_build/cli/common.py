@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
@@ -37,6 +38,18 @@ RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="Redo objects 
 RedoOption = Annotated[
     RedoChoice,
     typer.Option(help="stale: redo the units made with other settings than this run's (by default the run stops and names them)."),
+]
+Limit = Annotated[
+    Optional[int],
+    typer.Option("--limit", min=1, help="Try a subset: only the first N objects of this shard, in key order. A rerun without it does the rest."),
+]
+Keys = Annotated[
+    Optional[list[str]],
+    typer.Option("--keys", metavar="KEY[,KEY...]", help="Try a subset: only these object keys, comma-separated (repeatable), e.g. local/Duck.glb,local/monkey.glb."),
+]
+KeysFile = Annotated[
+    Optional[Path],
+    typer.Option("--keys-file", help="Try a subset: only the object keys in this file, one a line (lines starting with # are skipped)."),
 ]
 
 
@@ -70,20 +83,42 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def run_options(redo: RedoChoice = RedoChoice.none, retry_failed: bool = False, quiet: bool = False):
+def run_options(redo: RedoChoice = RedoChoice.none, retry_failed: bool = False, quiet: bool = False, *,
+                limit: int | None = None, keys: Sequence[str] | None = None, keys_file: Path | None = None):
     from mvcap_build.pipeline.stage import Redo, RunOptions
 
-    return RunOptions(redo=Redo(redo.value), retry_failed=retry_failed, progress=not quiet)
+    return RunOptions(redo=Redo(redo.value), retry_failed=retry_failed, progress=not quiet,
+                      limit=limit, keys=selected_keys(keys, keys_file))
+
+
+def selected_keys(keys: Sequence[str] | None, keys_file: Path | None) -> tuple[str, ...] | None:
+    """The object keys of `--keys a,b --keys c` and `--keys-file FILE` together; None: all."""
+    from mvcap_build.errors import ConfigError
+
+    if not keys and keys_file is None:
+        return None
+    chosen = [key.strip() for given in keys or () for key in given.split(",")]
+    if keys_file is not None:
+        try:
+            lines = keys_file.read_text("utf-8").splitlines()
+        except OSError as error:
+            raise ConfigError(f"--keys-file {keys_file}: {error.strerror or error}") from None
+        chosen += [line.strip() for line in lines if not line.lstrip().startswith("#")]
+    chosen = [key for key in dict.fromkeys(chosen) if key]
+    if not chosen:
+        raise ConfigError("--keys / --keys-file name no object key")
+    return tuple(chosen)
 
 
 def stage_config(name: str, config_path: Path | None, overrides: dict[str, Any], data: dict[str, Any] | None = None):
     """The validated config of stage `name`: its section of `config_path`, flags on top."""
-    from mvcap_build.config_io import load_yaml, merge_overrides, section, validate
+    from mvcap_build.config_io import load_yaml, merge_overrides, relative_to_file, section, validate
     from mvcap_build.registry import STAGES
 
-    if data is None:
-        data = section(load_yaml(config_path), name) if config_path is not None else {}
-    return validate(STAGES[name].config, merge_overrides(data, overrides), f"{name} config")
+    model = STAGES[name].config
+    if data is None:  # paths in the file are relative to the file; flags, to the current folder
+        data = relative_to_file(model, section(load_yaml(config_path), name), config_path.parent) if config_path is not None else {}
+    return validate(model, merge_overrides(data, overrides), f"{name} config")
 
 
 def run_stage_command(name: str, root: Path, config, *, shard: int = 0, num_shards: int = 1, options=None) -> None:
@@ -107,11 +142,62 @@ def exit_if_all_failed(summaries: Sequence[Summary], root: Path) -> None:
             raise typer.Exit(1)
 
 
-def show_training_log() -> None:
-    """Send the trainer's progress lines (loss terms, checkpoints) to the terminal."""
-    from rich.logging import RichHandler
+# Where the model libraries' own warnings come from (the module a warning is attributed to).
+LIBRARY_MODULES = r"(transformers|huggingface_hub|datasets|peft|accelerate|torch|torchvision|tokenizers|safetensors|sentence_transformers)(\.|$)"
 
+
+def quiet_libraries() -> None:
+    """Keep the model libraries' own progress bars ("Loading weights", "Generating train split")
+    and their FutureWarnings / deprecation warnings out of the output of the commands that load
+    models. Our progress lines, warnings and log lines are untouched, and so is a warning those
+    libraries attribute to our code (a deprecated call of ours to fix, not to hide).
+    """
+    import warnings
+
+    # Read when those libraries are imported, here and in worker processes; one that is already
+    # imported (in a test runner) is told directly. A user's own setting of them wins.
+    if os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1") == "1":
+        if "huggingface_hub" in sys.modules:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        if "transformers" in sys.modules:
+            from transformers.utils.logging import disable_progress_bar
+
+            disable_progress_bar()
+    if os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1") == "1" and "datasets" in sys.modules:
+        from datasets import disable_progress_bars
+
+        disable_progress_bars()
+    for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES)
+
+
+class _StderrLines(logging.Handler):
+    """One plain line per record on stderr, as the progress lines (mvcap_build/progress.py):
+    never wrapped to the terminal's width, the same in a pipe, a Slurm log and a terminal.
+    sys.stderr is looked up per line, so a swapped stderr (a test runner's) is followed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging's own convention: report, never raise
+            self.handleError(record)
+
+
+class _LineFormatter(logging.Formatter):
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        return f"[{self.formatTime(record, '%H:%M:%S')}] train_ovt: {level}{record.getMessage()}".replace("\n", " ")
+
+
+def show_training_log() -> None:
+    """Send the trainer's progress lines (loss terms, checkpoints) to stderr, one line each:
+    `[HH:MM:SS] train_ovt: step 10/40 lr=... loss=...`."""
     logger = logging.getLogger("mvcap_build.train")
-    if not logger.handlers:
-        logger.addHandler(RichHandler(show_path=False, rich_tracebacks=False))
+    if not any(isinstance(handler, _StderrLines) for handler in logger.handlers):
+        handler = _StderrLines()
+        handler.setFormatter(_LineFormatter())
+        logger.addHandler(handler)
     logger.setLevel(logging.INFO)

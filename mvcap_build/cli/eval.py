@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import user_errors
+from mvcap_build.cli.common import quiet_libraries, user_errors
 
 
 class Templates(str, Enum):
@@ -34,7 +34,7 @@ def eval_command(
     export: Annotated[Optional[Path], typer.Option("--export", help="A dataset root or the folder written by `mvcap export`: evaluate on its held-out split, per viewpoint.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Split of --export to evaluate (default: test, else validation).")] = None,
     with_base: Annotated[bool, typer.Option("--with-base", help="Also evaluate each OVT model's base CLIP, in the column after it.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default ./eval/YYYYmmdd-HHMMSS under the current folder).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder. Default: beside what is evaluated, not the current folder: RUN/eval/YYYYmmdd-HHMMSS of the first OVT model's training run, else ROOT/eval/YYYYmmdd-HHMMSS of the --export's dataset root. Needed when only CLIPs are scored on --imagefolder.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
     device: Annotated[Device, typer.Option(help="auto: cuda when available.")] = Device.auto,
     templates: Annotated[Templates, typer.Option(help='80: CLIP\'s ImageNet prompt templates, averaged (as OVT); 1: "a photo of a {}."')] = Templates.eighty,
@@ -56,9 +56,12 @@ def eval_command(
 
     Writes OUT/results.json (every number, each held-out view's prediction), OUT/results.md (models
     side by side) and, with --export, polar plots OUT/accuracy_by_azimuth.png and
-    OUT/accuracy_by_elevation.png; prints the table.
+    OUT/accuracy_by_elevation.png (bins without views hatched grey); prints the table. OUT is
+    --out, else beside what is evaluated: RUN/eval/YYYYmmdd-HHMMSS for an OVT run or checkpoint,
+    else ROOT/eval/YYYYmmdd-HHMMSS for --export ROOT.
     """
     with user_errors():
+        quiet_libraries()
         import time
 
         from mvcap_build.config_io import validate
@@ -90,7 +93,7 @@ def eval_command(
             ExportSplit.open(export, split) if export is not None else None,
         )
         specs = resolve_models(models, with_base=with_base)
-        out = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
+        out = out or _default_out(specs, benchmarks.export, time.strftime("%Y%m%d-%H%M%S"))
 
         from mvcap_build.eval.report import markdown, write_report
         from mvcap_build.eval.run import run_eval
@@ -106,10 +109,21 @@ def eval_command(
         typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
 
-def _default_out(stamp: str) -> Path:
-    out = Path("eval") / stamp
+def _default_out(specs, export, stamp: str) -> Path:
+    """Beside what is evaluated: the first OVT model's training run, else the export's dataset root."""
+    from mvcap_build.errors import ConfigError
+
+    checkpoint = next((Path(spec.location) for spec in specs if spec.kind == "ovt"), None)
+    if checkpoint is not None:
+        folder = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    elif export is not None:
+        # the dataset root the export is in (ROOT/export, ROOT/export/mvcap), never inside the export
+        folder = next((p for p in export.export_dir.resolve().parents if (p / "objects").is_dir()), export.export_dir.resolve().parent)
+    else:
+        raise ConfigError("say where to write the results: --out DIR (no OVT run or --export to write beside)")
+    out = folder / "eval" / stamp
     n = 1
     while out.exists():
         n += 1
-        out = Path("eval") / f"{stamp}-{n}"
+        out = folder / "eval" / f"{stamp}-{n}"
     return out

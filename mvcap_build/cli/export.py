@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from mvcap_build.cli.common import ConfigFile, Quiet, run_options, run_stage_command, stage_config, user_errors
+from mvcap_build.cli.defaults import with_default
+from mvcap_build.export.config import ExportConfig, HubConfig
 
 
 class ImageFormat(str, Enum):
@@ -20,17 +22,17 @@ class ImageFormat(str, Enum):
 def export(
     root: Annotated[Path, typer.Argument(help="Dataset root with views and captions.")],
     config: ConfigFile = None,
-    name: Annotated[Optional[str], typer.Option(help="Dataset name on the card.")] = None,
+    name: Annotated[Optional[str], typer.Option(help=with_default("Dataset name on the card.", ExportConfig, "name"))] = None,
     rows_per_parquet: Annotated[Optional[int], typer.Option(help="Views per Parquet shard (shards also roll at ~500 MB).")] = None,
     allow_mixed_captions: Annotated[bool, typer.Option("--allow-mixed-captions", help="Export captions of several backends/models/prompts together.")] = False,
     mvcap_layout: Annotated[bool, typer.Option("--mvcap-layout", help="Also write MVCap's released layout (export/mvcap/: images + metadata.json) for the original OVT code.")] = False,
     image_size: Annotated[Optional[int], typer.Option(help="Also write training-ready shards: images resized so their shorter side is this many pixels (e.g. 224).")] = None,
-    image_format: Annotated[Optional[ImageFormat], typer.Option(help="Encoding of the training-ready images (jpeg puts RGBA renders on white, as the trainer does). Default jpeg.")] = None,
-    image_quality: Annotated[Optional[int], typer.Option(help="JPEG/WebP quality of the training-ready images, 1-100. Default 90.")] = None,
+    image_format: Annotated[Optional[ImageFormat], typer.Option(help=with_default("Encoding of the training-ready images (jpeg puts RGBA renders on white, as the trainer does).", ExportConfig, "training_images.format"))] = None,
+    image_quality: Annotated[Optional[int], typer.Option(help=with_default("JPEG/WebP quality of the training-ready images, 1-100.", ExportConfig, "training_images.quality"))] = None,
     no_originals: Annotated[bool, typer.Option("--no-originals", help="Write only the training-ready shards, not the original images.")] = False,
     hf_push: Annotated[Optional[str], typer.Option("--hf-push", metavar="OWNER/NAME", help="Then push the export to this Hub dataset repo (created if missing). Token: $HF_TOKEN or `hf auth login`. Rerun to resume.")] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
-    revision: Annotated[Optional[str], typer.Option(help="Hub branch to push to (created if missing). Default main.")] = None,
+    revision: Annotated[Optional[str], typer.Option(help=with_default("Hub branch to push to (created if missing).", HubConfig, "revision"))] = None,
     quiet: Quiet = False,
 ) -> None:
     """Write `ROOT/export`: `data/<split>-*.parquet` (images and every column), `metadata/metadata_NNNNN.json`
@@ -46,7 +48,6 @@ def export(
     from mvcap_build.config_io import load_yaml, merge_overrides, section, validate
     from mvcap_build.dataset import DatasetRoot
     from mvcap_build.errors import ConfigError
-    from mvcap_build.export.config import HubConfig
 
     with user_errors():
         DatasetRoot(root).ensure_exists()

@@ -9,6 +9,9 @@ import typer
 
 from mvcap_build.cli.common import (
     ConfigFile,
+    Keys,
+    KeysFile,
+    Limit,
     NumShards,
     Quiet,
     RedoChoice,
@@ -20,25 +23,31 @@ from mvcap_build.cli.common import (
     stage_config,
     user_errors,
 )
+from mvcap_build.cli.defaults import with_default
+from mvcap_build.extract.config import ExtractConfig
 
 
 def extract(
     root: Annotated[Path, typer.Argument(help="Dataset root (created if missing).")],
     config: ConfigFile = None,
     source: Annotated[Optional[str], typer.Option(help="mvimgnet | im3d | nerf (any folder of NeRF-synthetic objects).")] = None,
-    folder: Annotated[Optional[Path], typer.Option(help="The captures: MVImgNet's root (<category>/<instance>/), or a folder of object folders.")] = None,
+    folder: Annotated[Optional[Path], typer.Option(help="The captures: MVImgNet's root (`<category>/<instance>/`), or a folder of object folders.")] = None,
     zips: Annotated[Optional[list[Path]], typer.Option("--zip", help="mvimgnet: a released zip part, read member by member (repeat for several).")] = None,
-    num_frames: Annotated[Optional[int], typer.Option(help="Views per instance (K), spread over the viewing directions.")] = None,
-    min_frames: Annotated[Optional[int], typer.Option(help="Instances with fewer usable frames are ledgered.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Output side in pixels.")] = None,
-    crop: Annotated[Optional[bool], typer.Option("--crop/--no-crop", help="A square crop around the object (default on).")] = None,
+    num_frames: Annotated[Optional[int], typer.Option(help=with_default("Views per instance (K), spread over the viewing directions.", ExtractConfig, "frames.num_frames"))] = None,
+    min_frames: Annotated[Optional[int], typer.Option(help=with_default("Instances with fewer usable frames are ledgered.", ExtractConfig, "frames.min_frames"))] = None,
+    resolution: Annotated[Optional[int], typer.Option(help=with_default("Output side in pixels, at most: smaller crops keep their size (see --upsample).", ExtractConfig, "frames.resolution"))] = None,
+    upsample: Annotated[Optional[bool], typer.Option("--upsample/--no-upsample", help=with_default("Enlarge crops smaller than --resolution to it too.", ExtractConfig, "frames.upsample"))] = None,
+    crop: Annotated[Optional[bool], typer.Option("--crop/--no-crop", help=with_default("A square crop around the object.", ExtractConfig, "frames.crop"))] = None,
     redo: RedoOption = RedoChoice.none,
     retry_failed: RetryFailed = False,
+    limit: Limit = None,
+    keys: Keys = None,
+    keys_file: KeysFile = None,
     shard: Shard = 0,
     num_shards: NumShards = 1,
     quiet: Quiet = False,
 ) -> None:
-    """Turn captured objects into views with recorded cameras: ROOT/views/<source>/<instance>/.
+    """Turn captured objects into views with recorded cameras: `ROOT/views/<source>/<instance>/`.
 
     MVImgNet: COLMAP-registered video frames, chosen to cover the viewing directions (blurred
     frames skipped), cropped around the object's sparse points and resized, cameras in OpenCV
@@ -56,7 +65,8 @@ def extract(
             "frames.num_frames": num_frames,
             "frames.min_frames": min_frames,
             "frames.resolution": resolution,
+            "frames.upsample": upsample,
             "frames.crop": crop,
         }
         settings = stage_config("extract", config, overrides)
-        run_stage_command("extract", root, settings, shard=shard, num_shards=num_shards, options=run_options(redo, retry_failed, quiet))
+        run_stage_command("extract", root, settings, shard=shard, num_shards=num_shards, options=run_options(redo, retry_failed, quiet, limit=limit, keys=keys, keys_file=keys_file))

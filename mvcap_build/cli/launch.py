@@ -28,15 +28,11 @@ def launch(
 
     Example: mvcap launch pipelines/demo.yaml --dry-run
     """
-    from mvcap_build.config_io import load_yaml, validate
     from mvcap_build.launch.launcher import launch as launch_pipeline
-    from mvcap_build.pipeline.config import PipelineConfig
+    from mvcap_build.pipeline.config import load_pipeline
 
     with user_errors():
-        data = load_yaml(pipeline)
-        if root is not None:
-            data["root"] = str(root)
-        config = validate(PipelineConfig, data, str(pipeline))
+        config = load_pipeline(pipeline, root)
         reports = launch_pipeline(config, dry_run=dry_run, options=run_options(redo, retry_failed, quiet=False), echo=typer.echo)
     if dry_run:
         return
@@ -60,10 +56,11 @@ def run_shard(
     Exit 0: done, marker written. Exit 2: bad input or settings (a `failed` marker says why;
     launch reports it and does not resubmit it). Other exits: a bug or a crash.
     """
-    from mvcap_build.cli.common import show_training_log
+    from mvcap_build.cli.common import quiet_libraries, show_training_log
     from mvcap_build.launch.shard import run_shard as run_one
 
     with user_errors():
+        quiet_libraries()
         if stage == "train_ovt":
             show_training_log()
         run_one(pipeline, stage, shard, num_shards, options=run_options(redo, retry_failed, quiet), echo=typer.echo)

@@ -32,15 +32,14 @@ def plan(
     from rich.console import Console
     from rich.table import Table
 
-    from mvcap_build.config_io import load_yaml, validate
     from mvcap_build.errors import ConfigError
-    from mvcap_build.pipeline.config import PipelineConfig
+    from mvcap_build.pipeline.config import load_pipeline
     from mvcap_build.plan.estimate import estimate
     from mvcap_build.plan.rates import GPU_RATES
     from mvcap_build.plan.sample import measure
 
     with user_errors():
-        config = validate(PipelineConfig, load_yaml(pipeline), str(pipeline))
+        config = load_pipeline(pipeline)
         if gpu is not None and gpu.lower() not in GPU_RATES:
             raise ConfigError(f"no stored rates for GPU {gpu!r}; known: {sorted(GPU_RATES)}")
         scratch = Path(tempfile.mkdtemp(prefix="mvcap-plan-", dir=keep_sample)) if keep_sample else Path(tempfile.mkdtemp(prefix="mvcap-plan-"))

@@ -22,7 +22,7 @@ def print_status(root_path: Path) -> None:
     from mvcap_build.launch.status import describe as describe_shards
 
     root = DatasetRoot(root_path).ensure_exists()
-    console = Console(width=max(110, Console().width))
+    console = Console(width=max(120, Console().width))  # the details column whole in a pipe
     try:
         s = root_status(root)
     except ManifestError:  # the shards still say which job tripped on it
@@ -32,22 +32,22 @@ def print_status(root_path: Path) -> None:
     stale = stale_counts(root)
     total = sum(s.objects_by_source.values())
     table = Table(title=f"mvcap dataset at {root.path}", title_justify="left")
-    for column in ("stage", "objects", "views", "failures", "stale"):
+    for column in ("stage", "objects", "views", "failures", "stale", "details"):
         table.add_column(column)
     sources = ", ".join(f"{src}: {n}" for src, n in sorted(s.objects_by_source.items()))
-    table.add_row("objects", f"{total} ({sources})" if total else "0", "", "", "")
+    table.add_row("objects", f"{total} ({sources})" if total else "0", "", "", "", "")
     for name, counts in s.stages():
         if not counts.objects and not counts.failures and stale.get(name, "-") == "-":
             continue  # a stage this root never ran (an extracted root has no render row)
         failures = ", ".join(f"{reason}: {n}" for reason, n in counts.failures.most_common()) or "0"
-        table.add_row(name, str(counts.objects), str(counts.views), failures, stale.get(name, "-"))
+        table.add_row(name, str(counts.objects), str(counts.views), failures, stale.get(name, "-"), "")
     if s.export:
-        table.add_row("export", str(s.export["objects"]), str(s.export["views"]), f"{len(s.export['parquet_files'])} parquet file(s)", "")
+        table.add_row("export", str(s.export["objects"]), str(s.export["views"]), "", "", f"{len(s.export['parquet_files'])} parquet file(s)")
     else:
-        table.add_row("export", "-", "-", "not exported yet", "")
+        table.add_row("export", "-", "-", "", "", "not exported yet")
     checkpoints = sorted(root.path.glob("train/*/checkpoints/step-*"))
     if checkpoints:
-        table.add_row("train", "", "", f"latest checkpoint: {root.relative(checkpoints[-1])}", "")
+        table.add_row("train", "", "", "", "", f"latest checkpoint: {root.relative(checkpoints[-1])}")
     console.print(table)
     if s.categories:
         console.print("categories: " + ", ".join(f"{c} ({n})" for c, n in sorted(s.categories.items())))

@@ -10,25 +10,27 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import ConfigFile, run_options, run_stage_command, show_training_log, stage_config, user_errors
+from mvcap_build.cli.common import ConfigFile, run_options, quiet_libraries, run_stage_command, show_training_log, stage_config, user_errors
+from mvcap_build.cli.defaults import with_default
+from mvcap_build.train.config import TrainStageConfig
 
 
 def train_ovt(
     data: Annotated[Path, typer.Argument(help="A dataset root with an export, or the folder written by `mvcap export` (it holds data/*.parquet).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder: checkpoints, log, config (default ROOT/train/ovt). Rerun to resume.")] = None,
     config: ConfigFile = None,
-    clip_model: Annotated[Optional[str], typer.Option(help='Hub id or local CLIP dir; "tiny-random" for a random tiny CLIP.')] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Total optimiser steps (raise and rerun to train further).")] = None,
-    objects_per_batch: Annotated[Optional[int], typer.Option("--objects", "-P", help="Objects per batch (P).")] = None,
-    views_per_object: Annotated[Optional[int], typer.Option("--views", "-V", help="Views per object (V).")] = None,
-    hard_views: Annotated[Optional[int], typer.Option(help="Hardest views per object in the consistency loss (k).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
-    save_every: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps.")] = None,
-    num_workers: Annotated[Optional[int], typer.Option(help="DataLoader worker processes.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for VIFormer init and batch sampling.")] = None,
-    images: Annotated[Optional[str], typer.Option(help="auto: the export's training-ready shards (export --image-size) when it has them, else the originals; original; training.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="paper: Omniview-Tuning's own settings (kNN anchor, margin 0.3, K=5, VIFormer 4 heads x 2048, fresh temperature, augmentation, AdamW betas 0.9/0.98, lr 5e-5) for everything not set.")] = None,
-    mining: Annotated[Optional[str], typer.Option(help="Where hard views are mined from: bank (default: every view as last seen), batch, or full_pass (the paper's pass per epoch).")] = None,
+    clip_model: Annotated[Optional[str], typer.Option(help=with_default('Hub id or local CLIP dir; "tiny-random" for a random tiny CLIP.', TrainStageConfig, "clip_model"))] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help=with_default("Total optimiser steps (raise and rerun to train further).", TrainStageConfig, "max_steps"))] = None,
+    objects_per_batch: Annotated[Optional[int], typer.Option("--objects", "-P", help=with_default("Objects per batch (P).", TrainStageConfig, "objects_per_batch"))] = None,
+    views_per_object: Annotated[Optional[int], typer.Option("--views", "-V", help=with_default("Views per object (V).", TrainStageConfig, "views_per_object"))] = None,
+    hard_views: Annotated[Optional[int], typer.Option(help=with_default("Hardest views per object in the consistency loss (k).", TrainStageConfig, "hard_views"))] = None,
+    lr: Annotated[Optional[float], typer.Option(help=with_default("Peak learning rate.", TrainStageConfig, "lr"))] = None,
+    save_every: Annotated[Optional[int], typer.Option(help=with_default("Checkpoint every N steps.", TrainStageConfig, "save_every"))] = None,
+    num_workers: Annotated[Optional[int], typer.Option(help=with_default("DataLoader worker processes.", TrainStageConfig, "num_workers"))] = None,
+    seed: Annotated[Optional[int], typer.Option(help=with_default("Seed for VIFormer init and batch sampling.", TrainStageConfig, "seed"))] = None,
+    images: Annotated[Optional[str], typer.Option(help=with_default("auto: the export's training-ready shards (export --image-size) when it has them, else the originals; original; training.", TrainStageConfig, "images"))] = None,
+    preset: Annotated[Optional[str], typer.Option(help=with_default("paper: Omniview-Tuning's own settings (kNN anchor, margin 0.3, K=5, VIFormer 4 heads x 2048, fresh temperature, augmentation, AdamW betas 0.9/0.98, lr 5e-5) for everything not set.", TrainStageConfig, "preset"))] = None,
+    mining: Annotated[Optional[str], typer.Option(help=with_default("Where hard views are mined from: bank (every view as last seen), batch, or full_pass (the paper's pass per epoch).", TrainStageConfig, "mining"))] = None,
     aux_data: Annotated[Optional[Path], typer.Option(help="A second image-text source mixed into every batch (the paper: ImageNet): an ImageFolder (with --aux-classnames) or Parquet with image and caption.")] = None,
     aux_classnames: Annotated[Optional[Path], typer.Option(help="Class-name file of the --aux-data ImageFolder (txt, json or csv; see `mvcap eval --help`).")] = None,
 ) -> None:
@@ -52,6 +54,7 @@ def train_ovt(
             aux_classnames=str(aux_classnames) if aux_classnames else None,
         )
         settings = stage_config("train_ovt", config, overrides)
+        quiet_libraries()
         show_training_log()
         run_stage_command("train_ovt", _dataset_root(export_dir), settings, options=run_options())
 

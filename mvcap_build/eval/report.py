@@ -106,7 +106,15 @@ def _bin_table(title: str, column: str, field: str, export: dict, names: list[st
 
 
 def polar_plot(results: dict, axis: str, path: Path) -> Path:
-    """One polar bar chart of top-1 by `axis` ("azimuth" or "elevation") per model, side by side."""
+    """Save `polar_figure` as a PNG."""
+    polar_figure(results, axis).savefig(path, dpi=100)
+    return path
+
+
+def polar_figure(results: dict, axis: str):
+    """One polar bar chart of top-1 by `axis` ("azimuth" or "elevation") per model, side by side.
+    A bin without views is a grey hatched wedge ("no views" in the legend), so it is not read as
+    a bin at 0 %, which has views and draws no bar."""
     from matplotlib.figure import Figure  # no pyplot: no global figure state, Agg renders the PNG
 
     export = results["export"]
@@ -116,11 +124,15 @@ def polar_plot(results: dict, axis: str, path: Path) -> Path:
         result = export["results"][name]
         bins = result[f"{axis}_bins"]
         ax = figure.add_subplot(1, len(names), i, projection="polar")
-        centres = [math.radians(b["centre"]) for b in bins]
-        widths = [math.radians(b["hi"] - b["lo"]) * 0.9 for b in bins]
-        heights = [b["top1"] or 0.0 for b in bins]
-        colours = ["tab:blue" if b["n"] else "none" for b in bins]
-        ax.bar(centres, heights, width=widths, color=colours, edgecolor="tab:blue", alpha=0.8)
+        seen = [b for b in bins if b["n"]]
+        empty = [b for b in bins if not b["n"]]
+        ax.bar([math.radians(b["centre"]) for b in seen], [b["top1"] for b in seen],
+               width=[math.radians(b["hi"] - b["lo"]) * 0.9 for b in seen], color="tab:blue", edgecolor="tab:blue", alpha=0.8)
+        if empty:
+            ax.bar([math.radians(b["centre"]) for b in empty], [100.0] * len(empty),
+                   width=[math.radians(b["hi"] - b["lo"]) * 0.9 for b in empty], color="0.92", edgecolor="0.6",
+                   hatch="///", linewidth=0.5, label="no views")
+            ax.legend(loc="lower right", bbox_to_anchor=(1.12, -0.12), fontsize=7, frameon=False)
         ax.set_ylim(0, 100)
         if axis == "azimuth":
             ax.set_theta_zero_location("N")  # the front up; counter-clockwise seen from above
@@ -131,8 +143,7 @@ def polar_plot(results: dict, axis: str, path: Path) -> Path:
         ax.set_title(f"{name}\ntop-1 {_pct(result['top1'])}% ({result['n']} views)", fontsize=9)
         ax.tick_params(labelsize=7)
     figure.suptitle(f"top-1 (%) by {axis}, {Path(export['export_dir']).name}:{export['split']}", fontsize=10)
-    figure.savefig(path, dpi=100)
-    return path
+    return figure
 
 
 def _pct(value) -> str:

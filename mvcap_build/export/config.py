@@ -7,6 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+LICENSE_FILE = "LICENSE.md"  # written beside the card when the card links to it
+LICENSE_NAME = "per-object-licences"  # the card's licence name when the licence is `other`
+
+
 class TrainingImagesConfig(BaseModel):
     """Shards whose images are already resized and re-encoded for training (`--image-size`).
 
@@ -40,7 +44,14 @@ class ExportConfig(BaseModel):
     row_group_rows: int = Field(100, ge=1)  # rows per Parquet row group: small enough for the Hub viewer
     rows_per_metadata: int = Field(100_000, ge=1)  # rows per metadata_NNNNN.json shard
     img_id_stride: int = Field(100, ge=1)  # img_id = obj_id * stride + view index (MVCap uses 100)
-    license: str = "other"  # goes on the card; set it to your assets' licence
+    # The card's licence: a Hub licence id (https://hf.co/docs/hub/repositories-licenses); set it to
+    # your assets' licence. `other` (the default, since objects usually keep licences of their own)
+    # goes with a name and a link, as the Hub asks. The default link, LICENSE.md, is written by the
+    # export beside the card (each object's licence and who to credit); a URL or another file of the
+    # dataset repo can take its place.
+    license: str = Field("other", pattern=r"^[a-z0-9][a-z0-9.+-]*$")
+    license_name: str = Field(LICENSE_NAME, pattern=r"^[a-z0-9][a-z0-9._-]*$")  # only with `other`
+    license_link: str = Field(LICENSE_FILE, min_length=1)  # only with `other`
     # Also write MVCap's released layout (export/mvcap/: images/ + one metadata.json of path,
     # caption, obj_id, img_id), so the original OVT code trains on the export unchanged.
     mvcap_layout: bool = False

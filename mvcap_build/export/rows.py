@@ -42,6 +42,8 @@ class ExportRows:
     stale_captions: list[str] = field(default_factory=list)  # keys whose captions describe older views
     caption_producers: Counter = field(default_factory=Counter)  # (backend, model, revision, prompt_name) -> objects
     view_producers: Counter = field(default_factory=Counter)  # description -> objects
+    # What made the views: "render", or the capture source's kind ("mvimgnet", "im3d", "nerf") -> objects
+    view_kinds: Counter = field(default_factory=Counter)
     licences: Counter = field(default_factory=Counter)  # licence code ("none recorded" if absent) -> objects
     attributions: list[dict] = field(default_factory=list)  # one per object whose source records an author or licence
     sources: Counter = field(default_factory=Counter)  # source name -> objects
@@ -62,6 +64,11 @@ def describe_producer(manifest: ViewsManifest) -> str:
         quality = f"{p.samples} spp, " if p.samples else ""
         return f"Blender {p.blender} {p.engine} ({quality}{p.resolution} px, {p.device} {p.backend})"
     return f"capture from {p.source}" + (f" ({p.reconstruction} poses)" if p.reconstruction else "")
+
+
+def view_kind(manifest: ViewsManifest) -> str:
+    p = manifest.producer
+    return "render" if p.kind == "render" else p.source
 
 
 def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float] | None = None) -> ExportRows:
@@ -93,6 +100,7 @@ def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float]
         if attrs.get("license") or attrs.get("author"):
             result.attributions.append({"key": key, **{f: attrs.get(f) or "" for f in ATTRIBUTION_FIELDS if f != "key"}})
         result.view_producers[describe_producer(manifest)] += 1
+        result.view_kinds[view_kind(manifest)] += 1
         first = caption.rows[0]
         revision = caption.fingerprint.fields.get("revision") or ""
         result.caption_producers[(first.backend, first.model, revision, first.prompt_name)] += 1

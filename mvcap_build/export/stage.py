@@ -24,8 +24,8 @@ from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
 from mvcap_build.dataset.claims import try_claim
 from mvcap_build.dataset.export_schema import ExportRow, metadata_record
 from mvcap_build.errors import ConfigError, UserError
-from mvcap_build.export.card import CardConfig, dataset_card, describe_caption_producer
-from mvcap_build.export.config import ExportConfig
+from mvcap_build.export.card import CardConfig, CardLicence, dataset_card, describe_caption_producer, licence_file
+from mvcap_build.export.config import LICENSE_FILE, ExportConfig
 from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, check_view_files, collect_rows
 from mvcap_build.export.mvcap_layout import FOLDER as MVCAP_FOLDER
 from mvcap_build.export.mvcap_layout import write_mvcap_layout
@@ -164,7 +164,10 @@ class ExportStage:
                 (staging / "attribution.csv").write_text(attribution_csv(data.attributions), encoding="utf-8")
             configs = {s.config_name: CardConfig(s.folder, s.encoding) for s in image_sets}
             failures = {stage: Counter(e.reason for e in FailureLedger(root, stage)) for stage in FAILING_STAGES}
-            card = dataset_card(config.name, config.license, data, parquet_files, config.img_id_stride, configs, failures)
+            licence = CardLicence(config.license, config.license_name, config.license_link)
+            if licence.writes_file:
+                atomic_write_text(staging / LICENSE_FILE, licence_file(config.name, licence, data))
+            card = dataset_card(config.name, licence, data, parquet_files, config.img_id_stride, configs, failures)
             atomic_write_text(staging / "README.md", card)
             atomic_write_json(
                 staging / "export.json",

@@ -46,6 +46,7 @@ class ExtractStage(ViewsStage):
         super().__init__(config, options)
         self._reader = CAPTURE_SOURCES[config.source.kind].module()
         self._instances: list[tuple[str, str, Any]] | None = None
+        self._kept_small: dict[str, int] = {}  # key -> smallest side of views kept below `resolution`
 
     @property
     def source_name(self) -> str:
@@ -79,6 +80,13 @@ class ExtractStage(ViewsStage):
 
     def prepare(self, root: DatasetRoot) -> None:
         write_objects_table(root, self.source_name, self.objects())
+
+    def run_notes(self) -> list[str]:
+        if not self._kept_small:
+            return []
+        key, side = min(self._kept_small.items(), key=lambda item: item[1])
+        return [f"{len(self._kept_small)} object(s) have frames smaller than resolution {self.config.frames.resolution}: "
+                f"kept at their own size, not enlarged (smallest: {side} px, {key}); frames.upsample: true enlarges them"]
 
     def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
         for unit in todo:
@@ -120,12 +128,14 @@ class ExtractStage(ViewsStage):
         directions = view_directions(np.array([f.c2w[:3, 3] for f in frames]), capture.center)
         chosen = farthest_directions(directions, settings.num_frames, scores)
         front, right, azimuth_zero = azimuth_basis(capture, [frames[i] for i in chosen])
-        views = []
+        views, smaller = [], []
         for view_index, frame_index in enumerate(chosen):
             frame = frames[frame_index]
             image = frame.load()
             crop = object_crop(frame, image, capture.points, settings.crop_margin) if settings.crop else None
-            image, K = crop_and_resize(image, frame.K, crop, settings.resolution)
+            image, K = crop_and_resize(image, frame.K, crop, settings.resolution, settings.upsample)
+            if settings.resolution is not None and max(image.size) < settings.resolution:
+                smaller.append(max(image.size))
             file = f"{view_index:03d}" + (".png" if image.mode == "RGBA" else ".jpg")
             _save(image, staging / file, settings.jpeg_quality)
             record = camera_record(frame.c2w, K, image.width, image.height, capture, front, right)
@@ -142,6 +152,9 @@ class ExtractStage(ViewsStage):
             "frames_dropped": {what: names for what, names in dropped.items() if names},
             "direction_spread_deg": round(spread(directions[chosen]), 3),
         }
+        if smaller:
+            details["kept_below_resolution"] = {"views": len(smaller), "smallest_side": min(smaller)}
+            self._kept_small[unit.key] = min(smaller)
         producer = CaptureProducer(source=self.config.source.kind, reconstruction=capture.reconstruction, details=details)
         return ViewsManifest(key=unit.key, normalization=None, producer=producer, fingerprint=unit.fingerprint, views=views)
 

@@ -53,14 +53,18 @@ def object_crop(frame: Frame, image: Image.Image, points: np.ndarray | None, mar
     return Crop(left, top, side)
 
 
-def crop_and_resize(image: Image.Image, K: np.ndarray, crop: Crop | None, size: int | None) -> tuple[Image.Image, np.ndarray]:
+def crop_and_resize(image: Image.Image, K: np.ndarray, crop: Crop | None, size: int | None,
+                    upsample: bool = False) -> tuple[Image.Image, np.ndarray]:
     """The output image and its intrinsics: the principal point moves with the crop, and focal
-    lengths and principal point scale with the resize."""
+    lengths and principal point scale with the resize. A crop smaller than `size` keeps its own
+    size unless `upsample`: enlarged pixels would pass for detail the capture never had."""
     K = K.astype(np.float64).copy()
     if crop is not None:
         image = image.crop((round(crop.left), round(crop.top), round(crop.left + crop.side), round(crop.top + crop.side)))
         K[0, 2] -= round(crop.left)
         K[1, 2] -= round(crop.top)
+    if size is not None and max(image.size) < size and not upsample:
+        return image, K
     if size is not None and image.size != (size, size) and (crop is not None or image.width == image.height):
         sx, sy = size / image.width, size / image.height
         image = image.resize((size, size), Image.LANCZOS)

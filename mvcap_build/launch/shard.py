@@ -20,12 +20,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mvcap_build.config_io import load_yaml, validate
 from mvcap_build.dataset import DatasetRoot
 from mvcap_build.errors import ConfigError, UserError
 from mvcap_build.launch.markers import Marker, StageMarkers
 from mvcap_build.launch.stages import launch_stages
-from mvcap_build.pipeline.config import PipelineConfig
+from mvcap_build.pipeline.config import load_pipeline
 from mvcap_build.pipeline.stage import RunOptions, Stage, Summary
 
 
@@ -39,10 +38,6 @@ def job_id() -> str:
 def is_main_process() -> bool:
     """Under `accelerate launch` every process runs this; only rank 0 writes the marker."""
     return os.environ.get("RANK", "0") == "0"
-
-
-def load_pipeline(pipeline_file: Path) -> PipelineConfig:
-    return validate(PipelineConfig, load_yaml(pipeline_file), str(pipeline_file))
 
 
 def run_shard(pipeline_file: Path, stage_name: str, shard: int, num_shards: int, *,

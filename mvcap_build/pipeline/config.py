@@ -22,7 +22,7 @@ from mvcap_build.train.config import TrainStageConfig
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    root: Path  # the dataset root, relative to the current directory
+    root: Path  # the dataset root; in a file, relative to the file's folder (as every path there)
     render: RenderConfig | None = None
     extract: ExtractConfig | None = None
     caption: CaptionConfig | None = None
@@ -36,3 +36,15 @@ class PipelineConfig(BaseModel):
         from mvcap_build.registry import STAGES
 
         return [(name, getattr(self, name)) for name in STAGES if getattr(self, name) is not None]
+
+
+def load_pipeline(path: Path, root: Path | None = None) -> PipelineConfig:
+    """A pipeline file, validated, with its relative paths taken from the file's folder.
+
+    `root` (a `--root` flag) replaces the file's root and stays relative to the current folder."""
+    from mvcap_build.config_io import load_yaml, relative_to_file, validate
+
+    data = relative_to_file(PipelineConfig, load_yaml(path), Path(path).parent)
+    if root is not None:
+        data["root"] = str(root)
+    return validate(PipelineConfig, data, str(path))

@@ -5,8 +5,9 @@ A stage owns its typed config, its ledger and its saved run config. `ObjectStage
 bookkeeping that every such stage shares, so a stage itself only says which units exist, what
 fingerprint each would get now, and how to do a batch of them:
 
-  plan     every unit of this shard: committed with the same fingerprint (skip), committed with
-           another (stale), in the ledger (skip unless retried), or to do
+  plan     every unit of this shard (or the subset `--keys` / `--limit` asks for): committed
+           with the same fingerprint (skip), committed with another (stale), in the ledger (skip
+           unless retried), or to do
   check    stale units stop the run before any work, naming the fields that differ, unless
            `--redo stale` asked to redo them
   record   the resolved config goes to runs/ (only for a run that starts)
@@ -35,8 +36,9 @@ from mvcap_build.dataset.fingerprint import Fingerprint, StaleReport
 from mvcap_build.dataset.keys import in_shard
 from mvcap_build.dataset.layout import DatasetRoot
 from mvcap_build.dataset.ledger import FailureLedger
-from mvcap_build.errors import StaleUnitsError
+from mvcap_build.errors import ConfigError, StaleUnitsError
 from mvcap_build.progress import progress
+from mvcap_build.provenance import provenance
 
 
 class Redo(str, Enum):
@@ -51,6 +53,8 @@ class RunOptions:
     redo: Redo = Redo.none
     retry_failed: bool = False  # redo units that are in the failure ledger
     progress: bool = True  # a bar on a terminal, periodic lines in logs; False: summary only
+    limit: int | None = None  # try only the first N units of the shard, in key order
+    keys: tuple[str, ...] | None = None  # try only these units (each must be one of the shard's)
 
 
 @dataclass
@@ -139,8 +143,11 @@ def record_run(root: DatasetRoot, stage: str, config: BaseModel, options: RunOpt
         "stage": stage,
         "shard": shard,
         "num_shards": num_shards,
-        "options": {"redo": options.redo.value, "retry_failed": options.retry_failed},
+        "options": {"redo": options.redo.value, "retry_failed": options.retry_failed,
+                    **({"limit": options.limit} if options.limit is not None else {}),
+                    **({"keys": list(options.keys)} if options.keys is not None else {})},
         "config": config.model_dump(mode="json"),
+        "provenance": provenance(),
     }
     path = root.run_config(stage, shard, num_shards)
     atomic_write_text(path, yaml.safe_dump(document, sort_keys=False))
@@ -185,6 +192,10 @@ class ObjectStage(ABC):
         replaced, it must not pass for current. Stages whose unit is a folder override this."""
         self.committed_manifest(root, key).unlink(missing_ok=True)
 
+    def run_notes(self) -> list[str]:
+        """Lines for the summary about this run's work as a whole (said after `work`)."""
+        return []
+
     def unit_path(self, root: DatasetRoot, key: str) -> Path:
         """What a unit commits to (a file or a folder): its claim and staging sit beside it."""
         return self.committed_manifest(root, key)
@@ -211,9 +222,7 @@ class ObjectStage(ABC):
         ledger = FailureLedger(root, self.name)
         summary = Summary(self.name, self.verb, shard=shard, num_shards=num_shards)
         stale, todo, corrupt = StaleReport(), [], []
-        for unit in self.units(root, shard, num_shards):
-            if not in_shard(unit.key, shard, num_shards):
-                continue
+        for unit in self.select([u for u in self.units(root, shard, num_shards) if in_shard(u.key, shard, num_shards)], summary):
             summary.units += 1
             manifest = self.committed_manifest(root, unit.key)
             if manifest.is_file():
@@ -243,6 +252,29 @@ class ObjectStage(ABC):
                                  "those units are redone")
         return Plan(todo, summary, stale, corrupt)
 
+    def select(self, units: list[Unit], summary: Summary) -> list[Unit]:
+        """The units this run tries: all of the shard's, or the subset `--keys` / `--limit` asks
+        for (the first N in key order, so reruns with the same N pick the same units)."""
+        keys, limit = self.options.keys, self.options.limit
+        if keys is None and limit is None:
+            return units
+        everything, where = len(units), " of this shard" if summary.num_shards > 1 else ""
+        if keys is not None:
+            known = {unit.key for unit in units}
+            unknown = [key for key in dict.fromkeys(keys) if key not in known]
+            if unknown:
+                more = f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
+                example = f"; keys look like {min(known)}" if known else ""
+                raise ConfigError(f"{self.name}: unknown key(s) in --keys: {', '.join(unknown[:5])}{more} "
+                                  f"(not among the {everything} {summary.noun}{where}{example})")
+            wanted = set(keys)
+            units = [unit for unit in units if unit.key in wanted]
+        if limit is not None:
+            units = sorted(units, key=lambda unit: unit.key)[:limit]
+        asked = ", ".join(flag for flag, given in (("--keys", keys is not None), (f"--limit {limit}", limit is not None)) if given)
+        summary.notes.append(f"a subset ({asked}): {len(units)} of the {everything} {summary.noun}{where}")
+        return units
+
     def run(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Summary:
         plan = self.plan(root, shard, num_shards)
         if plan.stale and self.options.redo != Redo.stale:
@@ -271,6 +303,7 @@ class ObjectStage(ABC):
 
             if plan.todo:
                 self.work(root, plan.todo, shard, num_shards, report)
+        summary.notes.extend(self.run_notes())
         if summary.units == 0:
             summary.notes.append(self.nothing_to_do)
         return summary

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mvcap_build.render.sources.objaverse.config import ObjaverseSourceConfig
+from mvcap_build.render.up_axis import UpAxis
 from mvcap_build.render.viewpoints import Distribution
 
 
@@ -29,8 +30,14 @@ class LocalSourceConfig(_Config):
 
     kind: Literal["local"] = "local"
     folder: Path
-    categories_csv: Path | None = None  # default: FOLDER/categories.csv
+    # default: FOLDER/categories.csv if there is one, else every mesh file under FOLDER; a file
+    # without a category (empty, `unknown`) is named from its file name (sources/local.py)
+    categories_csv: Path | None = None
     name: str = "local"  # the source part of object keys: "<name>/<file>"
+    # The files' up axis: auto = by format (glTF, OBJ, PLY Y-up; STL Z-up; FBX as the file says;
+    # see render/up_axis.py), or one of Z, Y, X, -Z, -Y, -X for every file. An `up_axis` column
+    # in the CSV overrides it per file. Part of the fingerprint.
+    up_axis: UpAxis = "auto"
 
 
 SourceConfig = Annotated[DemoSourceConfig | LocalSourceConfig | ObjaverseSourceConfig, Field(discriminator="kind")]

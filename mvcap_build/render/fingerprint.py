@@ -14,10 +14,14 @@ from mvcap_build.render.config import RenderConfig
 
 def asset_identity(asset: dict[str, Any]) -> dict[str, Any]:
     """What identifies an asset's content cheaply: a file by its size (not its path, so a moved
-    folder stays valid), a procedural object by its builder and seed."""
+    folder stays valid), a procedural object by its builder and seed. A file's up axis turns
+    every view, so it is part of it too."""
     if asset.get("kind") == "file":
         path = Path(asset["path"])
-        return {"kind": "file", "suffix": path.suffix.lower(), "size": path.stat().st_size if path.is_file() else None}
+        identity = {"kind": "file", "suffix": path.suffix.lower(), "size": path.stat().st_size if path.is_file() else None}
+        if "up_axis" in asset:
+            identity["up_axis"] = asset["up_axis"]
+        return identity
     return dict(asset)
 
 

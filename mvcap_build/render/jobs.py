@@ -104,10 +104,14 @@ def kernel_cache_env(folder: Path | None) -> dict[str, str]:
 
 def render_job(obj: ObjectRecord, config: RenderConfig, out_dir: Path, local_file: Path | None = None) -> dict:
     """Everything a Blender worker needs to render one object (the worker protocol's job).
-    `local_file`: where a fetched asset (a download) lies; the worker reads files and builders only."""
+    `local_file`: where a fetched asset (a download) lies; the worker reads files and builders only.
+    A file's `up_axis` (resolved by the source, or `auto`: its format's default) goes with it."""
+    asset = obj.asset
+    if local_file is not None:
+        asset = {"kind": "file", "path": str(local_file), "up_axis": obj.asset.get("up_axis", "auto")}
     return {
         "key": obj.key,
-        "asset": {"kind": "file", "path": str(local_file)} if local_file is not None else obj.asset,
+        "asset": asset,
         "out_dir": str(out_dir),
         "views": plan_views(obj, config),
         "lighting": light_rig(config.lighting, obj.key),

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mvcap_build.config_io import PATH_IF_EXISTS
 
 TINY_RANDOM = "tiny-random"  # clip_model value: build a tiny random CLIP (offline demos, tests)
 
@@ -40,7 +42,7 @@ class TrainOVTConfig(BaseModel):
     # --- model -------------------------------------------------------------------------------
     # Hub id or local directory of a transformers CLIPModel; "tiny-random" builds a random
     # 32-wide CLIP into OUTPUT_DIR/base-model (for demos and tests; it learns nothing useful).
-    clip_model: str = "openai/clip-vit-base-patch32"
+    clip_model: str = Field("openai/clip-vit-base-patch32", json_schema_extra=PATH_IF_EXISTS)  # a Hub id or a local folder
     # Pixels per side fed to the vision tower; None = the model's own size (recorded once known).
     image_size: int | None = None
     viformer_layers: int = 2  # VIFormer: transformer encoder on the pooled image embedding

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import bpy
 import numpy as np
+from bpy_extras.io_utils import axis_conversion
 from mathutils import Matrix
+
+from mvcap_build.render.up_axis import FORWARD_AXIS, resolve_up_axis
 
 
 class AssetError(RuntimeError):
@@ -18,27 +21,62 @@ class AssetError(RuntimeError):
 
 
 IMPORT_OPERATORS = {
-    ".glb": lambda p: bpy.ops.import_scene.gltf(filepath=p),
-    ".gltf": lambda p: bpy.ops.import_scene.gltf(filepath=p),
-    ".obj": lambda p: bpy.ops.wm.obj_import(filepath=p),
-    ".ply": lambda p: bpy.ops.wm.ply_import(filepath=p),
-    ".stl": lambda p: bpy.ops.wm.stl_import(filepath=p),
-    ".fbx": lambda p: bpy.ops.import_scene.fbx(filepath=p),
+    ".glb": lambda p, **axes: bpy.ops.import_scene.gltf(filepath=p, **axes),
+    ".gltf": lambda p, **axes: bpy.ops.import_scene.gltf(filepath=p, **axes),
+    ".obj": lambda p, **axes: bpy.ops.wm.obj_import(filepath=p, **axes),
+    ".ply": lambda p, **axes: bpy.ops.wm.ply_import(filepath=p, **axes),
+    ".stl": lambda p, **axes: bpy.ops.wm.stl_import(filepath=p, **axes),
+    ".fbx": lambda p, **axes: bpy.ops.import_scene.fbx(filepath=p, **axes),
 }
 
+# The glTF importer has no axis options: it always maps the spec's +Y up, +Z front to Blender's
+# +Z up, -Y front; another up axis is a turn of the imported scene.
+_GLTF_AXES = {"from_forward": "-Z", "from_up": "Y"}
 
-def import_file(path: Path) -> None:
+
+def import_file(path: Path, up_axis: str | None = "auto") -> dict[str, str]:
+    """Import one mesh file so that its `up_axis` (`auto`: its format's, see `up_axis.py`) is
+    Blender's +Z. Returns the axes it was read with, for the manifest's stats."""
     if not path.is_file():
         raise AssetError("missing_file", f"asset file not found: {path}")
-    operator = IMPORT_OPERATORS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    operator = IMPORT_OPERATORS.get(suffix)
     if operator is None:
         raise AssetError("unsupported_format", f"no importer for {path.suffix!r} files")
+    up = resolve_up_axis(up_axis, suffix)
+    forward = FORWARD_AXIS.get(up, "file")
     try:
-        result = operator(str(path))
+        result = operator(str(path), **_axis_arguments(suffix, up, forward))
     except Exception as error:  # Blender reports importer errors as RuntimeError
         raise AssetError("import_failed", f"{path.name}: {error}") from error
     if "FINISHED" not in result:
         raise AssetError("import_failed", f"{path.name}: importer returned {sorted(result)}")
+    if suffix in (".glb", ".gltf") and up != _GLTF_AXES["from_up"]:
+        _turn_scene(axis_conversion(from_forward=forward, from_up=up) @ axis_conversion(**_GLTF_AXES).inverted())
+    return {"up_axis": up, "forward_axis": forward}
+
+
+def _axis_arguments(suffix: str, up: str, forward: str) -> dict[str, object]:
+    """The importer's own axis options for this up axis (OBJ, PLY, STL, FBX have them)."""
+    if suffix in (".obj", ".ply", ".stl"):
+        enum = lambda axis: axis.replace("-", "NEGATIVE_")  # noqa: E731  ("-Y" -> "NEGATIVE_Y")
+        return {"up_axis": enum(up), "forward_axis": enum(forward)}
+    if suffix == ".fbx" and up != "file":
+        return {"use_manual_orientation": True, "axis_up": up, "axis_forward": forward}
+    return {}
+
+
+def _turn_scene(rotation: Matrix) -> None:
+    """Turn everything imported by `rotation` (3x3), under one parent, so that animation on the
+    imported objects' own transforms cannot undo it."""
+    turn = bpy.data.objects.new("mvcap_up_axis", None)
+    bpy.context.scene.collection.objects.link(turn)
+    for obj in list(bpy.context.scene.objects):
+        if obj.parent is None and obj is not turn and obj.type not in ("CAMERA", "LIGHT"):
+            obj.parent = turn
+            obj.matrix_parent_inverse = Matrix.Identity(4)
+    turn.matrix_world = rotation.to_4x4()
+    bpy.context.view_layer.update()
 
 
 def show_vertex_colors() -> int:

@@ -41,8 +41,9 @@ def render_job(job: dict, device: dict) -> dict:
     settings = job["settings"]
     camera = scene.reset_scene(settings, device)
     asset = job["asset"]
+    axes: dict[str, str] = {}
     if asset["kind"] == "file":
-        importers.import_file(Path(asset["path"]))
+        axes = importers.import_file(Path(asset["path"]), asset.get("up_axis", "auto"))
     elif asset["kind"] == "procedural":
         procedural.build(asset["builder"], int(asset["seed"]))
     else:
@@ -64,6 +65,7 @@ def render_job(job: dict, device: dict) -> dict:
         "missing_textures": missing_textures,
         "vertex_color_materials": vertex_colored,
         **pose,
+        **axes,
     }
     normalization = importers.normalize_to_unit_cube()
     scene.add_lights(job["lighting"])

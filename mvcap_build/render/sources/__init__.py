@@ -22,6 +22,15 @@ def make_fetcher(config):
     return factory(config) if factory is not None else None
 
 
+def listing_notes(config, objects: list[ObjectRecord]) -> list[str]:
+    """What the source wants said in the render summary about its listing (e.g. categories it
+    had to make up), from its module's optional `listing_notes`."""
+    from mvcap_build.registry import SOURCES
+
+    notes = getattr(SOURCES[config.kind].module(), "listing_notes", None)
+    return notes(config, objects) if notes is not None else []
+
+
 def source_name(config) -> str:
     """The source part of object keys: a source's `name:` where it has one, else its kind."""
     return getattr(config, "name", config.kind)
