@@ -5,7 +5,6 @@ in a traceback, and loses nothing that was committed."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

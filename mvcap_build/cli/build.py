@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import Quiet, RedoChoice, RedoOption, RetryFailed, exit_if_all_failed, quiet_libraries, run_options, show_training_log, user_errors
+from mvcap_build.cli.common import Quiet, RedoChoice, RedoOption, RetryFailed, exit_if_all_failed, run_options, user_errors
+from mvcap_build.cli.output import quiet_libraries, show_training_log
 
 
 def build(

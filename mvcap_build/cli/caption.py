@@ -20,11 +20,11 @@ from mvcap_build.cli.common import (
     RetryFailed,
     Shard,
     run_options,
-    quiet_libraries,
     run_stage_command,
     stage_config,
     user_errors,
 )
+from mvcap_build.cli.output import quiet_libraries
 from mvcap_build.cli.defaults import with_default, with_defaults
 
 

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import quiet_libraries, user_errors
+from mvcap_build.cli.common import user_errors
+from mvcap_build.cli.output import quiet_libraries
 
 
 def caption_report(

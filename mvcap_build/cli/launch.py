@@ -56,7 +56,7 @@ def run_shard(
     Exit 0: done, marker written. Exit 2: bad input or settings (a `failed` marker says why;
     launch reports it and does not resubmit it). Other exits: a bug or a crash.
     """
-    from mvcap_build.cli.common import quiet_libraries, show_training_log
+    from mvcap_build.cli.output import quiet_libraries, show_training_log
     from mvcap_build.launch.shard import run_shard as run_one
 
     with user_errors():

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import ConfigFile, run_options, quiet_libraries, run_stage_command, show_training_log, stage_config, user_errors
+from mvcap_build.cli.common import ConfigFile, run_options, run_stage_command, stage_config, user_errors
+from mvcap_build.cli.output import quiet_libraries, show_training_log
 from mvcap_build.cli.defaults import with_default
 from mvcap_build.train.config import TrainStageConfig
 

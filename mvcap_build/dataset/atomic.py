@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mvcap_build.errors import DiskFullError
+
 TMP_PREFIX = ".tmp-"
 _TEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkdtemp/mkstemp append to the prefix
 
@@ -111,8 +113,7 @@ def disk_is_full(path: Path, error: BaseException | None = None) -> bool:
         return False
 
 
-def disk_full_error(path: Path) -> "DiskFullError":
-    from mvcap_build.errors import DiskFullError
+def disk_full_error(path: Path) -> DiskFullError:
 
     try:
         free = f"{shutil.disk_usage(path if path.exists() else path.parent).free / 2**20:.0f} MiB free"
