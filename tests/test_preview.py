@@ -329,3 +329,19 @@ def test_unreadable_files_show_as_preview_failures(captioned_root, copy_of):
     assert "001.png" in objects[CAR]["failures"][0]["detail"] and len(objects[CAR]["views"]) == 4
     assert [(f["stage"], f["reason"]) for f in objects[CHAIR]["failures"]] == [("preview", "unreadable_captions")]
     assert objects[MUG]["failures"] == [] and objects[MUG]["sprite"]
+
+
+def test_a_rerun_removes_what_a_killed_publish_left_and_one_preview_runs_at_a_time(captioned_root, copy_of):
+    """The fault campaign's find: a kill during index.html's atomic write left `.tmp-index.html.*`."""
+    from mvcap_build.dataset.claims import try_claim
+
+    root = copy_of(captioned_root)
+    assert run_preview(root).exit_code == 0
+    leftover = root / "preview" / ".tmp-index.html.k1ll3d_x"  # what mkstemp names a killed write
+    leftover.write_text("<html>half")
+    assert run_preview(root).exit_code == 0
+    assert not leftover.exists() and not [p for p in (root / "preview").rglob(".tmp-*")]
+    with try_claim(root / "preview" / "index.html"):  # what a publishing preview holds
+        busy = CliRunner().invoke(app, ["preview", str(root)])
+    assert busy.exit_code == 2 and "another `mvcap preview` is writing" in busy.output
+    assert (root / "preview" / "index.html").read_text().startswith("<!")

@@ -22,11 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from mvcap_build.dataset import atomic_write_text
-from mvcap_build.errors import RootError
+from mvcap_build.dataset.atomic import remove_stale_staging
+from mvcap_build.dataset.claims import try_claim
+from mvcap_build.errors import RootError, UserError
 
 ASSETS = ("preview.js", "preview.css")
 CHUNKS_PER_FOLDER = 1000
 RUN_FOLDER = re.compile(r"run-\d{8}T\d{12}Z")
+
+
+class PreviewBusy(UserError, RuntimeError):
+    """Another preview of the same folder is publishing: one at a time, since each replaces index.html."""
 
 
 def chunk_relpath(number: int) -> str:
@@ -58,8 +64,13 @@ class Site:
         for name in ASSETS:
             atomic_write_text(self.data / name, _asset(name))
         page = _asset("index.html").replace("{{DATA}}", self.run).replace("{{TITLE}}", html.escape(title))
-        atomic_write_text(self.out / "index.html", page)
-        self._remove_older_runs()
+        claim = try_claim(self.out / "index.html")
+        if claim is None:
+            raise PreviewBusy(f"another `mvcap preview` is writing {self.out} now: wait for it to end, then rerun")
+        with claim:  # no other live preview here: what a killed one left beside index.html goes
+            remove_stale_staging(self.out / "index.html")
+            atomic_write_text(self.out / "index.html", page)
+            self._remove_older_runs()
         return self.out / "index.html"
 
     def _remove_older_runs(self) -> None:
