@@ -38,3 +38,19 @@ class ManifestError(UserError, RuntimeError):
 
 class DiskFullError(UserError, OSError):
     """The disk (or quota) holding the dataset root is full: the run stops, committed work is kept."""
+
+
+class InputNotFound(UserError, FileNotFoundError):
+    """A file or folder the run reads is not there (an export's shards, a checkpoint, a model)."""
+
+
+class ExportUnusable(ManifestError, ValueError):
+    """An export cannot be trained or evaluated on as it is (columns missing, another layout)."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint cannot be used here: damaged, of another format, or for another model."""
+
+
+class TrainingDiverged(UserError, FloatingPointError):
+    """The loss is no longer finite: a setting (most often the learning rate) must change."""

@@ -417,6 +417,32 @@ def ovt_run(export_dir, tmp_path_factory) -> Path:
     return run
 
 
+def test_eval_refuses_a_split_the_checkpoint_was_trained_on(ovt_run, export_dir, tmp_path):
+    """ovt_run trained on the export's train split (objects 0-4): scoring it there is refused in one
+    line, or with --allow-overlap done under a warning kept in the report; the test split passes."""
+    common = ["--export", str(export_dir), "--templates", "1", "--device", "cpu", "--quiet"]
+    result = runner_invoke([str(ovt_run), *common, "--split", "train", "-o", str(tmp_path / "refused")])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "was trained on 5 of the 5 objects of export:train (e.g. demo/circle-001)" in errors[0]
+    assert "--allow-overlap" in errors[0] and "Traceback" not in result.output
+    assert not (tmp_path / "refused").exists()
+
+    out = tmp_path / "allowed"
+    result = runner_invoke([str(ovt_run), *common, "--split", "train", "--allow-overlap", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "WARNING: run@2" in result.output and "NOT held-out" in result.output
+    report = json.loads((out / "results.json").read_text())
+    assert report["models"][0]["trained_on_split_objects"] == 5
+    assert any("NOT held-out" in note for note in report["export"]["notes"])
+    assert "NOT held-out" in (out / "results.md").read_text()
+
+    out = tmp_path / "held-out"
+    result = runner_invoke([str(ovt_run), *common, "-o", str(out)])  # the test split: objects 5-7, never trained on
+    assert result.exit_code == 0, result.output
+    assert "WARNING" not in result.output and "trained_on_split_objects" not in json.loads((out / "results.json").read_text())["models"][0]
+
+
 def test_polar_plots_draw_empty_bins_unlike_zero_percent_bins():
     """A bin with no views is a grey hatched wedge named in the legend; a bin at 0 % is an empty bar."""
     from mvcap_build.eval.report import polar_figure
@@ -478,8 +504,8 @@ def test_eval_writes_beside_what_it_evaluates_not_in_the_current_folder(ovt_run,
     assert len(list((ovt_run / "eval").glob("*/results.json"))) == 1  # with the run, also for one of its checkpoints
 
     classnames = str(write_classnames(tmp_path / "c.txt"))
-    result = runner_invoke(["openai/clip-vit-base-patch32", "--imagefolder", str(imagefolder), "--classnames", classnames, *common])
-    assert result.exit_code == 2 and "--out" in result.output  # nothing local to write beside: say where
+    result = runner_invoke([str(tiny_clip), "--imagefolder", str(imagefolder), "--classnames", classnames, *common])
+    assert result.exit_code == 2 and "--out" in result.output  # a plain CLIP on an ImageFolder: nothing to write beside
     assert list(cwd.iterdir()) == []
     assert "ROOT/eval" in _plain_help() and "RUN/eval" in _plain_help()
 

@@ -178,6 +178,47 @@ def test_object_level_splits_size_rolled_shards_and_viewer_row_groups(captioned_
     assert split_of("demo/car-000", fractions) == split_of("demo/car-000", fractions)  # stable
 
 
+def test_splits_flag_sets_the_object_level_splits(captioned_root, copy_of):
+    from typer.testing import CliRunner
+
+    from mvcap_build.cli import app
+    from mvcap_build.export.shards import split_of
+
+    root = DatasetRoot(copy_of(captioned_root))
+    result = CliRunner().invoke(app, ["export", str(root.path), "--quiet", "--splits", "train=0.5, validation=0.25,test=0.25"])
+    assert result.exit_code == 0, result.output
+    fractions = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    expected = {key: split_of(key, fractions) for key in ("demo/car-000", "demo/chair-000", "demo/mug-000")}
+    rows = json.loads((root.export_dir / "metadata" / "metadata_00000.json").read_text())
+    assert {r["key"]: r["split"] for r in rows} == expected
+    assert json.loads((root.export_dir / "export.json").read_text())["config"]["splits"] == fractions
+    assert {p.name.split("-")[0] for p in (root.export_dir / "data").glob("*.parquet")} == set(expected.values())
+
+
+@pytest.mark.parametrize("value, message", [
+    ("train=0.9,test=0.2", "the fractions add up to 1.1, not 1"),
+    ("train=0.5", "the fractions add up to 0.5, not 1"),
+    ("train:0.9,test:0.1", "'train:0.9' is not NAME=FRACTION"),
+    ("train=0.9,,test=0.1", "'' is not NAME=FRACTION"),
+    ("=1", "'=1' is not NAME=FRACTION"),
+    ("train=ninety", "the fraction of 'train' is 'ninety', not a number"),
+    ("train=1.5,test=-0.5", "the fraction of 'train' is 1.5, not between 0 and 1"),
+    ("train=0.5,train=0.5", "'train' is given twice"),
+    ("tr/ain=1", "letters, digits and underscores, not 'tr/ain'"),
+])
+def test_bad_splits_are_one_line(captioned_root, copy_of, value, message):
+    from typer.testing import CliRunner
+
+    from mvcap_build.cli import app
+
+    root = copy_of(captioned_root)
+    result = CliRunner().invoke(app, ["export", str(root), "--splits", value])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "--splits" in errors[0], result.output
+    assert "Traceback" not in result.output and not (root / "export").exists()
+
+
 def test_train_ovt_reads_only_the_train_split(captioned_root, copy_of):
     from mvcap_build.export.shards import split_of
     from mvcap_build.train.data import ExportData

@@ -108,10 +108,60 @@ def test_paper_preset_fills_what_the_file_does_not_set():
     config = TrainOVTConfig(preset="paper", lr=1e-3)
     assert config.lr == 1e-3  # the file wins
     for field in ("anchor", "margin", "hard_views", "viformer_heads", "viformer_ff_dim", "betas", "augment",
-                  "logit_scale", "weight_decay", "grad_clip", "viformer_weight"):
+                  "logit_scale", "weight_decay", "grad_clip", "viformer_weight", "lora_alpha", "viformer_dropout",
+                  "viformer_norm", "adam_eps", "schedule", "warmup_steps", "min_lr_ratio", "mining"):
         assert getattr(config, field) == PAPER_PRESET[field], field
     assert (config.anchor, config.margin, config.hard_views, config.betas) == ("knn", 0.3, 5, (0.9, 0.98))
+    # peft's LoraConfig defaults (the paper sets only target_modules), PyTorch's post-norm layer
+    # whose dropout the paper's never-undone model.eval() keeps off, AdamW's eps, the epoch cosine.
+    assert (config.lora_r, config.lora_alpha, config.lora_dropout) == (8, 8, 0.0)
+    assert (config.viformer_norm, config.viformer_dropout) == ("post", 0.0)
+    assert (config.adam_eps, config.schedule, config.warmup_steps) == (1e-6, "cosine_epoch", 0)
+    assert TrainOVTConfig(preset="paper").lr * config.min_lr_ratio == pytest.approx(1e-7)  # eta_min
     assert TrainOVTConfig().anchor == "mean"  # no preset: the plain defaults
+    assert (TrainOVTConfig().viformer_norm, TrainOVTConfig().adam_eps) == ("pre", 1e-8)
+
+
+def test_paper_preset_builds_the_model_optimizer_and_schedule_as_the_paper(export_dir, tmp_path):
+    """A real run under `preset: paper`: LoRA scaled by alpha / r = 1, a post-norm VIFormer with no
+    dropout acting in train mode, AdamW's eps 1e-6, and the lr held per epoch on a cosine to 1e-7."""
+    from peft.tuners.lora import LoraLayer
+
+    from mvcap_build.train.checkpoint import load_ovt_checkpoint
+    from mvcap_build.train.schedule import lr_at
+
+    config = TrainOVTConfig(preset="paper", clip_model="tiny-random", objects_per_batch=2, views_per_object=2,
+                            hard_views=1, max_steps=18, save_every=100, log_every=1, num_workers=0)
+    out = tmp_path / "run"
+    final = train_ovt(config, export_dir, out)
+    # Epochs of 6 objects x 4 views / (2 x 2) = 6 steps: three epochs at cos(0), cos(pi/3), cos(2 pi/3).
+    lrs = [json.loads(line)["lr"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    floor, peak = 1e-7, 5e-5
+    expected = [floor + (peak - floor) * (1 + np.cos(np.pi * e / 3)) / 2 for e in range(3)]
+    assert lrs == pytest.approx([lr for lr in expected for _ in range(6)], rel=1e-9)
+    assert lrs[0] == pytest.approx(peak)  # no warmup
+    assert lr_at(6 * 3, base_lr=peak, warmup_steps=0, max_steps=18, schedule="cosine_epoch",
+                 min_lr_ratio=0.002, steps_per_epoch=6) == pytest.approx(floor)  # an epoch 4 would sit on it
+
+    state = torch.load(final / "trainer_state.pt", weights_only=True)
+    assert {group["eps"] for group in state["optimizer"]["param_groups"]} == {1e-6}
+    assert {tuple(group["betas"]) for group in state["optimizer"]["param_groups"]} == {(0.9, 0.98)}
+
+    model = load_ovt_checkpoint(final).train()  # as the trainer holds it between mining passes
+    lora = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    assert lora and all(m.scaling["default"] == 1.0 for m in lora)
+    assert all(not layer.norm_first for layer in model.viformer.encoder.layers)
+    assert all(m.p == 0 for m in model.viformer.modules() if isinstance(m, torch.nn.Dropout))
+    x = torch.randn(5, model.base.config.projection_dim)
+    with torch.no_grad():
+        first, again = model.viformer(x), model.viformer(x)
+    assert torch.equal(first, again)  # nothing random acts in train mode
+    # Post-norm: each layer ends in a LayerNorm, so the VIFormer's output is one (per row mean 0,
+    # unit variance before the last LayerNorm's affine).
+    last = model.viformer.encoder.layers[-1].norm2
+    normalised = (first - last.bias) / last.weight
+    assert torch.allclose(normalised.mean(-1), torch.zeros(5), atol=1e-4)
+    assert torch.allclose(normalised.var(-1, unbiased=False), torch.ones(5), atol=1e-2)
 
 
 def test_views_without_captions_train_only_the_consistency_term(tmp_path):
@@ -156,7 +206,7 @@ def test_the_full_pass_embeds_in_eval_mode(export_dir, tiny_clip):
     data = ExportData.open(export_dir)
     transform = ImageTransform(64)
     miner = make_miner(config, data, model.base.config.projection_dim, "cpu")
-    fill_bank(model, data, transform, miner, Accelerator(cpu=True), batch_size=5)
+    fill_bank(model, data, transform, miner, Accelerator(cpu=True), batch_size=5, num_workers=1)  # decoded in a worker
     assert miner.seen.all()
     pixels = torch.stack([transform(data.load_image(im)) for im in data.dataset[:]["image"]])
     with torch.no_grad():

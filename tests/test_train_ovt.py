@@ -238,9 +238,148 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(export_dir, tmp_path, mi
 
 
 def test_resume_refuses_another_architecture(export_dir, tmp_path):
+    from mvcap_build.errors import UserError
+
     train_ovt(fast_config(max_steps=2), export_dir, tmp_path)
-    with pytest.raises(ValueError, match="lora_r"):
+    with pytest.raises(UserError, match=r"lora_r: 4 -> 2.*--redo stale"):
         train_ovt(fast_config(max_steps=4, lora_r=2), export_dir, tmp_path)
+
+
+# --- provenance: a resume continues the same run, or stops and says why ---------------------------
+
+RUN_YAML = ("clip_model: tiny-random\nobjects_per_batch: 3\nviews_per_object: 2\nhard_views: 1\nnum_workers: 0\n"
+            "viformer_heads: 4\nlora_r: 4\nlora_alpha: 8\nsave_every: 2\nlog_every: 1\nlr: 0.003\n")
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    """Every file of a run folder, by path: what a refused resume must leave as it was."""
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained_run(export_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """A 2-step run through the CLI, and its YAML; copy it before resuming."""
+    from typer.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("trained")
+    (folder / "ovt.yaml").write_text(RUN_YAML)
+    result = CliRunner().invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(folder / "run"),
+                                         "--config", str(folder / "ovt.yaml"), "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    return folder / "run", folder / "ovt.yaml"
+
+
+def _copy_run(trained_run, tmp_path) -> tuple[Path, Path]:
+    import shutil
+
+    run, config = trained_run
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run", config
+
+
+@pytest.mark.parametrize("change, named", [
+    (["--lr", "0.001"], "lr: 0.003 -> 0.001"),
+    (["--hard-views", "2"], "hard_views: 1 -> 2"),
+    ("lora_r: 2\n", "lora_r: 4 -> 2"),
+    ("clip-model", "clip_model: \"tiny-random\" -> "),
+    ("export", "another export (objects: 6 -> 5, views: 24 -> 20)"),
+])
+def test_resume_with_other_settings_or_data_stops_in_one_line(trained_run, export_dir, tiny_clip, tmp_path, change, named):
+    from typer.testing import CliRunner
+
+    run, config = _copy_run(trained_run, tmp_path)
+    data, args = export_dir, ["--max-steps", "4"]
+    if change == "export":
+        data = write_export(tmp_path / "other-export", n_objects=5)
+    elif change == "clip-model":
+        args += ["--clip-model", str(tiny_clip)]
+    elif isinstance(change, str):  # a line of YAML
+        config = tmp_path / "ovt.yaml"
+        config.write_text(RUN_YAML + change)
+    else:
+        args += change
+    before = _snapshot(run)
+    result = CliRunner().invoke(_cli(), ["train-ovt", str(data), "-o", str(run), "--config", str(config), *args])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and named in errors[0], result.output
+    assert "cannot resume" in errors[0] and "new --output folder" in errors[0] and "--redo stale" in errors[0]
+    assert "Traceback" not in result.output and "embedding bank" not in result.output
+    assert _snapshot(run) == before  # config.json, log and checkpoints as they were: nothing ran
+
+
+def test_a_changed_base_model_revision_stops_the_resume(export_dir, tiny_clip, tmp_path):
+    import shutil
+
+    from mvcap_build.errors import UserError
+
+    base = tmp_path / "clip"
+    shutil.copytree(tiny_clip, base)
+    train_ovt(fast_config(clip_model=str(base), max_steps=2), export_dir, tmp_path / "run")
+    config = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({**config, "initializer_factor": 0.5}))  # the folder changed, not its name
+    before = _snapshot(tmp_path / "run")
+    with pytest.raises(UserError, match=r"base_model\.revision: \"local:[0-9a-f]+\" -> \"local:[0-9a-f]+\""):
+        train_ovt(fast_config(clip_model=str(base), max_steps=4), export_dir, tmp_path / "run")
+    assert _snapshot(tmp_path / "run") == before
+    # Asked to start over, it does: the old run moves aside, the new one trains from step 0.
+    final = train_ovt(fast_config(clip_model=str(base), max_steps=2), export_dir, tmp_path / "run", redo=True)
+    (previous,) = (tmp_path / "run" / "previous").iterdir()
+    assert (previous / "checkpoints" / "step-00000002" / "ovt_config.json").is_file()
+    meta = json.loads((final / "ovt_config.json").read_text())
+    assert meta["provenance"]["base_model_revision"] != json.loads(
+        (previous / "checkpoints" / "step-00000002" / "ovt_config.json").read_text())["provenance"]["base_model_revision"]
+
+
+def test_redo_stale_starts_the_run_over_and_keeps_the_old_one(trained_run, export_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    run, config = _copy_run(trained_run, tmp_path)
+    old = _snapshot(run)
+    result = CliRunner().invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(run), "--config", str(config),
+                                         "--max-steps", "2", "--lr", "0.001", "--redo", "stale"])
+    assert result.exit_code == 0, result.output
+    (previous,) = (run / "previous").iterdir()
+    assert _snapshot(previous) == old  # the old run, whole, beside the new one
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["lr"] == 0.001 and [s["from_step"] for s in saved["segments"]] == [0]
+    steps = [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]  # trained from step 0 again
+    meta = json.loads((run / "checkpoints" / "step-00000002" / "ovt_config.json").read_text())
+    assert meta["config"]["lr"] == 0.001 and meta["fingerprint"]["fields"]["settings.lr"] == 0.001
+    # --redo stale with the same settings resumes: nothing is moved
+    result = CliRunner().invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(run), "--config", str(config),
+                                         "--max-steps", "3", "--lr", "0.001", "--redo", "stale"])
+    assert result.exit_code == 0, result.output
+    assert len(list((run / "previous").iterdir())) == 1 and (run / "checkpoints" / "step-00000002").is_dir()
+
+
+def test_resume_may_change_only_what_does_not_change_the_weights(trained_run, export_dir, tmp_path):
+    """max_steps, save_every, log_every and num_workers may change; config.json and every
+    checkpoint say from which step each value held, and what the run was trained on."""
+    from typer.testing import CliRunner
+
+    run, config = _copy_run(trained_run, tmp_path)
+    result = CliRunner().invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(run), "--config", str(config),
+                                         "--max-steps", "4", "--save-every", "1", "--num-workers", "1"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["segments"] == [
+        {"from_step": 0, "max_steps": 2, "save_every": 2, "log_every": 1, "num_workers": 0},
+        {"from_step": 2, "max_steps": 4, "save_every": 1, "log_every": 1, "num_workers": 1},
+    ]
+    meta = json.loads((run / "checkpoints" / "step-00000004" / "ovt_config.json").read_text())
+    assert meta["segments"] == saved["segments"] and meta["provenance"] == saved["provenance"]
+    keys = (run / "checkpoints" / "step-00000004" / "training_keys.txt").read_text().splitlines()
+    assert keys == sorted({f"demo/{SHAPES[o % 3]}-{o:03d}" for o in range(N_OBJECTS)})
+    provenance = meta["provenance"]
+    assert provenance["training_keys"] == {"file": "training_keys.txt", "column": "key", "count": N_OBJECTS,
+                                           "digest": provenance["training_keys"]["digest"]}
+    assert provenance["export"]["objects"] == N_OBJECTS and provenance["export"]["views"] == N_OBJECTS * N_VIEWS
+    assert provenance["base_model_revision"].startswith("local:") and provenance["world_size"] == 1
+    assert "settings.lr" in meta["fingerprint"]["fields"] and "settings.max_steps" not in meta["fingerprint"]["fields"]
+    steps = [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
 
 
 def test_export_without_parquet_is_a_clear_error(tmp_path):

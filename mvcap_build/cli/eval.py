@@ -34,6 +34,7 @@ def eval_command(
     label_set: Annotated[Optional[list[Path]], typer.Option("--label-set", help="Names the model chooses among, when more than the benchmark's own (e.g. ImageNet's 1000 for ImageNet-V+): one per line or a JSON list. Give one for all benchmarks or one per --imagefolder.")] = None,
     export: Annotated[Optional[Path], typer.Option("--export", help="A dataset root or the folder written by `mvcap export`: evaluate on its held-out split, per viewpoint.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Split of --export to evaluate (default: test, else validation).")] = None,
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Score an OVT model on the --export split even if it holds objects the model was trained on (by default eval refuses), with a warning on screen and in the report.")] = False,
     with_base: Annotated[bool, typer.Option("--with-base", help="Also evaluate each OVT model's base CLIP, in the column after it.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder. Default: beside what is evaluated, not the current folder: RUN/eval/YYYYmmdd-HHMMSS of the first OVT model's training run, else ROOT/eval/YYYYmmdd-HHMMSS of the --export's dataset root. Needed when only CLIPs are scored on --imagefolder.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
@@ -54,6 +55,8 @@ def eval_command(
     included): top-1/top-5 and per class. On an export's held-out split (`--export`), with the
     export's categories as the classes: accuracy per elevation and azimuth bin, canonical vs extreme
     views, the mean cosine of an object's views to their centre, and same-object retrieval (R@1, mAP).
+    An OVT checkpoint is not scored on a split that holds objects it was trained on (its checkpoint
+    lists them), unless --allow-overlap.
 
     Writes OUT/results.json (every number, each held-out view's prediction), OUT/results.md (models
     side by side) and, with --export, polar plots OUT/accuracy_by_azimuth.png and
@@ -94,12 +97,21 @@ def eval_command(
             ExportSplit.open(export, split) if export is not None else None,
         )
         specs = resolve_models(models, with_base=with_base)
+        overlap_notes = []
+        if benchmarks.export is not None:
+            from mvcap_build.eval.leakage import check_overlap
+
+            overlap_notes = check_overlap(specs, benchmarks.export, allow_overlap)
+            for note in overlap_notes:
+                typer.secho(note, fg=typer.colors.YELLOW, bold=note.startswith("WARNING"), err=True)
         out = out or _default_out(specs, benchmarks.export, time.strftime("%Y%m%d-%H%M%S"))
 
         from mvcap_build.eval.report import markdown, write_report
         from mvcap_build.eval.run import run_eval
 
         results = run_eval(specs, benchmarks, settings, show_progress=not quiet)
+        if overlap_notes:  # into results.json and results.md as well
+            results["export"].setdefault("notes", []).extend(overlap_notes)
         written = write_report(results, out)
         typer.echo(markdown(results))
         for bench in [*results["imagefolder"], *([results["export"]] if results["export"] else [])]:

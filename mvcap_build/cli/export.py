@@ -23,6 +23,7 @@ def export(
     root: Annotated[Path, typer.Argument(help="Dataset root with views and captions.")],
     config: ConfigFile = None,
     name: Annotated[Optional[str], typer.Option(help=with_default("Dataset name on the card.", ExportConfig, "name"))] = None,
+    splits: Annotated[Optional[str], typer.Option(metavar="NAME=FRACTION,...", help="Object-level splits, e.g. train=0.9,val=0.05,test=0.05: fractions adding up to 1; each object goes to one split by a hash of its key (default: the config's splits, else train=1).")] = None,
     rows_per_parquet: Annotated[Optional[int], typer.Option(help="Views per Parquet shard (shards also roll at ~500 MB).")] = None,
     allow_mixed_captions: Annotated[bool, typer.Option("--allow-mixed-captions", help="Export captions of several backends/models/prompts together.")] = False,
     mvcap_layout: Annotated[bool, typer.Option("--mvcap-layout", help="Also write MVCap's released layout (export/mvcap/: images + metadata.json) for the original OVT code.")] = False,
@@ -40,7 +41,7 @@ def export(
     card the Hub shows; then, with `--hf-push`, upload it.
 
     Load it with `datasets.load_dataset("parquet", data_files="ROOT/export/data/train-*.parquet")`.
-    Splits are drawn per object (`splits:` in the config); shards roll at ~500 MB.
+    Splits are drawn per object (`--splits`, or `splits:` in the config); shards roll at ~500 MB.
     obj_id counts from 0 over objects sorted by key; img_id = obj_id * 100 + view index.
     Exporting an unchanged root again gives byte-identical files, so pushing it again uploads nothing,
     and a push that failed halfway uploads only what is missing when rerun.
@@ -59,7 +60,8 @@ def export(
         }
         if image_size is None and any(v is not None for v in training.values()):
             raise ConfigError("--image-format, --image-quality and --no-originals need --image-size")
-        overrides = {"name": name, "rows_per_parquet": rows_per_parquet, "allow_mixed_captions": allow_mixed_captions or None,
+        overrides = {"name": name, "splits": parse_splits(splits) if splits is not None else None,
+                     "rows_per_parquet": rows_per_parquet, "allow_mixed_captions": allow_mixed_captions or None,
                      "mvcap_layout": mvcap_layout or None, **training}
         file = load_yaml(config) if config is not None else {}
         settings = stage_config("export", config, overrides, data=section(file, "export"))
@@ -73,3 +75,29 @@ def export(
 
             typer.echo(push_export(DatasetRoot(root).export_dir, hub, progress=not quiet).headline())
 
+
+def parse_splits(text: str) -> dict[str, float]:
+    """`train=0.9,test=0.1` -> {"train": 0.9, "test": 0.1}; each mistake is one ConfigError line."""
+    from mvcap_build.errors import ConfigError
+
+    example = "e.g. --splits train=0.9,val=0.05,test=0.05"
+    splits: dict[str, float] = {}
+    for part in text.split(","):
+        name, equals, value = (piece.strip() for piece in part.partition("="))
+        if not equals or not name:
+            raise ConfigError(f"--splits {text!r}: {part.strip()!r} is not NAME=FRACTION ({example})")
+        if not name.replace("_", "").isalnum():
+            raise ConfigError(f"--splits: a split name is letters, digits and underscores, not {name!r} ({example})")
+        if name in splits:
+            raise ConfigError(f"--splits {text!r}: {name!r} is given twice")
+        try:
+            fraction = float(value)
+        except ValueError:
+            raise ConfigError(f"--splits: the fraction of {name!r} is {value!r}, not a number ({example})") from None
+        if not 0 <= fraction <= 1:  # NaN fails this too
+            raise ConfigError(f"--splits: the fraction of {name!r} is {value}, not between 0 and 1")
+        splits[name] = fraction
+    total = sum(splits.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"--splits {text!r}: the fractions add up to {total:g}, not 1 ({example})")
+    return splits

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mvcap_build.cli.common import ConfigFile, run_options, run_stage_command, stage_config, user_errors
+from mvcap_build.cli.common import ConfigFile, RedoChoice, run_options, run_stage_command, stage_config, user_errors
 from mvcap_build.cli.output import quiet_libraries, show_training_log
 from mvcap_build.cli.defaults import with_default
 from mvcap_build.train.config import TrainStageConfig
@@ -31,9 +31,10 @@ def train_ovt(
     seed: Annotated[Optional[int], typer.Option(help=with_default("Seed for VIFormer init and batch sampling.", TrainStageConfig, "seed"))] = None,
     images: Annotated[Optional[str], typer.Option(help=with_default("auto: the export's training-ready shards (export --image-size) when it has them, else the originals; original; training.", TrainStageConfig, "images"))] = None,
     preset: Annotated[Optional[str], typer.Option(help=with_default("paper: Omniview-Tuning's own settings (kNN anchor, margin 0.3, K=5, VIFormer 4 heads x 2048, fresh temperature, augmentation, AdamW betas 0.9/0.98, lr 5e-5) for everything not set.", TrainStageConfig, "preset"))] = None,
-    mining: Annotated[Optional[str], typer.Option(help=with_default("Where hard views are mined from: bank (every view as last seen), batch, or full_pass (the paper's pass per epoch).", TrainStageConfig, "mining"))] = None,
+    mining: Annotated[Optional[str], typer.Option(help=with_default("Where hard views are mined from: full_pass (the paper's pass over every view per epoch), bank (one pass, then every view as last seen), or batch.", TrainStageConfig, "mining"))] = None,
     aux_data: Annotated[Optional[Path], typer.Option(help="A second image-text source mixed into every batch (the paper: ImageNet): an ImageFolder (with --aux-classnames) or Parquet with image and caption.")] = None,
     aux_classnames: Annotated[Optional[Path], typer.Option(help="Class-name file of the --aux-data ImageFolder (txt, json or csv; see `mvcap eval --help`).")] = None,
+    redo: Annotated[RedoChoice, typer.Option(help="stale: when OUTPUT holds a run made with other settings, another export or another base model, move it to OUTPUT/previous/ and start over (by default the run stops and names what differs).")] = RedoChoice.none,
 ) -> None:
     """Omniview-Tuning: CLIP + LoRA (vision q/k/v) + VIFormer, trained with an image-text
     contrastive loss that ignores same-object pairs plus a consistency loss that pulls each
@@ -42,7 +43,10 @@ def train_ovt(
 
     Flags override the YAML (a pipeline file's `train_ovt:` section or a file of its fields),
     which overrides the defaults (see mvcap_build/train/config.py). Checkpoints go to
-    OUTPUT/checkpoints/step-N; running the same command again resumes from the latest one.
+    OUTPUT/checkpoints/step-N; running the same command again resumes from the latest one. A
+    resume may change --max-steps, --save-every, log_every and --num-workers; any other setting,
+    another export, base model revision or process count stops it before any work, naming what
+    differs: use a new --output, or --redo stale.
     Several GPUs: `accelerate launch $(which mvcap) train-ovt ...`.
     """
     with user_errors():
@@ -57,7 +61,7 @@ def train_ovt(
         settings = stage_config("train_ovt", config, overrides)
         quiet_libraries()
         show_training_log()
-        run_stage_command("train_ovt", _dataset_root(export_dir), settings, options=run_options())
+        run_stage_command("train_ovt", _dataset_root(export_dir), settings, options=run_options(redo))
 
 
 def _dataset_root(export_dir: Path) -> Path:

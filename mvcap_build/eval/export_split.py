@@ -41,6 +41,7 @@ class ExportSplit:
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
     classnames: list[str]  # every category of the export, sorted
+    identity: str = "key"  # the column `keys` come from: key, or obj_id in exports without keys
 
     @property
     def name(self) -> str:
@@ -90,7 +91,7 @@ class ExportSplit:
                                   f"{column}; per-viewpoint evaluation needs every view's camera angles")
         return cls(export_dir, split, folder, shards, [str(k) for k in table.column(identity).to_pylist()],
                    categories, np.asarray(table.column("view_index").to_pylist(), dtype=np.int64),
-                   angles["azimuth_deg"], angles["elevation_deg"], classnames)
+                   angles["azimuth_deg"], angles["elevation_deg"], classnames, identity)
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mvcap_build.errors import ConfigError, EnvironmentBroken
+from mvcap_build.errors import ConfigError, EnvironmentBroken, UserError
+from mvcap_build.train.base_clip import clip_folder
 
 OVT_CONFIG = "ovt_config.json"  # mvcap_build.train.checkpoint.CONFIG_FILE (not imported: it pulls torch)
 
@@ -39,6 +40,8 @@ class ModelSpec:
 
                 return load_ovt_checkpoint(self.location, device).eval()
             return load_clip(self.location, device)
+        except UserError:
+            raise  # already says what is wrong and what to do
         except (OSError, ValueError) as error:
             raise ConfigError(f"cannot load {self.spec!r} ({self.kind} at {self.location}): {error}") from error
 
@@ -76,11 +79,13 @@ def resolve_model(spec: str) -> ModelSpec:
                 raise ConfigError(f"{path} is a training run with no committed checkpoint yet (checkpoints/step-*/{OVT_CONFIG})")
             return _ovt(spec, latest)
         if (path / "config.json").is_file():
+            clip_folder(str(path))  # a folder of another model is one line now, not at its turn to load
             return ModelSpec(_clip_folder_name(path), spec, "clip", str(path))
         raise ConfigError(f"{path} is neither an OVT checkpoint ({OVT_CONFIG}), a training run (checkpoints/) "
                           "nor a CLIP model folder (config.json)")
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ConfigError(f"model not found: {spec} is not a folder (a Hub id is OWNER/NAME)")
+    clip_folder(spec)  # the cache, else the Hub asked once: offline or unknown is one line, before any work
     return ModelSpec(spec, spec, "clip", spec)
 
 
@@ -138,13 +143,14 @@ def pick_device(device: str) -> str:
 
 
 def load_clip(location: str, device: str):
-    """A transformers CLIPModel with its tokenizer and image transform, as a `CLIPEncoder`."""
-    from transformers import AutoTokenizer, CLIPModel
-
+    """A transformers CLIPModel with its tokenizer and image transform, as a `CLIPEncoder`; a Hub
+    id is loaded from the local cache, or downloaded first (see train/base_clip.py)."""
     from mvcap_build.eval.clip_encoder import CLIPEncoder
+    from mvcap_build.train.base_clip import load_clip_model, load_tokenizer
     from mvcap_build.train.preprocess import ImageTransform
 
-    clip = CLIPModel.from_pretrained(location)
-    tokenizer = AutoTokenizer.from_pretrained(location)
-    transform = ImageTransform.from_pretrained(location, clip.config.vision_config.image_size)
+    folder = clip_folder(location)
+    clip = load_clip_model(folder, location)
+    tokenizer = load_tokenizer(folder, location)
+    transform = ImageTransform.from_pretrained(folder, clip.config.vision_config.image_size)
     return CLIPEncoder(clip, tokenizer, transform).to(device).eval()

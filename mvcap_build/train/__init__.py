@@ -7,6 +7,7 @@ model       VIFormer and OVTModel (CLIP + LoRA on vision q/k/v + VIFormer)
 loss        contrastive (same-object masked) + cross-view consistency (minimax hard views)
 schedule    learning rate as a pure function of the step
 checkpoint  save / resume / load_ovt_checkpoint
+provenance  what a run trains on (export digest, keys, base revision) and the resume check
 trainer     train_ovt(config, export_dir, output_dir), the loop under accelerate
 
 Import from the submodules; this package imports nothing heavy so `mvcap --help` stays fast.

@@ -60,10 +60,10 @@ class AuxSource:
 
 
 def _open_parquet(path: Path, images: str):
-    import datasets
+    from mvcap_build.train.data import local_datasets, training_shards
 
+    datasets = local_datasets()
     if path.is_dir():
-        from mvcap_build.train.data import training_shards
 
         files = training_shards(path, images) or sorted(path.glob("*.parquet"))  # an export, or a folder of shards
     else:

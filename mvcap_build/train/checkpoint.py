@@ -7,6 +7,10 @@ A checkpoint folder `OUTPUT/checkpoints/step-00001000/` holds:
   tokenizer files, preprocessor_config.json   so the checkpoint embeds text and images alone
   base-model/              only for clip_model "tiny-random": the random base (under 1 MB)
   trainer_state.pt         optimizer state, for resume only
+  training_keys.txt        the object keys trained on, one a line (see provenance.py)
+ovt_config.json also records what the run was made from (`provenance`: export digest, training
+keys, base model revision, processes), its `fingerprint` (a resume with another one stops) and its
+`segments` (from which step each max_steps / save_every / log_every / num_workers was in force).
 The base CLIP's own weights are not copied: they are the pretrained ones, unchanged.
 """
 
@@ -16,13 +20,16 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from mvcap_build.errors import CheckpointError, InputNotFound
 from mvcap_build.train.config import TrainOVTConfig
 from mvcap_build.train.model import OVTModel, build_ovt_model
 from mvcap_build.train.preprocess import PREPROCESSOR_FILE, ImageTransform
+from mvcap_build.train.provenance import KEYS_FILE
 
 FORMAT = "mvcap-ovt-checkpoint/1"
 CONFIG_FILE = "ovt_config.json"
@@ -53,8 +60,10 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 def save_checkpoint(model: OVTModel, config: TrainOVTConfig, step: int, output_dir: Path, *,
                     base_model: str, random_init: bool, tokenizer, transform: ImageTransform,
-                    optimizer_state: dict | None = None, miner_state: dict | None = None) -> Path:
-    """Write the checkpoint of `step` to a temporary folder, then move it into place."""
+                    optimizer_state: dict | None = None, miner_state: dict | None = None,
+                    run: dict | None = None, training_keys: Sequence[str] | None = None) -> Path:
+    """Write the checkpoint of `step` to a temporary folder, then move it into place.
+    `run`: {"provenance", "fingerprint", "segments"} of the training run, stored in ovt_config.json."""
     from safetensors.torch import save_file
 
     final = checkpoint_dir(output_dir, step)
@@ -68,12 +77,15 @@ def save_checkpoint(model: OVTModel, config: TrainOVTConfig, step: int, output_d
     if random_init:
         shutil.copytree(base_model, tmp / BASE_DIR)
     torch.save({"step": step, "optimizer": optimizer_state, "miner": miner_state or {}}, tmp / STATE_FILE)
+    if training_keys is not None:
+        (tmp / KEYS_FILE).write_text("".join(f"{key}\n" for key in training_keys), encoding="utf-8")
     meta = {
         "format": FORMAT,
         "step": step,
         "base_model": BASE_DIR if random_init else base_model,
         "base_model_note": RANDOM_INIT_NOTE if random_init else None,
         "config": config.model_dump(mode="json"),
+        **(run or {}),
     }
     (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))  # written last: the commit marker
     if final.exists():
@@ -86,10 +98,17 @@ def read_checkpoint_config(path: Path) -> dict:
     """The checkpoint's ovt_config.json, with a clear error when `path` is not a checkpoint."""
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
-        raise FileNotFoundError(f"{path} is not an OVT checkpoint (no {CONFIG_FILE})")
-    meta = json.loads(file.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{file}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
+        raise InputNotFound(f"{path} is not an OVT checkpoint (no {CONFIG_FILE}): give a checkpoint folder "
+                            "(RUN/checkpoints/step-N)")
+    try:
+        meta = json.loads(file.read_text())
+    except ValueError as error:
+        raise CheckpointError(f"{file}: not valid JSON ({error}): the checkpoint is damaged; delete its folder "
+                              "to resume from the one before") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{file}: unknown format {found!r}, expected {FORMAT!r}: "
+                              "not a checkpoint this version of mvcap wrote")
     return meta
 
 
@@ -102,9 +121,15 @@ def load_trainable(model: OVTModel, path: Path) -> None:
     result = set_peft_model_state_dict(model.clip, adapter)
     missing = [k for k in result.missing_keys if ".lora_" in k]
     if result.unexpected_keys or missing:
-        raise ValueError(f"{path}: adapter does not fit the model "
-                         f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]})")
-    model.load_head_state_dict(load_file(Path(path) / VIFORMER_FILE))
+        raise CheckpointError(f"{path}: adapter does not fit the model "
+                              f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]}): "
+                              "load it with the settings it was trained with")
+    try:
+        model.load_head_state_dict(load_file(Path(path) / VIFORMER_FILE))
+    except RuntimeError as error:  # torch's shape mismatch: VIFormer settings other than the checkpoint's
+        first = str(error).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path}: its VIFormer does not fit the model ({first}): "
+                              "load it with the settings it was trained with") from error
 
 
 def load_optimizer_state(path: Path) -> tuple[int, dict | None]:
@@ -120,14 +145,15 @@ def load_miner_state(path: Path) -> dict:
 def load_ovt_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> OVTModel:
     """Rebuild the trained model: base CLIP + LoRA adapter + VIFormer, with its tokenizer and
     image transform attached (`model.embed_images`, `model.embed_texts`), in eval mode."""
-    from transformers import AutoTokenizer
+    from mvcap_build.train.base_clip import clip_folder, load_tokenizer
 
     path = Path(path)
     meta = read_checkpoint_config(path)
     config = TrainOVTConfig(**meta["config"])
     base = path / meta["base_model"]
-    model = build_ovt_model(config, str(base) if base.is_dir() else meta["base_model"])
+    base_model = str(base) if base.is_dir() else meta["base_model"]
+    model = build_ovt_model(config, str(clip_folder(base_model, otherwise=f"or load {path} where its base model is cached")))
     load_trainable(model, path)
-    model.tokenizer = AutoTokenizer.from_pretrained(path)
+    model.tokenizer = load_tokenizer(path, str(path))
     model.transform = ImageTransform.from_pretrained(path, config.image_size)
     return model.to(device).eval()

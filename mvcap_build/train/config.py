@@ -15,22 +15,21 @@ from mvcap_build.config_io import PATH_IF_EXISTS
 
 TINY_RANDOM = "tiny-random"  # clip_model value: build a tiny random CLIP (offline demos, tests)
 
-# Fields that shape the weights: a checkpoint made with other values cannot be resumed.
-ARCHITECTURE_FIELDS = (
-    "clip_model", "image_size", "viformer_layers", "viformer_heads", "viformer_ff_dim", "lora_r",
-    "lora_alpha", "logit_scale",
-)
-
 # `preset: paper`: Omniview-Tuning as its code trains (Heathcliff-saku/Omniview_Tuning,
-# scripts/config.py and train_viformer_multigpu.py), for every field the file does not set.
+# scripts/config.py, train_viformer_multigpu.py, model/), for every field the file does not set.
+# LoRA: peft's defaults (r = alpha = 8). VIFormer: PyTorch's post-norm encoder layer; its
+# dropout 0.1 never acts there, as the mining pass's `model.eval()` is never undone, hence 0.
+# Schedule: CosineAnnealingLR stepped per epoch (T_max = epochs, eta_min 1e-7 = 5e-5 x 0.002).
 # Not covered: 30 epochs (set max_steps for your data) and the batch of 512 MVCap + 256 ImageNet
-# pairs (objects_per_batch x views_per_object, and aux_data with aux_ratio 0.5).
+# pairs (objects_per_batch x views_per_object, and aux_data with aux_ratio 0.5); what else
+# differs on purpose is listed in README (train-ovt).
 PAPER_PRESET = {
-    "viformer_layers": 2, "viformer_heads": 4, "viformer_ff_dim": 2048, "viformer_dropout": 0.1,
-    "viformer_weight": 0.1, "logit_scale": "fresh", "lora_r": 8,
+    "viformer_layers": 2, "viformer_heads": 4, "viformer_ff_dim": 2048, "viformer_dropout": 0.0,
+    "viformer_norm": "post", "viformer_weight": 0.1, "logit_scale": "fresh", "lora_r": 8, "lora_alpha": 8,
     "anchor": "knn", "knn_neighbors": 5, "hard_views": 5, "margin": 0.3, "consistency_weight": 1.0,
-    "views_per_object": 8, "augment": True, "aux_ratio": 0.5,
-    "lr": 5e-5, "weight_decay": 0.05, "betas": (0.9, 0.98), "schedule": "cosine", "grad_clip": 1.0,
+    "mining": "full_pass", "views_per_object": 8, "augment": True, "aux_ratio": 0.5,
+    "lr": 5e-5, "weight_decay": 0.05, "betas": (0.9, 0.98), "adam_eps": 1e-6, "schedule": "cosine_epoch",
+    "warmup_steps": 0, "min_lr_ratio": 0.002, "grad_clip": 1.0,
 }
 
 
@@ -48,7 +47,10 @@ class TrainOVTConfig(BaseModel):
     viformer_layers: int = 2  # VIFormer: transformer encoder on the pooled image embedding
     viformer_heads: int = 8  # must divide CLIP's projection_dim (512 for ViT-B, 32 for tiny)
     viformer_ff_dim: int | None = None  # its feed-forward width; None = 4 x CLIP's projection_dim (paper: 2048)
-    viformer_dropout: float = 0.0  # paper: 0.1 (PyTorch's default); 0 keeps steps deterministic
+    viformer_dropout: float = 0.0  # 0 keeps steps deterministic (the paper's 0.1 never acts: eval mode)
+    # Where each VIFormer layer normalises: pre (before attention / feed-forward, the stabler
+    # order) or post (after each residual sum: PyTorch's default, which the paper uses).
+    viformer_norm: Literal["pre", "post"] = "pre"
     viformer_weight: float = 0.1  # embedding = clip + weight * VIFormer(clip): a gentle residual
     # clip: CLIP's own (pretrained) temperature; fresh: a new trainable one from 1/0.07, as the paper.
     logit_scale: Literal["clip", "fresh"] = "clip"
@@ -74,10 +76,11 @@ class TrainOVTConfig(BaseModel):
     margin: float = 0.0  # consistency is relu(1 - cos + margin) (paper: 0.3; see loss.py)
     anchor: Literal["mean", "knn"] = "mean"  # knn: OVT's kNN-weighted centre (see mining.py)
     knn_neighbors: int = 5
-    # Where anchors and hard views are chosen from (see mining.py): bank = every view as last
-    # seen, refreshed as batches pass; batch = this batch only; full_pass = the paper's no-grad
-    # pass over all views at each epoch start.
-    mining: Literal["bank", "batch", "full_pass"] = "bank"
+    # Where anchors and hard views are chosen from (see mining.py): full_pass = the paper's
+    # no-grad pass over all views at each epoch start (an epoch: as many views as the export
+    # has); bank = one pass at the start, then every view as last seen, refreshed as batches
+    # pass (no further pass; views embedded at different steps); batch = this batch only.
+    mining: Literal["full_pass", "bank", "batch"] = "full_pass"
     # Under several processes, compute the contrastive loss over the global batch (every
     # process's pairs are negatives for every other's), as CLIP does.
     gather_negatives: bool = True
@@ -86,9 +89,12 @@ class TrainOVTConfig(BaseModel):
     lr: float = 1e-4  # peak learning rate (AdamW, trainable params only: LoRA + VIFormer)
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW's; paper: (0.9, 0.98)
+    adam_eps: float = 1e-8  # AdamW's; paper: 1e-6
     max_steps: int = 1000  # total optimiser steps; raise it and rerun to train further
     warmup_steps: int = 50  # linear warmup from ~0 to lr
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"  # decay after warmup
+    # Decay after warmup, per step; cosine_epoch: the paper's cosine stepped once per epoch (an
+    # epoch: as many views as the export has), ending one epoch short of the floor as it does.
+    schedule: Literal["cosine", "linear", "constant", "cosine_epoch"] = "cosine"
     min_lr_ratio: float = 0.0  # the decay ends at lr * min_lr_ratio
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # passed to accelerate

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mvcap_build.dataset.export_schema import TRAINING_COLUMNS as REQUIRED_COLUMNS
-from mvcap_build.errors import ManifestError
+from mvcap_build.errors import ConfigError, ExportUnusable, InputNotFound, ManifestError
 
 MVCAP_METADATA = "metadata.json"  # MVCap-4M as released: one list for the whole dataset
 
@@ -36,12 +37,11 @@ class ExportData:
         if not shards and (root / MVCAP_METADATA).is_file():
             return cls.open_mvcap(root)
         if not shards:
-            raise FileNotFoundError(
+            raise InputNotFound(
                 f"no Parquet shards in {root / 'data'}: point train-ovt at the folder written by "
                 "`mvcap export` (it contains data/*.parquet), or at a released MVCap folder (metadata.json + images)"
             )
-        import datasets
-
+        datasets = local_datasets()
         expected_rows = _parquet_rows(shards)  # reads every footer: a truncated shard stops here, in one line
         dataset = datasets.load_dataset("parquet", data_files=shards, split="train")
         if dataset.num_rows != expected_rows:
@@ -50,7 +50,7 @@ class ExportData:
                                             download_mode="force_redownload")
         missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
         if missing:
-            raise ValueError(f"{root}: the shards lack columns {missing}; re-run `mvcap export`")
+            raise ExportUnusable(f"{root}: the shards lack columns {missing}; re-run `mvcap export`")
         dataset = dataset.cast_column("image", datasets.Image(decode=False))
         return cls(root, dataset, _group_rows(dataset))
 
@@ -69,7 +69,7 @@ class ExportData:
                 "view_index": [int(e["img_id"]) % img_id_stride for e in entries],
             }
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{root / MVCAP_METADATA}: not MVCap's metadata (a list of path, caption, obj_id, img_id): {error!r}") from error
+            raise ExportUnusable(f"{root / MVCAP_METADATA}: not MVCap's metadata (a list of path, caption, obj_id, img_id): {error!r}") from error
         features = datasets.Features({"image": datasets.Image(decode=False), "caption": datasets.Value("string"),
                                       "obj_id": datasets.Value("int64"), "view_index": datasets.Value("int32")})
         dataset = datasets.Dataset.from_dict(columns, features=features)
@@ -107,9 +107,10 @@ def shard_folder(export_dir: Path, images: str = "auto") -> str:
     training = [folder for folder, encoding in sets.items() if encoding.get("images") == "training-ready"]
     original = [folder for folder, encoding in sets.items() if encoding.get("images") != "training-ready"]
     if images == "training" and not training:
-        raise ValueError(f"{export_dir} has no training-ready shards: export with --image-size, or use images: original")
+        raise ConfigError(f"{export_dir} has no training-ready shards: export with --image-size, or use images: original")
     if images == "original" and sets and not original:
-        raise ValueError(f"{export_dir} holds only training-ready shards (exported with --no-originals)")
+        raise ConfigError(f"{export_dir} holds only training-ready shards (exported with --no-originals): "
+                          "use images: training (--images training), or export the originals too")
     if images != "original" and training:
         return training[0]
     return "data"
@@ -145,7 +146,7 @@ def sample_batch(groups: list[np.ndarray], objects: int, views: int, seed: int,
     pairs, so a repeated view is harmless.
     """
     if len(groups) < objects:
-        raise ValueError(
+        raise ConfigError(
             f"the export has {len(groups)} objects but objects_per_batch is {objects}: "
             "lower objects_per_batch or export more objects"
         )
@@ -206,3 +207,43 @@ class OVTBatches:
             # A view with an empty caption has no text: it joins the consistency loss, not the contrastive.
             "captioned": torch.tensor([bool(c.strip()) for c in captions]),
         }
+
+
+class ViewBlocks:
+    """Map-style dataset for the mining pass: item `i` is this process's block `i` of the
+    export's rows, decoded and preprocessed (in DataLoader workers, as the training batches).
+
+    Processes take blocks in turn; under several, the last blocks are padded with the export's
+    last row, so that every process embeds the same number of rows (gathering needs equal sizes).
+    """
+
+    def __init__(self, data: ExportData, transform, block: int, rank: int = 0, world_size: int = 1):
+        self.data, self.transform, self.block = data, transform, block
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        per_round = self.block * self.world_size
+        return (len(self.data.dataset) + per_round - 1) // per_round
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        total = len(self.data.dataset)
+        start = (i * self.world_size + self.rank) * self.block
+        rows = list(range(min(start, total), min(start + self.block, total)))
+        if self.world_size > 1:
+            rows += [rows[-1] if rows else total - 1] * (self.block - len(rows))
+        images = self.data.dataset[rows]["image"]
+        return {"rows": torch.tensor(rows),
+                "pixel_values": torch.stack([self.transform(self.data.load_image(im)) for im in images])}
+
+
+def local_datasets():
+    """`datasets`, told not to report a usage count to the network when it reads local Parquet
+    (on an offline node that request waits on DNS before every training run starts)."""
+    os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
+    import datasets
+
+    if os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] == "0":
+        datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False  # imported earlier in this process
+    return datasets

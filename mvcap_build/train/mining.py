@@ -6,13 +6,17 @@ viewpoints does not drag the centre toward itself. The hard views are the K with
 cosine to the anchor; the consistency loss pulls only those.
 
 Where the embeddings come from (`mining`):
-- `batch`: the views in the current batch only (no memory, no extra pass).
-- `bank` (default): every view's embedding as last seen in training, kept in a bank that batches
-  refresh as they pass; the current batch's views enter with their fresh embeddings. Once an
-  epoch has passed, an object's anchor and hard views are chosen among all its views, as the
-  paper does, without the paper's extra pass over the data.
-- `full_pass`: the paper's reference: a no-grad pass over every view at each epoch start fills
-  the bank, which batches then do not change.
+- `full_pass` (default), as the paper: a no-grad pass in eval mode over every view at each epoch
+  start fills a bank, which batches then do not change. Anchors and hard views are ranked within
+  that one snapshot of the model, so each object's K hard views are fixed for the epoch and a
+  batch holding V of an object's N views holds about K x V / N of them.
+- `bank`: one such pass at the start, then every view's embedding as last seen in training,
+  refreshed as batches pass (after their step): no further pass, but an object's entries come
+  from different steps, so the stalest lean toward the hard slots.
+- `batch`: the views in the current batch only (no memory, no pass): K of the batch's V views.
+
+Ranking never mixes the batch's fresh embeddings with the bank's: while the model moves, older
+entries look like outliers and would win the hard slots without carrying any gradient.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from mvcap_build.errors import CheckpointError
 
 _EPS = 1e-6
 _MIN_COSINE = 0.1  # a view's weight is at most 10x that of a view identical to its neighbours
@@ -125,7 +131,8 @@ class BankMiner:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if state["bank"].shape != self.bank.shape:
-            raise ValueError(f"the saved embedding bank is {tuple(state['bank'].shape)}, this export needs {tuple(self.bank.shape)}")
+            raise CheckpointError(f"the saved embedding bank is {tuple(state['bank'].shape)}, this export needs "
+                                  f"{tuple(self.bank.shape)}: resume on the export it was trained on, or use a new output folder")
         self.bank.copy_(state["bank"])
         self.seen.copy_(state["seen"])
 
@@ -143,19 +150,15 @@ class BankMiner:
             self.fill(rows, embeddings)
 
     def targets(self, embeddings: torch.Tensor, rows: torch.Tensor, objects: torch.Tensor) -> Targets:
+        """Anchors and hard views of the batch's objects, ranked among the bank's entries alone;
+        `embeddings` only give the device and dtype. A row the bank has not seen is not hard."""
         device = embeddings.device
         unique, position = torch.unique(objects, return_inverse=True)
         table = self.rows_of[unique.to(self.rows_of.device)]  # (P, W)
-        present = table >= 0
         safe = table.clamp_min(0)
         views = self.bank[safe].to(device, embeddings.dtype)
-        valid = (present & self.seen[safe]).to(device)
-        # The batch's own views enter with their current embeddings.
-        table = table.to(device)
-        fresh = embeddings.detach()
-        match = table[position] == rows.to(device)[:, None]  # (B, W): where each batch row sits in its object
-        slot = match.float().argmax(1)
-        views[position, slot] = fresh
-        valid[position, slot] = True
+        valid = ((table >= 0) & self.seen[safe]).to(device)
         anchors, hard = mine(F.normalize(views, dim=-1), valid, self.k, self.method, self.neighbors)
-        return Targets(anchors[position], hard[position, slot])
+        match = table.to(device)[position] == rows.to(device)[:, None]  # (B, W): where each batch row sits in its object
+        slot = match.float().argmax(1)
+        return Targets(anchors[position], hard[position, slot] & match.any(1))

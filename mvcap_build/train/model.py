@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mvcap_build.errors import CheckpointError
 from mvcap_build.train.config import TrainOVTConfig
 
 LORA_TARGETS = r".*vision_model.*\.(q_proj|k_proj|v_proj)"
@@ -21,12 +22,15 @@ class VIFormer(nn.Module):
     """A small transformer encoder on the pooled image embedding (one token per image).
 
     It works per image, so an embedding never depends on which other images share its batch.
+    `norm`: pre normalises before attention and feed-forward; post after each residual sum
+    (PyTorch's default order, the paper's), so its output is a LayerNorm's.
     """
 
-    def __init__(self, dim: int, layers: int = 2, heads: int = 8, ff_dim: int | None = None, dropout: float = 0.0):
+    def __init__(self, dim: int, layers: int = 2, heads: int = 8, ff_dim: int | None = None, dropout: float = 0.0,
+                 norm: str = "pre"):
         super().__init__()
         layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=ff_dim or 4 * dim, dropout=dropout,
-                                           batch_first=True, norm_first=True)
+                                           batch_first=True, norm_first=norm == "pre")
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
@@ -45,7 +49,7 @@ class OVTModel(nn.Module):
         self.clip = get_peft_model(clip, lora)  # freezes every base weight
         dim = clip.config.projection_dim
         self.viformer = VIFormer(dim, config.viformer_layers, config.viformer_heads,
-                                 config.viformer_ff_dim, config.viformer_dropout)
+                                 config.viformer_ff_dim, config.viformer_dropout, config.viformer_norm)
         self.viformer_weight = config.viformer_weight
         # The paper trains a new temperature from 1/0.07 instead of CLIP's learned one (100).
         self.fresh_logit_scale = (nn.Parameter(torch.tensor(math.log(1 / 0.07)))
@@ -96,7 +100,7 @@ class OVTModel(nn.Module):
             state = {f"viformer.{k}": v for k, v in state.items()}
         self.viformer.load_state_dict({k.removeprefix("viformer."): v for k, v in state.items() if k.startswith("viformer.")})
         if (self.fresh_logit_scale is None) != ("logit_scale" not in state):
-            raise ValueError("the checkpoint's logit_scale setting differs from the config's")
+            raise CheckpointError("the checkpoint's logit_scale setting differs from the config's")
         if self.fresh_logit_scale is not None:
             with torch.no_grad():
                 self.fresh_logit_scale.copy_(state["logit_scale"])
@@ -116,10 +120,11 @@ class OVTModel(nn.Module):
 
 
 def build_ovt_model(config: TrainOVTConfig, base_model: str) -> OVTModel:
-    """Load CLIP from `base_model` (Hub id or dir) and wrap it; seeded so VIFormer init repeats."""
-    from transformers import CLIPModel
+    """Load CLIP from `base_model` (Hub id or dir, see base_clip.py) and wrap it; seeded so
+    VIFormer init repeats."""
+    from mvcap_build.train.base_clip import clip_folder, load_clip_model
 
-    clip = CLIPModel.from_pretrained(base_model)
+    clip = load_clip_model(clip_folder(base_model), base_model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         return OVTModel(clip, config)

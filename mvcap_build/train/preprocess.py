@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mvcap_build.errors import ConfigError
 from mvcap_build.imaging import composite_on_white
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -78,12 +79,17 @@ class ImageTransform:
     def from_pretrained(cls, model: str | Path, size: int | None = None) -> ImageTransform:
         """Read `preprocessor_config.json` from a local dir or the Hub cache; CLIP's defaults if absent."""
         path = Path(model) / PREPROCESSOR_FILE
-        if not path.is_file():
-            path = _hub_file(str(model), PREPROCESSOR_FILE)
+        if not path.is_file():  # a folder without one is not asked about on the Hub
+            path = None if Path(model).is_dir() else _hub_file(str(model), PREPROCESSOR_FILE)
         if path is None:
             log.warning("%s has no %s: using CLIP's default mean/std", model, PREPROCESSOR_FILE)
-        config = json.loads(path.read_text()) if path is not None else {}
-        return cls.from_config(config, size)
+            return cls.from_config({}, size)
+        try:
+            config = json.loads(path.read_text())
+            return cls.from_config(config, size)
+        except (ValueError, TypeError, AttributeError) as error:
+            raise ConfigError(f"{path}: not a readable image preprocessor config ({error}): "
+                              "write it again with the model's save_pretrained, or delete it for CLIP's defaults") from None
 
 
 def _hub_file(repo_id: str, filename: str) -> Path | None:

@@ -1,7 +1,8 @@
 """`train-ovt` as a pipeline stage: train on ROOT/export, write checkpoints to ROOT/train/ovt.
 
 Training is one unit that resumes from its own checkpoints (see `checkpoint.py`), so this stage
-only resolves paths, checks there is an export, records its run and calls the trainer.
+only resolves paths, checks there is an export, records its run and calls the trainer. A run in
+the output folder made with other settings stops the stage; `--redo stale` starts it over.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from mvcap_build.dataset import DatasetRoot
 from mvcap_build.errors import ConfigError
-from mvcap_build.pipeline.stage import RunOptions, Summary, record_run
+from mvcap_build.pipeline.stage import Redo, RunOptions, Summary, record_run
 from mvcap_build.train.config import TrainStageConfig
 
 
@@ -34,10 +35,11 @@ class TrainStage:
             raise ConfigError(
                 f"train-ovt needs an export at {export_dir} (data/*.parquet): add an `export:` section or run `mvcap export` first"
             )
-        record_run(root, self.name, self.config, self.options, shard, num_shards)
         from mvcap_build.train.trainer import train_ovt
 
-        checkpoint = train_ovt(self.config.trainer_config(), export_dir, output, images=self.config.images)
+        checkpoint = train_ovt(self.config.trainer_config(), export_dir, output, images=self.config.images,
+                               redo=self.options.redo == Redo.stale,
+                               on_start=lambda: record_run(root, self.name, self.config, self.options, shard, num_shards))
         summary = Summary(self.name, "trained", noun="runs", units=1, done=1)
         summary.headline = f"checkpoint at {checkpoint}"
         return summary

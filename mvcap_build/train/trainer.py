@@ -1,7 +1,8 @@
 """The OVT training loop, top to bottom: data, model, resume, steps, checkpoints.
 
 Runs under `accelerate` (CPU, one GPU, or `accelerate launch` for several). Rerunning with the
-same output folder resumes from its latest checkpoint; a higher `max_steps` trains further.
+same output folder resumes from its latest checkpoint; a higher `max_steps` trains further. A
+resume with other settings, data or base model stops before any work (see provenance.py).
 """
 
 from __future__ import annotations
@@ -10,26 +11,38 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
-from mvcap_build.train.config import ARCHITECTURE_FIELDS, TINY_RANDOM, TrainOVTConfig
+from mvcap_build.errors import ConfigError, TrainingDiverged
+from mvcap_build.train.config import TINY_RANDOM, TrainOVTConfig
 
 log = logging.getLogger(__name__)
 
+# The end of a message about an unusable base model: what else to train from.
+CLIP_MODEL_CHOICES = "or set clip_model (--clip-model) to a local CLIP folder, or to tiny-random (a random tiny CLIP, to try the pipeline)"
 
-def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | Path, images: str = "auto") -> Path:
-    """Train on the shards in `export_dir`; return the final checkpoint's folder."""
+
+def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | Path, images: str = "auto", *,
+              redo: bool = False, on_start: Callable[[], object] | None = None) -> Path:
+    """Train on the shards in `export_dir`; return the final checkpoint's folder.
+
+    `redo`: when `output_dir` holds a run made with other settings, data or base model, move it to
+    OUTPUT/previous/ and start over (without it, such a resume raises StaleTrainingRun).
+    `on_start`: called once (main process) when the checks pass and training starts."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoTokenizer
 
+    from mvcap_build.dataset.atomic import atomic_write_text
     from mvcap_build.train import checkpoint as ckpt
-    from mvcap_build.train.data import ExportData, OVTBatches
+    from mvcap_build.train.base_clip import clip_folder, load_tokenizer
+    from mvcap_build.train.data import ExportData, OVTBatches, sample_batch
     from mvcap_build.train.distributed import gather, gather_with_grad
     from mvcap_build.train.loss import ContrastiveLoss, ViewConsistencyLoss
     from mvcap_build.train.model import build_ovt_model
     from mvcap_build.train.preprocess import ImageTransform
+    from mvcap_build.train.provenance import RunInputs, base_model_revision, run_fingerprint, segments
     from mvcap_build.train.schedule import lr_at
 
     from transformers.utils import logging as hf_logging
@@ -39,23 +52,38 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
 
     output_dir = Path(output_dir)
     data = ExportData.open(export_dir, images)  # fail on bad input before any model loads
+    sample_batch(data.groups, config.objects_per_batch, 1, config.seed, 0)  # too few objects: one line, not in a worker
     # cpu=True where there is no GPU: then `accelerate launch` on CPUs runs distributed (gloo)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
     set_seed(config.seed)
 
+    given, world = config, accelerator.num_processes
+    inputs = RunInputs.of(data, export_dir, images)
+    latest = ckpt.latest_checkpoint(output_dir)
+    # Before any model loads: a resume must continue the same run (settings, data, processes).
+    if latest is not None and not _may_resume(latest, run_fingerprint(config, inputs, world), output_dir, redo, accelerator):
+        latest = None
+
     base_model, random_init = _resolve_base_model(config, data, output_dir, accelerator)
-    model = build_ovt_model(config, base_model)
+    # The cache first, the Hub asked once: an offline or unknown model is one line, in seconds.
+    base_folder = clip_folder(base_model, otherwise=CLIP_MODEL_CHOICES)
+    model = build_ovt_model(config, str(base_folder))
     vision_size = model.base.config.vision_config.image_size
     if config.image_size not in (None, vision_size):
-        raise ValueError(f"image_size {config.image_size} does not match the model's {vision_size}")
+        raise ConfigError(f"image_size {config.image_size} does not match the model's {vision_size}: "
+                          "leave image_size unset, or set the base model's")
     config = config.model_copy(update={"image_size": vision_size})
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    transform = ImageTransform.from_pretrained(base_model, vision_size)
+    tokenizer = load_tokenizer(base_folder, base_model)
+    transform = ImageTransform.from_pretrained(base_folder, vision_size)
 
-    latest = ckpt.latest_checkpoint(output_dir)
-    start, optimizer_state = 0, None
+    fingerprint = run_fingerprint(config, inputs, world, base_model_revision(base_model))
+    if latest is not None and not _may_resume(latest, fingerprint, output_dir, redo, accelerator):
+        # Only the base model's revision (or size) differed; the old run, its base-model/ with it,
+        # is now in OUTPUT/previous/: start afresh.
+        return train_ovt(given, export_dir, output_dir, images, on_start=on_start)
+    start, optimizer_state, previous_segments = 0, None, []
     if latest is not None:
-        _check_resumable(ckpt.read_checkpoint_config(latest)["config"], config, latest)
+        previous_segments = ckpt.read_checkpoint_config(latest).get("segments") or []
         ckpt.load_trainable(model, latest)
         start, optimizer_state = ckpt.load_optimizer_state(latest)
         if start >= config.max_steps:
@@ -64,7 +92,8 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         log.info("resuming from %s (step %d)", latest, start)
 
     params = [p for p in model.parameters() if p.requires_grad]  # LoRA + VIFormer only
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas,
+                                  eps=config.adam_eps)
     model, optimizer = accelerator.prepare(model, optimizer)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -84,12 +113,22 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     contrastive = ContrastiveLoss()
     consistency = ViewConsistencyLoss(config.margin, config.consistency_weight)
     miner = make_miner(config, data, accelerator.unwrap_model(model).base.config.projection_dim, accelerator.device)
-    steps_per_epoch = max(1, data.num_objects // (config.objects_per_batch * accelerator.num_processes))
+    # An epoch, for the mining pass and cosine_epoch, is as the paper's: as many views trained as
+    # the export has (N / V passes over the objects when objects have N views and batches V).
+    steps_per_epoch = max(1, len(data.dataset) // (config.objects_per_batch * config.views_per_object
+                                                    * accelerator.num_processes))
     if latest is not None and (miner_state := ckpt.load_miner_state(latest)):
         miner.load_state_dict(miner_state)
+    # What the run is made of, and from which step each setting a resume may change was in force.
+    run = {"provenance": {**inputs.describe(), "base_model_revision": fingerprint.fields["base_model.revision"],
+                          "world_size": world},
+           "fingerprint": fingerprint.model_dump(), "segments": segments(previous_segments, start, config)}
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
+        if on_start is not None:
+            on_start()
+        atomic_write_text(output_dir / "config.json", json.dumps(
+            {**config.model_dump(mode="json"), "segments": run["segments"], "provenance": run["provenance"]}, indent=2))
         _truncate_log(output_dir, start)
         log.info("training %d -> %d steps on %d objects (%s); trainable params: %d",
                  start, config.max_steps, data.num_objects, accelerator.device,
@@ -103,6 +142,7 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
             accelerator.unwrap_model(model), config, step, output_dir, base_model=base_model,
             random_init=random_init, tokenizer=tokenizer, transform=transform,
             optimizer_state=optimizer.state_dict(), miner_state=miner.state_dict(),
+            run=run, training_keys=inputs.keys,
         )
 
     model.train()
@@ -111,12 +151,13 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         step = batch["step"]  # 0-based; `done` steps are complete after this one
         lr = lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps,
                    max_steps=config.max_steps, schedule=config.schedule,
-                   min_lr_ratio=config.min_lr_ratio)
+                   min_lr_ratio=config.min_lr_ratio, steps_per_epoch=steps_per_epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         device = accelerator.device
-        if config.mining == "full_pass" and (step % steps_per_epoch == 0 or not miner.filled):
-            fill_bank(accelerator.unwrap_model(model), data, transform, miner, accelerator)
+        if config.mining != "batch" and (not miner.filled or config.mining == "full_pass" and step % steps_per_epoch == 0):
+            fill_bank(accelerator.unwrap_model(model), data, transform, miner, accelerator,
+                      num_workers=config.num_workers)
             model.train()  # the pass ran in eval mode (no dropout); training goes on in train mode
         out = model(batch["pixel_values"].to(device), batch["input_ids"].to(device),
                     batch["attention_mask"].to(device))
@@ -129,12 +170,13 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         if config.gather_negatives:
             image, text, ids, captioned = gather_with_grad(image), gather_with_grad(text), gather(ids), gather(captioned)
         terms = contrastive(image[captioned], text[captioned], out["logit_scale"], ids[captioned])
-        terms |= consistency(multiview, miner.targets(multiview, rows, obj_ids))
+        targets = miner.targets(multiview, rows, obj_ids)
+        terms |= consistency(multiview, targets)
         if config.mining == "bank":  # the only miner that learns from passing batches
             miner.observe(gather(rows), gather(multiview.detach()))
         loss = sum(terms.values())
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower lr")
+            raise TrainingDiverged(f"loss is {loss.item()} at step {step}: lower lr")
         accelerator.backward(loss)
         if config.grad_clip > 0:
             accelerator.clip_grad_norm_(params, config.grad_clip)
@@ -145,6 +187,7 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         if accelerator.is_main_process and (done % config.log_every == 0 or done == config.max_steps):
             record = {"step": done, "lr": lr, "loss": loss.item(),
                       **{k: v.item() for k, v in terms.items()},
+                      "hard_rows": int(targets.hard.sum()),  # this process's rows pulled toward anchors
                       "s_per_step": (time.perf_counter() - started) / (done - start)}
             _log_record(output_dir, record, config.max_steps)
         if done % config.save_every == 0 or done == config.max_steps:
@@ -162,22 +205,19 @@ def make_miner(config: TrainOVTConfig, data, dim: int, device):
                      neighbors=config.knn_neighbors, update=config.mining == "bank", device=device)
 
 
-def fill_bank(model, data, transform, miner, accelerator, batch_size: int = 256) -> None:
+def fill_bank(model, data, transform, miner, accelerator, batch_size: int = 256, num_workers: int = 0) -> None:
     """The paper's full pass: every view embedded in eval mode, no grad, into the miner's bank.
-    Processes split each block of rows and share their embeddings."""
+    Processes split the rows by blocks and share their embeddings; workers decode the images."""
     import torch
 
+    from mvcap_build.train.data import ViewBlocks
+
+    blocks = ViewBlocks(data, transform, batch_size, accelerator.process_index, accelerator.num_processes)
     model.eval()
-    world, rank = accelerator.num_processes, accelerator.process_index
-    total = len(data.dataset)
     with torch.no_grad():
-        for start in range(0, total, batch_size * world):
-            rows = list(range(start + rank * batch_size, min(start + (rank + 1) * batch_size, total)))
-            rows += [rows[-1] if rows else total - 1] * (batch_size - len(rows))  # equal sizes to gather
-            records = data.dataset[rows]
-            pixels = torch.stack([transform(data.load_image(im)) for im in records["image"]]).to(accelerator.device)
-            embeddings = model.encode_image(pixels)
-            miner.fill(accelerator.gather(torch.tensor(rows, device=accelerator.device)), accelerator.gather(embeddings))
+        for block in torch.utils.data.DataLoader(blocks, batch_size=None, num_workers=num_workers):
+            embeddings = model.encode_image(block["pixel_values"].to(accelerator.device))
+            miner.fill(accelerator.gather(block["rows"].to(accelerator.device)), accelerator.gather(embeddings))
 
 
 def _resolve_base_model(config, data, output_dir: Path, accelerator) -> tuple[str, bool]:
@@ -199,13 +239,21 @@ def _resolve_base_model(config, data, output_dir: Path, accelerator) -> tuple[st
     return str(base), True
 
 
-def _check_resumable(saved: dict, config: TrainOVTConfig, path: Path) -> None:
-    """Refuse to resume into weights of another shape, with the fields that differ."""
-    differ = {f: (saved.get(f), getattr(config, f)) for f in ARCHITECTURE_FIELDS
-              if saved.get(f) != getattr(config, f)}
-    if differ:
-        raise ValueError(f"cannot resume from {path}: {differ} (checkpoint, now) differ; "
-                         "use a new output folder or the checkpoint's settings")
+def _may_resume(latest: Path, now, output_dir: Path, redo: bool, accelerator) -> bool:
+    """True when `latest` was made by this same run (fingerprint `now`). Otherwise stop, naming
+    what differs, or with `redo` move the old run to OUTPUT/previous/ and return False."""
+    from mvcap_build.train.checkpoint import read_checkpoint_config
+    from mvcap_build.train.provenance import StaleTrainingRun, move_aside, saved_fingerprint, stale_fields, stale_message
+
+    differ = stale_fields(saved_fingerprint(read_checkpoint_config(latest)), now)
+    if not differ:
+        return True
+    if not redo:
+        raise StaleTrainingRun(stale_message(output_dir, latest, differ))
+    if accelerator.is_main_process:
+        log.warning("--redo stale: %s was another run; moved it to %s", output_dir, move_aside(output_dir))
+    accelerator.wait_for_everyone()
+    return False
 
 
 def _truncate_log(output_dir: Path, start: int) -> None:

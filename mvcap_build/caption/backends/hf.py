@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from mvcap_build import hub_models
 from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult
 from mvcap_build.errors import EnvironmentBroken
 from mvcap_build.imaging import load_rgb
@@ -312,47 +311,24 @@ def _hub_commit(model_id: str, revision: str | None, hub_timeout_s: float) -> st
 
 def _probe_hub(model_id: str, revision: str | None, timeout_s: float) -> str | None:
     """Ask the Hub once whether it serves `model_id` (return the commit it would serve), and raise
-    within `timeout_s` if not.
-
-    `model_info` is a single request without retries. It runs in a daemon thread because httpx's
-    timeout does not bound DNS resolution, which can hang on a machine without network.
-    """
-    from huggingface_hub import HfApi
-
-    failures: list[Exception] = []
-    commits: list[str | None] = []
-
-    def ask() -> None:
-        try:
-            commits.append(HfApi().model_info(model_id, revision=revision, timeout=timeout_s).sha)
-        except Exception as error:  # reported by the caller, whatever it is
-            failures.append(error)
-
-    probe = threading.Thread(target=ask, name="hf-hub-probe", daemon=True)
-    probe.start()
-    probe.join(timeout_s)
-    if probe.is_alive():
-        failures.append(TimeoutError(f"no answer within {timeout_s:g} s"))
-    if failures:
-        raise HFBackendError(_probe_failure_message(model_id, revision, failures[0])) from failures[0]
-    return commits[0] if commits else None
+    within `timeout_s` if not (see `hub_models.ask_hub`)."""
+    try:
+        info = hub_models.ask_hub(model_id, revision, timeout_s)
+    except Exception as error:  # reported in the message, whatever it is
+        raise HFBackendError(_probe_failure_message(model_id, revision, error)) from error
+    return info.sha if info is not None else None
 
 
 def _probe_failure_message(model_id: str, revision: str | None, error: Exception) -> str:
-    from huggingface_hub import constants
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
-
-    hub = f"the Hugging Face Hub at {constants.ENDPOINT}"
-    if isinstance(error, RevisionNotFoundError):
+    hub, failure = hub_models.hub_name(), hub_models.hub_failure(error)
+    if failure == "revision":
         return f"caption model {model_id!r} has no revision {revision!r} on {hub}: pass a branch, tag or commit."
-    if isinstance(error, GatedRepoError):
+    if failure == "gated":
         return (
             f"caption model {model_id!r} is gated on {hub}: accept its terms on the model page and set "
             f"HF_TOKEN to a token of that account (or run `hf auth login`)."
         )
-    status = getattr(getattr(error, "response", None), "status_code", None)
-    # Hub mirrors (HF_ENDPOINT) may answer a bare 401/404 without the Hub's X-Error-Code header.
-    if isinstance(error, RepositoryNotFoundError) or status in (401, 403, 404):
+    if failure == "missing":
         return (
             f"caption model {model_id!r} does not exist on {hub}, or it is private and needs a token: "
             f"check the name, or set HF_TOKEN (or run `hf auth login`)."
@@ -366,15 +342,7 @@ def _probe_failure_message(model_id: str, revision: str | None, error: Exception
 
 def _cached_config(model_id: str, revision: str | None) -> Path | None:
     """The config.json of `model_id`'s cached snapshot (revision or main), or None; no network."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # no huggingface_hub, hence no cache to look in
-        return None
-    try:
-        found = try_to_load_from_cache(model_id, "config.json", revision=revision)
-    except ValueError:  # not a valid repo id
-        return None
-    return Path(found) if isinstance(found, str) else None
+    return hub_models.cached_file(model_id, "config.json", revision)
 
 
 def _folder_digest(folder: Path) -> str:
@@ -387,32 +355,10 @@ def _folder_digest(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _offline_requested() -> bool:
-    from huggingface_hub import constants
-
-    # huggingface_hub reads HF_HUB_OFFLINE at import; one set later still says what the user wants.
-    flags = (os.environ.get(name, "").upper() for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    return constants.is_offline_mode() or any(flag in {"1", "ON", "YES", "TRUE"} for flag in flags)
-
-
-def _cache_dir() -> str:
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_CACHE
-
-
-def _download_command(model_id: str, revision: str | None) -> str:
-    return f"hf download {model_id}" + (f" --revision {revision}" if revision else "")
-
-
-def _looks_like_path(model_id: str) -> bool:
-    # A Hub id is "name" or "owner/name"; anything else can only be a directory.
-    return (
-        Path(model_id).expanduser().exists()
-        or model_id.startswith((".", "/", "~"))
-        or model_id.count("/") > 1
-        or (os.sep != "/" and os.sep in model_id)
-    )
+_offline_requested = hub_models.offline_requested
+_cache_dir = hub_models.cache_dir
+_download_command = hub_models.download_command
+_looks_like_path = hub_models.looks_like_path
 
 
 def _load_failure_message(model_id: str, source: str, revision: str | None, error: Exception) -> str:
