@@ -66,15 +66,21 @@ def _axis_arguments(suffix: str, up: str, forward: str) -> dict[str, object]:
     return {}
 
 
+def _parent_of_everything(name: str):
+    """A new empty that every top-level imported object (not cameras, lights) hangs under."""
+    parent = bpy.data.objects.new(name, None)
+    bpy.context.scene.collection.objects.link(parent)
+    for obj in list(bpy.context.scene.objects):
+        if obj.parent is None and obj is not parent and obj.type not in ("CAMERA", "LIGHT"):
+            obj.parent = parent
+            obj.matrix_parent_inverse = Matrix.Identity(4)
+    return parent
+
+
 def _turn_scene(rotation: Matrix) -> None:
     """Turn everything imported by `rotation` (3x3), under one parent, so that animation on the
     imported objects' own transforms cannot undo it."""
-    turn = bpy.data.objects.new("mvcap_up_axis", None)
-    bpy.context.scene.collection.objects.link(turn)
-    for obj in list(bpy.context.scene.objects):
-        if obj.parent is None and obj is not turn and obj.type not in ("CAMERA", "LIGHT"):
-            obj.parent = turn
-            obj.matrix_parent_inverse = Matrix.Identity(4)
+    turn = _parent_of_everything("mvcap_up_axis")
     turn.matrix_world = rotation.to_4x4()
     bpy.context.view_layer.update()
 
@@ -144,12 +150,7 @@ def normalize_to_unit_cube() -> dict[str, float]:
     if not np.isfinite(size) or size <= 1e-9:
         raise AssetError("degenerate_geometry", f"bounding box has size {size}")
     center = (low + high) / 2.0
-    root = bpy.data.objects.new("mvcap_root", None)
-    bpy.context.scene.collection.objects.link(root)
-    for obj in list(bpy.context.scene.objects):
-        if obj.parent is None and obj is not root and obj.type not in ("CAMERA", "LIGHT"):
-            obj.parent = root
-            obj.matrix_parent_inverse = Matrix.Identity(4)
+    root = _parent_of_everything("mvcap_root")
     root.scale = (1.0 / size,) * 3
     root.location = tuple(-center / size)
     bpy.context.view_layer.update()
