@@ -1,23 +1,33 @@
 """Does OVT's consistency term make CLIP more viewpoint-invariant? A small experiment on a CPU.
 
-    python benchmarks/ovt_experiment.py [--seeds 5] [--steps 300] [--root data/ovt-experiment]
+    python benchmarks/ovt_experiment.py [--seeds 10] [--steps 300] [--jobs 2] [--root data/ovt-experiment]
 
 1. Data: `mvcap build pipelines/ovt-experiment.yaml` renders the 10 demo categories (20 objects
    each, 24 views over the upper hemisphere, 64 px), captions them (template backend) and exports
-   them with object-level train / validation / test splits.
+   them with object-level train / validation / test splits of 12 / 4 / 4 objects per category
+   (stratified by category: a hash split of 200 objects left one bottle among 40 validation ones).
 2. Base: a tiny CLIP (hidden 32, 2 layers) pretrained from scratch, all weights, on the
    *canonical* views of the training objects only (elevation <= 30 deg, azimuth within 60 deg of
    the front), as web photos show objects: it knows the categories from the usual viewpoints.
 3. Fine-tuning from that base, LoRA + VIFormer, on all views of the training objects:
    `plain` (contrastive only: consistency weight 0) and `ovt` (contrastive + consistency, kNN
-   anchor, bank mining), in two regimes: `all-captioned` (every view has its caption) and
-   `extreme-uncaptioned` (only canonical views have captions; the others join the consistency
-   term alone). The consistency weight is chosen per regime on the validation split (seed 0,
-   accuracy on all views); then every seed is trained and evaluated once on the test split.
-4. Evaluation with `mvcap eval` on held-out objects: zero-shot accuracy (80 templates) on all,
-   canonical and extreme views, and invariance (mean cosine of an object's views to their centre).
+   anchor, full-pass mining, the trainer's default since bank mining ranks stale entries), LoRA
+   alpha = r = 8 as the paper's code (peft's default); in two regimes: `all-captioned` (every
+   view has its caption) and `extreme-uncaptioned` (only canonical views have captions; the others
+   join the consistency term alone). The consistency weight is chosen per regime on the
+   validation split among WEIGHTS, 0 included (then `ovt` is `plain`), by the mean over
+   --validation-seeds seeds (their own seeds, not the test ones) of the accuracy on all views;
+   then every test seed is trained and evaluated once on the test split.
+4. Evaluation (`mvcap eval`'s export-split code) on held-out objects. Zero-shot accuracy with
+   prompts in the format of the training captions ("A chair, seen from the back, from above, on a
+   white background."), each class's embedding averaged over the captioner's 32 viewpoint phrases,
+   on all, canonical and extreme views; beside it the 80 ImageNet templates' figure (the tiny text
+   tower never saw such prompts: they give class embeddings close together). Invariance (mean
+   cosine of an object's views to their centre), and net of collapse: the same less the views'
+   mean cosine to the centre of all test views; same-object retrieval mAP.
 
-Writes results.json and results.md (mean +- std over seeds, paired differences ovt - plain).
+Runs go --jobs at a time (default 2, one torch thread each). Writes results.json and results.md
+(mean +- std over seeds, paired differences ovt - plain, the settings and the wall time).
 """
 
 from __future__ import annotations
@@ -25,10 +35,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +51,9 @@ PIPELINE = REPO / "pipelines" / "ovt-experiment.yaml"
 CANONICAL = {"elevation_band": (0.0, 30.0), "azimuth_halfwidth": 60.0}
 REGIMES = ("all-captioned", "extreme-uncaptioned")
 METHODS = ("plain", "ovt")
-WEIGHTS = (0.05, 0.1, 0.25, 0.5, 1.0)  # consistency weights tried on the validation split, per regime
+WEIGHTS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)  # consistency weights tried on the validation split, per regime
+VALIDATION_SEED0 = 1000  # validation seeds are 1000, 1001, ...: never a test seed
+FIGURES = ("all", "canonical", "extreme", "all_80", "invariance", "own_minus_global", "map", "retrieval")
 
 
 def is_canonical(azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
@@ -90,10 +105,12 @@ def pretrain_base(export_dir: Path, out: Path, steps: int, seed: int = 0) -> Pat
     from mvcap_build.train.data import ExportData
     from mvcap_build.train.preprocess import ImageTransform
 
-    if (out / "model.safetensors").is_file():
-        return out
     data = ExportData.open(export_dir)  # the train split
     table = data.dataset
+    made_from = {"steps": steps, "seed": seed, "train_keys": sorted(set(table["key"]))}
+    if (out / "model.safetensors").is_file() and (out / "pretrain.json").is_file() \
+            and json.loads((out / "pretrain.json").read_text()) == made_from:
+        return out
     canonical = np.flatnonzero(is_canonical(np.array(table["azimuth_deg"]), np.array(table["elevation_deg"])))
     captions = table["caption"]
     categories = sorted(set(table["category"]))
@@ -116,6 +133,7 @@ def pretrain_base(export_dir: Path, out: Path, steps: int, seed: int = 0) -> Pat
         if step % 100 == 0 or step == steps - 1:
             print(f"  pretrain step {step + 1}/{steps} loss {loss.item():.3f} ({len(canonical)} canonical views)", flush=True)
     model.save_pretrained(out)
+    (out / "pretrain.json").write_text(json.dumps(made_from))
     return out
 
 
@@ -126,32 +144,63 @@ def fine_tune(base: Path, export_dir: Path, out: Path, *, weight: float, seed: i
     config = TrainOVTConfig(
         clip_model=str(base), objects_per_batch=12, views_per_object=4, hard_views=2, max_steps=steps,
         lr=1e-3, warmup_steps=20, save_every=steps, log_every=max(1, steps // 3), num_workers=0,
-        viformer_heads=4, lora_r=8, lora_alpha=16, consistency_weight=weight, anchor="knn", mining="bank",
+        viformer_heads=4, lora_r=8, lora_alpha=8, consistency_weight=weight, anchor="knn", mining="full_pass",
         seed=seed,
     )
-    return train_ovt(config, export_dir, out)
+    return train_ovt(config, export_dir, out, redo=True)  # a rerun with other settings starts that run over
 
 
-def evaluate(model: Path, export_dir: Path, split: str) -> dict:
-    """`mvcap eval` on a held-out split: accuracy on all / canonical / extreme views (%), the
-    invariance figure, and same-object retrieval (recall@1, %)."""
-    from mvcap_build.eval.export_split import ExportSplit
+def evaluate(model: Path, export_dir: Path, split: str, *, with_80: bool = True) -> dict:
+    """`mvcap eval`'s export-split figures on a held-out split: accuracy (%) on all / canonical /
+    extreme views with caption-format prompts, on all views with the 80 templates (`with_80`),
+    invariance, invariance less the cosine to the global centre, and same-object retrieval (mAP
+    and recall@1, %)."""
+    from mvcap_build.eval.export_split import ExportSplit, evaluate_export
     from mvcap_build.eval.models import resolve_models
-    from mvcap_build.eval.run import Benchmarks, run_eval
     from mvcap_build.eval.settings import EvalSettings
+    from mvcap_build.eval.templates import class_text_embeddings, templates_for
 
     settings = EvalSettings(canonical_elevation_deg=CANONICAL["elevation_band"], canonical_azimuth_deg=CANONICAL["azimuth_halfwidth"],
-                            device="cpu", batch_size=256, workers=0)
-    spec = resolve_models([str(model)])
-    results = run_eval(spec, Benchmarks(export=ExportSplit.open(export_dir, split)), settings, show_progress=False)
-    figures = results["export"]["results"][spec[0].name]
-    return {
+                            device="cpu", batch_size=256, workers=0, templates="caption")
+    spec = resolve_models([str(model)])[0]
+    clip = spec.load("cpu")
+    data = ExportSplit.open(export_dir, split)
+    figures, _ = evaluate_export(clip, data, class_text_embeddings(clip, data.classnames, templates_for("caption")),
+                                 settings, label=spec.name, show_progress=False)
+    result = {
         "all": figures["top1"],
         "canonical": figures["canonical"]["top1"],
         "extreme": figures["extreme"]["top1"],
+        "all_80": None,
         "invariance": figures["invariance"]["mean_cosine_to_centre"],
+        "own_minus_global": figures["invariance"]["own_minus_global"],
+        "map": figures["retrieval"]["map"],
         "retrieval": figures["retrieval"]["recall_at_1"],
     }
+    if with_80:  # images embedded again: cheap at this size, and evaluate_export stays as mvcap eval runs it
+        eighty, _ = evaluate_export(clip, data, class_text_embeddings(clip, data.classnames, templates_for("80")),
+                                    settings, label=spec.name, show_progress=False)
+        result["all_80"] = eighty["top1"]
+    return result
+
+
+def train_and_evaluate(job: dict) -> dict:
+    """One fine-tuning run, then its figures on `job["split"]`: a worker's unit of work."""
+    import torch
+
+    torch.set_num_threads(1)  # tiny models: a second thread only spins; the cores go to parallel runs
+    run = fine_tune(job["base"], job["export"], job["out"], weight=job["weight"], seed=job["seed"], steps=job["steps"])
+    return evaluate(run, job["export"], job["split"], with_80=job["with_80"])
+
+
+def run_jobs(jobs: list[dict], pool) -> list[dict]:
+    """The jobs' figures in order, across the pool's processes (in this one without a pool)."""
+    results = pool.map(train_and_evaluate, jobs) if pool is not None else map(train_and_evaluate, jobs)
+    out = []
+    for job, figures in zip(jobs, results):
+        print(f"  {job['label']}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None), flush=True)
+        out.append(figures)
+    return out
 
 
 def summarise(runs: dict) -> dict:
@@ -174,18 +223,30 @@ def _mean_std(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values)}
 
 
+TABLE = (("all", "all views"), ("canonical", "canonical"), ("extreme", "extreme"), ("all_80", "all views, 80 templates"),
+         ("invariance", "invariance"), ("own_minus_global", "own − global centre"), ("map", "same-object mAP"))
+
+
 def markdown(summary: dict, settings: dict) -> str:
-    lines = [f"OVT experiment, {settings['date']}: {settings['seeds']} seeds, {settings['steps']} fine-tuning steps, "
-             f"consistency weight chosen per regime on validation: {settings['chosen_weight']}. Test-split objects; "
-             "accuracy is zero-shot top-1 (%, 80 templates); invariance the mean cosine of an object's views to their "
-             "centre; retrieval the share of views whose nearest other view is of the same object (%).", "",
-             "| regime | model | all views | canonical | extreme | invariance | retrieval |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    weights = ", ".join(f"{regime} {w:g}" for regime, w in settings["chosen_weight"].items())
+    validation = "; ".join(f"{regime}: " + ", ".join(f"{w} → {v['mean']:.1f}" for w, v in by_weight.items())
+                           for regime, by_weight in settings["validation"].items())
+    lines = [f"OVT experiment, {settings['date']}, {settings['minutes']} min: {settings['seeds']} test seeds, "
+             f"{settings['steps']} fine-tuning steps ({settings['pretrain_steps']} pretraining), {settings['objects']}; "
+             f"consistency weight chosen per regime on validation from {', '.join(f'{w:g}' for w in settings['weights'])} "
+             f"over {len(settings['validation_seeds'])} seeds: {weights} (validation accuracy per weight, {validation}). "
+             "Test-split objects. Accuracy: zero-shot top-1 (%) with prompts in the training-caption format averaged "
+             "over 32 viewpoint phrases, and on all views with the 80 ImageNet templates; invariance: mean cosine of an "
+             "object's views to their centre; own − global centre: that less their mean cosine to the centre of all "
+             "test views; same-object mAP (%) with an object's other views as the relevant ones. Mean ± std over seeds; "
+             "`ovt - plain` is the paired difference per seed.", "",
+             "| regime | model | " + " | ".join(title for _, title in TABLE) + " |", "| --- | --- |" + " --- |" * len(TABLE)]
     for regime, by_method in summary.items():
         for method, figures in by_method.items():
             cells = []
-            for key in ("all", "canonical", "extreme", "invariance", "retrieval"):
+            for key, _ in TABLE:
                 f = figures[key]
-                digits = 3 if key == "invariance" else 1
+                digits = 3 if key in ("invariance", "own_minus_global") else 1
                 sign = "+" if method == "ovt - plain" and f["mean"] >= 0 else ""
                 cells.append(f"{sign}{f['mean']:.{digits}f} ± {f['std']:.{digits}f}")
             lines.append(f"| {regime} | {method} | " + " | ".join(cells) + " |")
@@ -195,11 +256,14 @@ def markdown(summary: dict, settings: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=REPO / "data" / "ovt-experiment")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10, help="test seeds (default 10)")
+    parser.add_argument("--validation-seeds", type=int, default=3, help="seeds per candidate weight on validation (default 3)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--pretrain-steps", type=int, default=1000)
     parser.add_argument("--per-category", type=int, help="objects per category (default: the pipeline's 20)")
     parser.add_argument("--views", type=int, help="views per object (default: the pipeline's 24)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="fine-tuning runs in parallel, one thread each (default: 2, or 1 on one core)")
     args = parser.parse_args()
     import torch
 
@@ -213,29 +277,56 @@ def main() -> None:
     print("2/4 base: tiny CLIP pretrained on canonical views", flush=True)
     base = pretrain_base(exports["all-captioned"], out / "base", args.pretrain_steps)
 
-    print("3/4 consistency weight per regime, on the validation split (seed 0)", flush=True)
+    # Spawned, not forked: this process has torch loaded and its threads set up.
+    pool = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) if args.jobs > 1 else None
+    validation_seeds = [VALIDATION_SEED0 + i for i in range(args.validation_seeds)]
+    print(f"3/4 consistency weight per regime, on the validation split (seeds {validation_seeds}, {args.jobs} at a time)", flush=True)
+    jobs = [{"base": base, "export": exports[regime], "out": out / "validation" / f"{regime}-w{weight}-seed{seed}",
+             "weight": weight, "seed": seed, "steps": args.steps, "split": "validation", "with_80": False,
+             "label": f"{regime} weight {weight} seed {seed} (validation)", "key": (regime, weight)}
+            for regime in REGIMES for weight in WEIGHTS for seed in validation_seeds]
+    scores: dict = {}
+    for job, figures in zip(jobs, run_jobs(jobs, pool)):
+        scores.setdefault(job["key"], []).append(figures["all"])
     validation, chosen = {regime: {} for regime in REGIMES}, {}
     for regime in REGIMES:
         for weight in WEIGHTS:
-            run = fine_tune(base, exports[regime], out / "validation" / f"{regime}-w{weight}", weight=weight, seed=0, steps=args.steps)
-            validation[regime][weight] = evaluate(run, exports[regime], "validation")["all"]
-            print(f"  {regime} weight {weight}: validation accuracy {validation[regime][weight]:.1f}", flush=True)
-        chosen[regime] = max(validation[regime], key=validation[regime].get)
+            validation[regime][weight] = {**_mean_std(scores[regime, weight]), "per_seed": scores[regime, weight]}
+            print(f"  {regime} weight {weight}: validation accuracy {validation[regime][weight]['mean']:.1f} "
+                  f"± {validation[regime][weight]['std']:.1f}", flush=True)
+        # Ties (weight 0 and another) go to the smaller weight: the consistency term must earn its place.
+        chosen[regime] = max(WEIGHTS, key=lambda w: (round(validation[regime][w]["mean"], 6), -w))
 
     print(f"4/4 test split: {args.seeds} seeds x {len(REGIMES)} regimes x plain / ovt (weights {chosen})", flush=True)
     runs = {regime: {"base": {}, "plain": {}, "ovt": {}} for regime in REGIMES}
+    jobs = [{"base": base, "export": exports[regime], "out": out / "test" / f"{regime}-w{weight}-seed{seed}",
+             "weight": weight, "seed": seed, "steps": args.steps, "split": "test", "with_80": True,
+             "label": f"{regime} {method} seed {seed}", "key": (regime, method, seed)}
+            for regime in REGIMES for seed in range(args.seeds)
+            for method, weight in (("plain", 0.0), ("ovt", chosen[regime]))
+            if not (method == "ovt" and weight == 0.0)]  # weight 0 chosen: `ovt` is the `plain` run itself
+    for job, figures in zip(jobs, run_jobs(jobs, pool)):
+        regime, method, seed = job["key"]
+        runs[regime][method][seed] = figures
+    if pool is not None:
+        pool.shutdown()
     for regime in REGIMES:
         base_figures = evaluate(base, exports[regime], "test")
         for seed in range(args.seeds):
             runs[regime]["base"][seed] = base_figures
-            for method, weight in (("plain", 0.0), ("ovt", chosen[regime])):
-                run = fine_tune(base, exports[regime], out / "test" / f"{regime}-{method}-seed{seed}", weight=weight, seed=seed, steps=args.steps)
-                runs[regime][method][seed] = evaluate(run, exports[regime], "test")
-                print(f"  {regime} {method} seed {seed}: {runs[regime][method][seed]}", flush=True)
+            if chosen[regime] == 0.0:
+                runs[regime]["ovt"][seed] = runs[regime]["plain"][seed]
 
-    settings = {"date": dt.date.today().isoformat(), "seeds": args.seeds, "steps": args.steps,
-                "pretrain_steps": args.pretrain_steps, "chosen_weight": chosen, "validation": validation,
-                "canonical": CANONICAL, "minutes": round((time.perf_counter() - started) / 60, 1)}
+    from mvcap_build.eval.export_split import ExportSplit
+
+    sizes = {split: len(set(ExportSplit.open(exports["all-captioned"], split).keys)) for split in ("validation", "test")}
+    settings = {"date": dt.date.today().isoformat(), "seeds": args.seeds, "validation_seeds": validation_seeds,
+                "steps": args.steps, "pretrain_steps": args.pretrain_steps, "weights": list(WEIGHTS), "chosen_weight": chosen,
+                "validation": {r: {str(w): v for w, v in by_weight.items()} for r, by_weight in validation.items()},
+                "objects": f"{sizes['validation']} validation / {sizes['test']} test objects",
+                "fine_tuning": {"objects_per_batch": 12, "views_per_object": 4, "hard_views": 2, "lr": 1e-3, "lora_r": 8,
+                                "lora_alpha": 8, "anchor": "knn", "mining": "full_pass"},
+                "canonical": CANONICAL, "parallel_runs": args.jobs, "torch_threads": 1, "minutes": round((time.perf_counter() - started) / 60, 1)}
     summary = summarise(runs)
     (out / "results.json").write_text(json.dumps({"settings": settings, "summary": summary, "runs": runs}, indent=1))
     (out / "results.md").write_text(markdown(summary, settings))

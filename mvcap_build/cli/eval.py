@@ -19,6 +19,7 @@ from mvcap_build.cli.output import quiet_libraries
 class Templates(str, Enum):
     eighty = "80"
     one = "1"
+    caption = "caption"
 
 
 class Device(str, Enum):
@@ -39,7 +40,7 @@ def eval_command(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder. Default: beside what is evaluated, not the current folder: RUN/eval/YYYYmmdd-HHMMSS of the first OVT model's training run, else ROOT/eval/YYYYmmdd-HHMMSS of the --export's dataset root. Needed when only CLIPs are scored on --imagefolder.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
     device: Annotated[Device, typer.Option(help="auto: cuda when available.")] = Device.auto,
-    templates: Annotated[Templates, typer.Option(help='80: CLIP\'s ImageNet prompt templates, averaged (as OVT); 1: "a photo of a {}."')] = Templates.eighty,
+    templates: Annotated[Templates, typer.Option(help='80: CLIP\'s ImageNet prompt templates, averaged (as OVT); 1: "a photo of a {}."; caption: the template captioner\'s sentence over its 32 viewpoint phrases ("A chair, seen from the back, from above, ..."), for models fine-tuned on such captions')] = Templates.eighty,
     workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model (0: none).")] = 4,
     azimuth_bin: Annotated[float, typer.Option(help="Azimuth bin width in degrees, dividing 360; bins are centred on 0 (the front).")] = 30.0,
     elevation_bin: Annotated[float, typer.Option(help="Elevation bin width in degrees; bins start at -90.")] = 15.0,

@@ -6,7 +6,8 @@ so a split that lacks a category is still scored against all of them), then:
   - canonical vs extreme views: canonical = elevation within a band (default 0-30 deg) and azimuth
     within +-45 deg of the front (0 deg); extreme = every other view
   - invariance: per object, the mean cosine of its views' embeddings to their normalised mean
-    (averaged over objects), and same-object retrieval (does a view's nearest other held-out view,
+    (averaged over objects), the same less their mean cosine to the centre of all views (high
+    only when views gather by object, not when everything collapses), and same-object retrieval (does a view's nearest other held-out view,
     by cosine, show the same object: recall@1, and mAP)
 Every view is recorded with its bins and predictions, so each figure can be recomputed.
 """
@@ -151,7 +152,8 @@ def evaluate_export(model, data: ExportSplit, text_weights, settings, *, label: 
         azimuth_bins=metrics.binned_accuracy(metrics.azimuth_bins(settings.azimuth_bin_deg), azimuth_index, hit1, hit5),
         canonical=metrics.accuracy(hit1[canonical], hit5[canonical]),
         extreme=metrics.accuracy(hit1[~canonical], hit5[~canonical]),
-        invariance=metrics.mean_cosine_to_centre(embedded.embeddings, groups),
+        invariance={**metrics.mean_cosine_to_centre(embedded.embeddings, groups),
+                    **metrics.centre_contrast(embedded.embeddings, groups)},
         retrieval=retrieval,
         views=[
             {"key": keys[i], "view_index": int(data.view_index[r]), "category": data.categories[r],

@@ -90,6 +90,28 @@ def mean_cosine_to_centre(embeddings, groups: list[np.ndarray]) -> dict:
             "objects": len(per_object)}
 
 
+def centre_contrast(embeddings, groups: list[np.ndarray]) -> dict:
+    """Invariance net of collapse. Per object with 2+ views: the mean cosine of its (normalised)
+    views to their own normalised mean, and to the normalised mean of every view given (the global
+    centre); then means over objects. A model that maps every image near one point has a high
+    `mean_cosine_to_centre` but an `own_minus_global` near 0; views that gather by object and
+    objects that stay apart give a large one."""
+    import torch.nn.functional as F
+
+    centre = F.normalize(embeddings.mean(dim=0), dim=-1)
+    own, to_global = [], []
+    for rows in groups:
+        if len(rows) < 2:
+            continue
+        views = embeddings[rows]
+        own.append(float((views @ F.normalize(views.mean(dim=0), dim=-1)).mean()))
+        to_global.append(float((views @ centre).mean()))
+    if not own:
+        return {"own_centre": None, "global_centre": None, "own_minus_global": None, "objects": 0}
+    return {"own_centre": float(np.mean(own)), "global_centre": float(np.mean(to_global)),
+            "own_minus_global": float(np.mean(own) - np.mean(to_global)), "objects": len(own)}
+
+
 def same_object_retrieval(embeddings, object_ids: np.ndarray, chunk: int | None = None) -> dict:
     """Each view (of an object with 2+ views) queries every other view by cosine.
 

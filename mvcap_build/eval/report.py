@@ -9,8 +9,8 @@ results.json:
   export (or null): export_dir, split, image_folder, views, objects, classes, unreadable
     [{key, view_index, error}], results {model name: {n, top1, top5, ..., classes, objects,
     elevation_bins [{lo, hi, centre, n, top1, top5, ...}], azimuth_bins [...], canonical {...},
-    extreme {...}, invariance {mean_cosine_to_centre, objects}, retrieval {recall_at_1, map,
-    queries}, views [{key, view_index, category, azimuth_deg, elevation_deg, azimuth_bin,
+    extreme {...}, invariance {mean_cosine_to_centre, own_centre, global_centre, own_minus_global,
+    objects}, retrieval {recall_at_1, map, queries}, views [{key, view_index, category, azimuth_deg, elevation_deg, azimuth_bin,
     elevation_bin, canonical, prediction, top1, top5, nearest {key, view_index}}]}}
 Accuracies, recall and mAP are percentages; null where there was nothing to count.
 """
@@ -67,6 +67,7 @@ def markdown(results: dict) -> str:
         row(f"extreme views top-1 ({first['extreme']['n']} views)", [_pct(r["extreme"]["top1"]) for r in per])
         row(f"mean cosine of views to object centre ({first['invariance']['objects']} objects)",
             [_num(r["invariance"]["mean_cosine_to_centre"]) for r in per])
+        row("... less the mean cosine to the centre of all views", [_num(r["invariance"].get("own_minus_global")) for r in per])
         row(f"same-object retrieval R@1 ({first['retrieval']['queries']} queries)", [_pct(r["retrieval"]["recall_at_1"]) for r in per])
         row("same-object retrieval mAP", [_pct(r["retrieval"]["map"]) for r in per])
 

@@ -15,7 +15,9 @@ class EvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # --- zero-shot ---------------------------------------------------------------------------
-    templates: Literal["80", "1"] = "80"  # 80: CLIP's ImageNet templates (as OVT); 1: "a photo of a {}."
+    # 80: CLIP's ImageNet templates (as OVT); 1: "a photo of a {}."; caption: the template caption
+    # backend's sentence over its 32 viewpoint phrases (for models that only ever saw such captions)
+    templates: Literal["80", "1", "caption"] = "80"
     batch_size: int = Field(64, ge=1)  # images per forward pass
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when there is one
     workers: int = Field(4, ge=0)  # threads decoding and preprocessing images; 0: in the main thread

@@ -90,12 +90,30 @@ IMAGENET_TEMPLATES = [
     "a tattoo of the {}.",
 ]
 SINGLE_TEMPLATE = ["a photo of a {}."]
-TEMPLATE_SETS = {"80": IMAGENET_TEMPLATES, "1": SINGLE_TEMPLATE}
+
+
+def caption_templates() -> list[str]:
+    """The template caption backend's sentence once per viewpoint phrase it can write (32):
+    prompts in the format a model fine-tuned on template captions has seen, averaged over the
+    viewpoints so that no view's phrase is favoured. `{article}` is filled in by `fill`."""
+    from mvcap_build.caption.backends.template import SENTENCE, viewpoint_phrases
+
+    return [SENTENCE.format(article="{article}", category="{}", where=where) for where in viewpoint_phrases()]
+
+
+TEMPLATE_SETS = {"80": lambda: IMAGENET_TEMPLATES, "1": lambda: SINGLE_TEMPLATE, "caption": caption_templates}
 
 
 def templates_for(name: str) -> list[str]:
-    """The template set called `name` ("80" or "1")."""
-    return TEMPLATE_SETS[name]
+    """The template set called `name`: "80", "1" or "caption"."""
+    return TEMPLATE_SETS[name]()
+
+
+def fill(template: str, classname: str) -> str:
+    """A prompt: `{}` is the class name, `{article}` (caption templates) its "A" / "An"."""
+    from mvcap_build.caption.backends.template import article
+
+    return template.format(classname, article=article(classname)) if "{article}" in template else template.format(classname)
 
 
 def class_text_embeddings(model, classnames: list[str], templates: list[str]):
@@ -111,6 +129,6 @@ def class_text_embeddings(model, classnames: list[str], templates: list[str]):
     rows = []
     with torch.no_grad():
         for name in classnames:
-            embeddings = model.embed_texts([template.format(name) for template in templates])
+            embeddings = model.embed_texts([fill(template, name) for template in templates])
             rows.append(F.normalize(embeddings.float().mean(dim=0), dim=-1))
     return torch.stack(rows)

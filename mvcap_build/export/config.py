@@ -39,6 +39,10 @@ class ExportConfig(BaseModel):
     name: str = "mvcap-dataset"  # dataset name on the card
     # Object-level splits: fractions by split name, drawn per object from a hash of its key.
     splits: dict[str, float] = Field(default_factory=lambda: {"train": 1.0})
+    # True: the fractions are taken within each category, so every split holds its share of every
+    # category (for small exports, where a hash split can leave a split with one object of a
+    # category); objects may change split when others are added.
+    stratify_splits: bool = False
     max_shard_bytes: int = Field(500_000_000, ge=1)  # a shard rolls when its images reach this (the Hub's ~500 MB)
     rows_per_parquet: int | None = Field(None, ge=1)  # and, if set, at this many views
     row_group_rows: int = Field(100, ge=1)  # rows per Parquet row group: small enough for the Hub viewer

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass, field
 
 from mvcap_build.dataset import DatasetRoot, ViewsManifest, read_caption_manifest, read_objects, read_views_manifest
 from mvcap_build.dataset.export_schema import ExportRow
 from mvcap_build.errors import ConfigError, ManifestError
-from mvcap_build.export.shards import split_of
+from mvcap_build.export.shards import split_of, stratified_splits
 
 
 # What to do about a view file that is missing or broken under a committed manifest.
@@ -71,8 +72,10 @@ def view_kind(manifest: ViewsManifest) -> str:
     return "render" if p.kind == "render" else p.source
 
 
-def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float] | None = None) -> ExportRows:
-    """Every captioned view, objects sorted by key: obj_id counts up from 0 in that order."""
+def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float] | None = None,
+                 stratify: bool = False) -> ExportRows:
+    """Every captioned view, objects sorted by key: obj_id counts up from 0 in that order.
+    `stratify`: splits drawn per category over the exported objects (`shards.stratified_splits`)."""
     objects = read_objects(root)
     views = {m.key: m for m in map(read_views_manifest, root.view_manifests())}
     captions = {m.key: m for m in map(read_caption_manifest, root.caption_manifests())}
@@ -128,4 +131,7 @@ def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float]
                     caption_model=row.model,
                 )
             )
+    if stratify:
+        split_by_key = stratified_splits({r.key: r.category for r in result.rows}, splits or {"train": 1.0})
+        result.rows = [dataclasses.replace(r, split=split_by_key[r.key]) for r in result.rows]
     return result

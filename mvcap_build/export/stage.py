@@ -68,7 +68,7 @@ class ExportStage:
     def run(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Summary:
         if num_shards != 1:
             raise ConfigError("export writes one dataset from the whole root: run it once, without --num-shards")
-        data = collect_rows(root, self.config.img_id_stride, self.config.splits)
+        data = collect_rows(root, self.config.img_id_stride, self.config.splits, self.config.stratify_splits)
         if not data.rows:
             raise NothingToExport(
                 f"nothing to export in {root.path}: no object has both views and captions (run render and caption first)"

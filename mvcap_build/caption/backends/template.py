@@ -9,6 +9,9 @@ from __future__ import annotations
 from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult
 
 _SIDES = ("front", "front-right", "right side", "back-right", "back", "back-left", "left side", "front-left")
+_HEIGHTS = ("from high above", "from above", "at eye level", "from below")
+#: the caption, with {article} {category} {where} to fill in
+SENTENCE = "{article} {category}, seen from {where}, on a white background."
 
 
 def describe_viewpoint(azimuth_deg: float, elevation_deg: float) -> str:
@@ -16,18 +19,27 @@ def describe_viewpoint(azimuth_deg: float, elevation_deg: float) -> str:
     # object's right as a viewer facing it sees it.
     side = _SIDES[int(((azimuth_deg % 360.0) + 22.5) // 45.0) % 8]
     if elevation_deg > 60:
-        height = "from high above"
+        height = _HEIGHTS[0]
     elif elevation_deg > 25:
-        height = "from above"
+        height = _HEIGHTS[1]
     elif elevation_deg < -25:
-        height = "from below"
+        height = _HEIGHTS[3]
     else:
-        height = "at eye level"
+        height = _HEIGHTS[2]
     return f"the {side}, {height}"
 
 
-def _article(noun: str) -> str:
+def viewpoint_phrases() -> list[str]:
+    """Every phrase `describe_viewpoint` can return (8 sides x 4 heights)."""
+    return [f"the {side}, {height}" for side in _SIDES for height in _HEIGHTS]
+
+
+def article(noun: str) -> str:
     return "An" if noun[:1].lower() in "aeiou" else "A"
+
+
+def caption_sentence(category: str, where: str) -> str:
+    return SENTENCE.format(article=article(category), category=category, where=where)
 
 
 class TemplateBackend:
@@ -44,5 +56,5 @@ class TemplateBackend:
         out = []
         for request in requests:
             where = describe_viewpoint(request.view.get("azimuth_deg", 0.0), request.view.get("elevation_deg", 0.0))
-            out.append(CaptionResult.ok(f"{_article(request.category)} {request.category}, seen from {where}, on a white background."))
+            out.append(CaptionResult.ok(caption_sentence(request.category, where)))
         return out
