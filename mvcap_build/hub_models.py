@@ -10,6 +10,8 @@ Nothing heavy is imported here, and huggingface_hub only inside the functions th
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from pathlib import Path
@@ -37,6 +39,29 @@ def cached_file(model_id: str, filename: str = "config.json", revision: str | No
     except ValueError:  # not a valid repo id
         return None
     return Path(found) if isinstance(found, str) else None
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+
+
+def local_revision(model_id: str, revision: str | None = None) -> str:
+    """Which weights `model_id` means, from local files only (fingerprints of captions, training runs).
+
+    A local folder: "local:" + a hash of its config.json and its weight files' names and sizes
+    (hashing gigabytes of weights would cost more than the work). A Hub id in the cache: the
+    commit of its snapshot. Otherwise the explicit revision, or "unresolved"."""
+    folder = Path(model_id).expanduser()
+    if folder.is_dir():
+        digest = hashlib.sha256()
+        config = folder / "config.json"
+        digest.update(config.read_bytes() if config.is_file() else b"")
+        weights = {(path.name, path.stat().st_size) for pattern in WEIGHT_PATTERNS for path in folder.glob(pattern)}
+        digest.update(json.dumps(sorted(weights)).encode())
+        return "local:" + digest.hexdigest()[:16]
+    cached_config = cached_file(model_id, "config.json", revision)
+    if cached_config is not None:
+        return cached_config.parent.name  # snapshots/<commit>/config.json
+    return revision or "unresolved"
 
 
 def offline_requested() -> bool:

@@ -47,7 +47,6 @@ PREVIOUS_DIR = "previous"  # OUTPUT/previous/<time>/: runs replaced by `--redo s
 # first and the checkpoints (the commit) next, so a kill midway leaves no checkpoint beside files
 # of another run that a resume would reuse.
 RUN_FILES = ("base-model", "checkpoints", "eval", "train_log.jsonl", "config.json")
-_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 
 
 class StaleTrainingRun(StaleUnitsError):
@@ -112,21 +111,9 @@ def _parquet_footer(path: Path) -> bytes:
 def base_model_revision(base_model: str) -> str:
     """Which weights `base_model` is, from local files only: call it once the model has loaded
     (a Hub model is then in the cache). "unresolved" when the cache does not say."""
-    folder = Path(base_model).expanduser()
-    if folder.is_dir():
-        digest = hashlib.sha256()
-        config = folder / "config.json"
-        digest.update(config.read_bytes() if config.is_file() else b"")
-        weights = {(p.name, p.stat().st_size) for pattern in _WEIGHT_PATTERNS for p in folder.glob(pattern)}
-        digest.update(json.dumps(sorted(weights)).encode())
-        return "local:" + digest.hexdigest()[:16]
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    from mvcap_build.hub_models import local_revision
 
-        found = try_to_load_from_cache(base_model, "config.json")
-    except (ImportError, ValueError):  # no huggingface_hub; not a valid repo id
-        return "unresolved"
-    return Path(found).parent.name if isinstance(found, str) else "unresolved"  # snapshots/<commit>/config.json
+    return local_revision(base_model)
 
 
 def run_fingerprint(config: TrainOVTConfig, inputs: RunInputs, world_size: int,

@@ -11,8 +11,6 @@ with backoff, which offline turns "model not found" into minutes of retry messag
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import time
 from pathlib import Path
@@ -37,7 +35,6 @@ _INSTALL_HINT = "pip install 'mvcap-build[caption]'"
 # The prompt format of LLaVA-1.5, for processors saved without a chat template.
 _LLAVA_15_FORMAT = "USER: <image>\n{prompt} ASSISTANT:"
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
-_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 # What PIL raises for a missing, truncated or non-image file (broken PNG chunks raise SyntaxError).
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
@@ -59,14 +56,7 @@ def model_revision(model: str, revision: str | None = None) -> str:
     (hashing gigabytes of weights would cost more than captioning). A Hub id in the cache: the
     commit of its snapshot. Otherwise the explicit revision, or "unresolved".
     """
-    model_id = resolve_model(model)
-    folder = Path(model_id).expanduser()
-    if folder.is_dir():
-        return "local:" + _folder_digest(folder)
-    cached_config = _cached_config(model_id, revision)
-    if cached_config is not None:
-        return cached_config.parent.name  # snapshots/<commit>/config.json
-    return revision or "unresolved"
+    return hub_models.local_revision(resolve_model(model), revision)
 
 
 def pinned_revision(model: str, revision: str | None = None, hub_timeout_s: float = 10.0) -> str:
@@ -343,16 +333,6 @@ def _probe_failure_message(model_id: str, revision: str | None, error: Exception
 def _cached_config(model_id: str, revision: str | None) -> Path | None:
     """The config.json of `model_id`'s cached snapshot (revision or main), or None; no network."""
     return hub_models.cached_file(model_id, "config.json", revision)
-
-
-def _folder_digest(folder: Path) -> str:
-    """Changes when the config or a weight file changes; reads only config.json, not the weights."""
-    digest = hashlib.sha256()
-    config = folder / "config.json"
-    digest.update(config.read_bytes() if config.is_file() else b"")
-    weights = {(path.name, path.stat().st_size) for pattern in _WEIGHT_PATTERNS for path in folder.glob(pattern)}
-    digest.update(json.dumps(sorted(weights)).encode())
-    return digest.hexdigest()[:16]
 
 
 _offline_requested = hub_models.offline_requested
