@@ -35,7 +35,7 @@ from mvcap_build.dataset.claims import Claim
 from mvcap_build.dataset.fingerprint import Fingerprint
 from mvcap_build.dataset.keys import in_shard
 from mvcap_build.pipeline.stage import ObjectStage, Outcome, RunOptions, Unit
-from mvcap_build.registry import CAPTION_BACKENDS
+from mvcap_build.caption.backends.registry import CAPTION_BACKENDS
 
 
 def backend_identity(config: CaptionConfig) -> dict[str, Any]:

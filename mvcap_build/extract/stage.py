@@ -32,7 +32,7 @@ from mvcap_build.extract.config import ExtractConfig
 from mvcap_build.extract.select import farthest_directions, sharpness, spread, view_directions
 from mvcap_build.extract.views import azimuth_basis, camera_record, crop_and_resize, object_crop
 from mvcap_build.pipeline.stage import Outcome, Unit, ViewsStage
-from mvcap_build.registry import CAPTURE_SOURCES
+from mvcap_build.extract.readers import reader_for
 
 
 class ExtractStage(ViewsStage):
@@ -44,7 +44,7 @@ class ExtractStage(ViewsStage):
 
     def __init__(self, config: ExtractConfig, options=None) -> None:
         super().__init__(config, options)
-        self._reader = CAPTURE_SOURCES[config.source.kind].module()
+        self._reader = reader_for(config.source.kind)
         self._instances: list[tuple[str, str, Any]] | None = None
         self._kept_small: dict[str, int] = {}  # key -> smallest side of views kept below `resolution`
 

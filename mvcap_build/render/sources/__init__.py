@@ -1,34 +1,35 @@
 """Where objects come from. Each source lists ObjectRecords; Blender builds or imports them.
 
-Sources are registered by their YAML `kind:` in `mvcap_build.registry.SOURCES`.
+Sources are registered by their YAML `kind:` in `registry.py`; each is an `ObjectSource`
+(`base.py`). The registry is imported on first use: it imports the render config, which imports
+this package.
 """
 
 from __future__ import annotations
 
 from mvcap_build.dataset import ObjectRecord
+from mvcap_build.render.sources.base import ObjectSource
+
+
+def source_for(config) -> ObjectSource:
+    from mvcap_build.render.sources.registry import SOURCES
+
+    return SOURCES[config.kind].load()
 
 
 def list_objects(config) -> list[ObjectRecord]:
-    from mvcap_build.registry import SOURCES
-
-    return SOURCES[config.kind].load()(config)
+    return source_for(config).list_objects(config)
 
 
 def make_fetcher(config):
     """The source's fetcher when its assets must be fetched (downloads), else None."""
-    from mvcap_build.registry import SOURCES
-
-    factory = getattr(SOURCES[config.kind].module(), "make_fetcher", None)
+    factory = source_for(config).make_fetcher
     return factory(config) if factory is not None else None
 
 
 def listing_notes(config, objects: list[ObjectRecord]) -> list[str]:
-    """What the source wants said in the render summary about its listing (e.g. categories it
-    had to make up), from its module's optional `listing_notes`."""
-    from mvcap_build.registry import SOURCES
-
-    notes = getattr(SOURCES[config.kind].module(), "listing_notes", None)
-    return notes(config, objects) if notes is not None else []
+    """What the source wants said in the render summary about its listing."""
+    return source_for(config).listing_notes(config, objects)
 
 
 def source_name(config) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 
+from mvcap_build.render.sources.base import ObjectSource
 from mvcap_build.dataset import ObjectRecord, make_key
 from mvcap_build.errors import SourceError
 
@@ -45,3 +46,6 @@ def list_objects(config) -> list[ObjectRecord]:
                 )
             )
     return objects
+
+
+SOURCE = ObjectSource(list_objects=list_objects)

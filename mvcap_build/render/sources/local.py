@@ -7,6 +7,7 @@ import csv
 import re
 from pathlib import Path, PurePosixPath
 
+from mvcap_build.render.sources.base import ObjectSource
 from mvcap_build.dataset import ObjectRecord, make_key
 from mvcap_build.errors import SourceError
 from mvcap_build.render.up_axis import UP_AXES, resolve_up_axis
@@ -114,3 +115,6 @@ def listing_notes(config, objects: list[ObjectRecord]) -> list[str]:
     shown = ", ".join(f"{o.source_id} -> {o.category!r}" for o in named[:3]) + (", ..." if len(named) > 3 else "")
     return [f"{len(named)} object(s) named from their file names, as {why} ({shown}); "
             "set their categories in a `file,category` CSV (--categories-csv)"]
+
+
+SOURCE = ObjectSource(list_objects=list_objects, listing_notes=listing_notes)

@@ -12,6 +12,7 @@ their modules on first call, so validating a YAML file never pulls in an HTTP cl
 
 from __future__ import annotations
 
+from mvcap_build.render.sources.base import ObjectSource
 from mvcap_build.render.sources.objaverse.config import ObjaverseSourceConfig
 from mvcap_build.render.sources.objaverse.errors import (
     CORRUPT_DOWNLOAD,
@@ -31,6 +32,9 @@ def make_fetcher(config):
     from mvcap_build.render.sources.objaverse.download import make_fetcher as _make_fetcher
 
     return _make_fetcher(config)
+
+
+SOURCE = ObjectSource(list_objects=list_objects, make_fetcher=make_fetcher)
 
 
 __all__ = [
