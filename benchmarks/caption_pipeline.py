@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from mvcap_build.caption.backends.base import CaptionRequest
 from mvcap_build.caption.backends.hf import HFBackend
-from mvcap_build.models.tiny_llava import build_tiny_llava
+from mvcap_build.tiny_models.tiny_llava import build_tiny_llava
 
 
 def make_images(folder: Path, count: int, side: int) -> list[Path]:

@@ -101,9 +101,9 @@ def pretrain_base(export_dir: Path, out: Path, steps: int, seed: int = 0) -> Pat
     import torch
     from transformers import AutoTokenizer, CLIPModel
 
-    from mvcap_build.models.tiny_clip import build_tiny_clip
+    from mvcap_build.clip.preprocess import ImageTransform
+    from mvcap_build.tiny_models.tiny_clip import build_tiny_clip
     from mvcap_build.train.data import ExportData
-    from mvcap_build.train.preprocess import ImageTransform
 
     data = ExportData.open(export_dir)  # the train split
     table = data.dataset
@@ -155,10 +155,10 @@ def evaluate(model: Path, export_dir: Path, split: str, *, with_80: bool = True)
     extreme views with caption-format prompts, on all views with the 80 templates (`with_80`),
     invariance, invariance less the cosine to the global centre, and same-object retrieval (mAP
     and recall@1, %)."""
+    from mvcap_build.clip.templates import class_text_embeddings, templates_for
     from mvcap_build.eval.export_split import ExportSplit, evaluate_export
-    from mvcap_build.eval.models import resolve_models
+    from mvcap_build.eval.model_specs import resolve_models
     from mvcap_build.eval.settings import EvalSettings
-    from mvcap_build.eval.templates import class_text_embeddings, templates_for
 
     settings = EvalSettings(canonical_elevation_deg=CANONICAL["elevation_band"], canonical_azimuth_deg=CANONICAL["azimuth_halfwidth"],
                             device="cpu", batch_size=256, workers=0, templates="caption")

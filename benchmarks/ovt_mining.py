@@ -44,7 +44,7 @@ def wide_clip(folder: Path, width: int, texts: list[str]) -> str:
     """The tiny random CLIP, or one whose vision tower and projection are `width` wide (4 layers)."""
     from transformers import CLIPConfig, CLIPModel
 
-    from mvcap_build.models.tiny_clip import build_tiny_clip
+    from mvcap_build.tiny_models.tiny_clip import build_tiny_clip
 
     build_tiny_clip(folder, texts=texts, image_size=64)
     if width > 32:
@@ -74,7 +74,7 @@ def agreement(final: Path, data: ExportData, config: TrainOVTConfig) -> float:
     import torch
     from accelerate import Accelerator
 
-    from mvcap_build.train.checkpoint import load_ovt_checkpoint
+    from mvcap_build.ovt.checkpoint import load_ovt_checkpoint
     from mvcap_build.train.trainer import fill_bank, make_miner
 
     model = load_ovt_checkpoint(final)

@@ -20,12 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_root import make_root  # noqa: E402
 
+from mvcap_build.clip.preprocess import ImageTransform  # noqa: E402
 from mvcap_build.export.config import ExportConfig  # noqa: E402
 from mvcap_build.export.stage import ExportStage  # noqa: E402
 from mvcap_build.pipeline.stage import RunOptions  # noqa: E402
 from mvcap_build.train.config import TrainOVTConfig  # noqa: E402
 from mvcap_build.train.data import ExportData  # noqa: E402
-from mvcap_build.train.preprocess import ImageTransform  # noqa: E402
 from mvcap_build.train.trainer import train_ovt  # noqa: E402
 
 

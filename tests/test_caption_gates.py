@@ -122,7 +122,7 @@ def test_retries_zero_goes_straight_to_the_ledger(captioned_root, copy_of):
 
 def test_a_killed_caption_run_resumes_to_the_same_captions(tmp_path):
     """hf backend on a tiny random LLaVA (greedy: deterministic), killed mid-run, rerun."""
-    from mvcap_build.models.tiny_llava import build_tiny_llava
+    from mvcap_build.tiny_models.tiny_llava import build_tiny_llava
 
     model = build_tiny_llava(tmp_path / "tiny-llava")
     reference = tmp_path / "reference"

@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 
 from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult  # noqa: E402
 from mvcap_build.caption.backends.hf import HFBackend, HFBackendError  # noqa: E402
-from mvcap_build.models.tiny_llava import build_tiny_llava  # noqa: E402
+from mvcap_build.tiny_models.tiny_llava import build_tiny_llava  # noqa: E402
 
 MAX_NEW_TOKENS = 12
 CHAIR = "Write a short description for the image, noting that the main instance of the image is a chair."

@@ -25,7 +25,7 @@ from PIL import Image
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from mvcap_build.models.tiny_llava import build_tiny_llava  # noqa: E402
+from mvcap_build.tiny_models.tiny_llava import build_tiny_llava  # noqa: E402
 
 NOT_CACHED = "some-org/not-cached-model"
 TINY_ID = "tiny-org/tiny-llava"

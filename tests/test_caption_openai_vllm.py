@@ -48,7 +48,7 @@ from mvcap_build.caption.backends.openai_server import OpenAIBackend, OpenAIBack
 from mvcap_build.caption.config import OpenAIBackendConfig  # noqa: E402
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_caption_manifest  # noqa: E402
 from mvcap_build.errors import EnvironmentBroken  # noqa: E402
-from mvcap_build.models.tiny_llava import build_tiny_llava  # noqa: E402
+from mvcap_build.tiny_models.tiny_llava import build_tiny_llava  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"

@@ -20,7 +20,7 @@ MVCAP_PROMPT = "Write a short description for the image, noting that the main in
 
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory):
-    from mvcap_build.models.tiny_llava import build_tiny_llava
+    from mvcap_build.tiny_models.tiny_llava import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("models") / "tiny-llava")
 

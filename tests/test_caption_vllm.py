@@ -29,7 +29,7 @@ from mvcap_build.caption.backends.hf import HFBackend, resolve_model  # noqa: E4
 from mvcap_build.caption.backends.vllm_engine import VLLMBackend, VLLMBackendError  # noqa: E402
 from mvcap_build.caption.config import CaptionConfig, VLLMBackendConfig  # noqa: E402
 from mvcap_build.dataset import DatasetRoot, read_caption_manifest  # noqa: E402
-from mvcap_build.models.tiny_llava import build_tiny_llava  # noqa: E402
+from mvcap_build.tiny_models.tiny_llava import build_tiny_llava  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from torch_fixtures import _datasets_cache, _one_thread  # noqa: F401 - autouse fixtures
 from PIL import Image, ImageDraw
+from torch_fixtures import _datasets_cache, _one_thread  # noqa: F401 - autouse fixtures
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -25,12 +24,12 @@ datasets = pytest.importorskip("datasets")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from mvcap_build.clip.classnames import read_classnames  # noqa: E402
+from mvcap_build.clip.preprocess import ImageTransform  # noqa: E402
+from mvcap_build.clip.templates import IMAGENET_TEMPLATES  # noqa: E402
 from mvcap_build.errors import ConfigError  # noqa: E402
 from mvcap_build.eval import metrics  # noqa: E402
-from mvcap_build.eval.classnames import read_classnames  # noqa: E402
-from mvcap_build.eval.templates import IMAGENET_TEMPLATES  # noqa: E402
-from mvcap_build.models.tiny_clip import build_tiny_clip  # noqa: E402
-from mvcap_build.train.preprocess import ImageTransform  # noqa: E402
+from mvcap_build.tiny_models.tiny_clip import build_tiny_clip  # noqa: E402
 
 RGB = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "orange": (250, 150, 20)}
 SHAPES = ["square", "circle", "triangle"]
@@ -215,7 +214,7 @@ def test_bad_classname_files_are_clear_errors(tmp_path, name, text, message):
 
 
 def test_imagefolder_errors(imagefolder, tmp_path):
-    from mvcap_build.eval.imagefolder import ImageFolderBenchmark
+    from mvcap_build.clip.imagefolder import ImageFolderBenchmark
 
     names = write_classnames(tmp_path / "c.txt")
     with pytest.raises(ConfigError, match="is not a folder"):
@@ -553,8 +552,8 @@ def test_cli_help():
 
 
 def test_cli_module_does_not_import_heavy_modules():
-    code = ("import sys, mvcap_build.cli, mvcap_build.cli.eval, mvcap_build.eval.settings, mvcap_build.eval.models, "
-            "mvcap_build.eval.classnames; print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'datasets', "
+    code = ("import sys, mvcap_build.cli, mvcap_build.cli.eval, mvcap_build.eval.settings, "
+            "mvcap_build.eval.model_specs, mvcap_build.clip.classnames; print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'datasets', "
             "'pyarrow', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 from mvcap_build.caption.backends.base import CaptionRequest  # noqa: E402
 from mvcap_build.caption.backends.template import TemplateBackend, viewpoint_phrases  # noqa: E402
+from mvcap_build.clip.templates import class_text_embeddings, fill, templates_for  # noqa: E402
 from mvcap_build.eval import metrics  # noqa: E402
-from mvcap_build.eval.templates import class_text_embeddings, fill, templates_for  # noqa: E402
 
 
 def test_caption_templates_are_the_captioners_sentence_over_every_viewpoint_phrase():

@@ -16,8 +16,9 @@ from PIL import Image
 
 from conftest import export
 from mvcap_build.dataset import DatasetRoot, FailureLedger
+from mvcap_build.export.image_sets import shard_folder
 from mvcap_build.imaging import composite_on_white
-from mvcap_build.train.data import ExportData, shard_folder
+from mvcap_build.train.data import ExportData
 
 TRAINING = {"size": 16, "format": "jpeg", "quality": 85}
 

@@ -32,7 +32,7 @@ from test_train_ovt import write_export
 from typer.testing import CliRunner
 
 from mvcap_build.cli import app
-from mvcap_build.models.tiny_clip import build_tiny_clip
+from mvcap_build.tiny_models.tiny_clip import build_tiny_clip
 
 HUB_CLIP = "openai/clip-vit-base-patch32"  # train-ovt's default; never downloaded here
 TINY_ID = "tiny-org/tiny-clip"
@@ -237,7 +237,7 @@ def test_training_ready_images_that_the_export_lacks_are_one_line(export_dir, tm
 
 def test_an_ovt_checkpoint_on_an_uncached_hub_base_is_one_line_offline(bench, tmp_path):
     """eval loads a checkpoint's base CLIP by its Hub id: offline that too is one line, in seconds."""
-    from mvcap_build.train.checkpoint import CONFIG_FILE, FORMAT
+    from mvcap_build.ovt.checkpoint import CONFIG_FILE, FORMAT
     from mvcap_build.train.config import TrainOVTConfig
 
     checkpoint = tmp_path / "run" / "checkpoints" / "step-00000001"
@@ -258,7 +258,7 @@ def test_an_ovt_checkpoint_on_an_uncached_hub_base_is_one_line_offline(bench, tm
 
 def test_converted_errors_are_still_the_builtins_library_callers_catch(tmp_path):
     from mvcap_build.errors import UserError
-    from mvcap_build.train.checkpoint import read_checkpoint_config
+    from mvcap_build.ovt.checkpoint import read_checkpoint_config
     from mvcap_build.train.data import ExportData
 
     (tmp_path / "empty" / "data").mkdir(parents=True)

@@ -16,11 +16,11 @@ pytest.importorskip("peft")
 from test_train_ovt import export_dir, fast_config, tiny_clip, write_export  # noqa: E402, F401
 from torch_fixtures import _datasets_cache, _one_thread  # noqa: E402, F401
 
-from mvcap_build.eval.templates import IMAGENET_TEMPLATES  # noqa: E402
+from mvcap_build.clip.preprocess import ImageTransform  # noqa: E402
+from mvcap_build.clip.templates import IMAGENET_TEMPLATES  # noqa: E402
 from mvcap_build.train.aux_data import AuxSource  # noqa: E402
 from mvcap_build.train.config import PAPER_PRESET, TrainOVTConfig  # noqa: E402
 from mvcap_build.train.data import ExportData, OVTBatches  # noqa: E402
-from mvcap_build.train.preprocess import ImageTransform  # noqa: E402
 from mvcap_build.train.trainer import train_ovt  # noqa: E402
 
 
@@ -94,7 +94,7 @@ def test_augmentation_rotates_and_shifts_on_white(export_dir, tiny_clip):
 
 
 def test_fresh_logit_scale_starts_at_one_over_0_07_and_is_checkpointed(export_dir, tmp_path):
-    from mvcap_build.train.checkpoint import load_ovt_checkpoint
+    from mvcap_build.ovt.checkpoint import load_ovt_checkpoint
 
     final = train_ovt(fast_config(max_steps=2, logit_scale="fresh", lr=0.05), export_dir, tmp_path / "run")
     model = load_ovt_checkpoint(final)
@@ -127,7 +127,7 @@ def test_paper_preset_builds_the_model_optimizer_and_schedule_as_the_paper(expor
     dropout acting in train mode, AdamW's eps 1e-6, and the lr held per epoch on a cosine to 1e-7."""
     from peft.tuners.lora import LoraLayer
 
-    from mvcap_build.train.checkpoint import load_ovt_checkpoint
+    from mvcap_build.ovt.checkpoint import load_ovt_checkpoint
     from mvcap_build.train.schedule import lr_at
 
     config = TrainOVTConfig(preset="paper", clip_model="tiny-random", objects_per_batch=2, views_per_object=2,
@@ -179,7 +179,7 @@ def test_views_without_captions_train_only_the_consistency_term(tmp_path):
     export = blank.parent
     from transformers import AutoTokenizer
 
-    from mvcap_build.models.tiny_clip import build_tiny_clip
+    from mvcap_build.tiny_models.tiny_clip import build_tiny_clip
 
     model_dir = build_tiny_clip(tmp_path / "clip", texts=["a red square"])
     data = ExportData.open(export)
@@ -198,7 +198,7 @@ def test_the_full_pass_embeds_in_eval_mode(export_dir, tiny_clip):
     calls `model.train()` right after it (the paper left `model.eval()` on after mining)."""
     from accelerate import Accelerator
 
-    from mvcap_build.train.model import build_ovt_model
+    from mvcap_build.ovt.model import build_ovt_model
     from mvcap_build.train.trainer import fill_bank, make_miner
 
     config = fast_config(viformer_dropout=0.5, mining="full_pass")

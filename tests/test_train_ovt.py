@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from torch_fixtures import _datasets_cache, _one_thread  # noqa: F401 - autouse fixtures
 from PIL import Image, ImageDraw
+from torch_fixtures import _datasets_cache, _one_thread  # noqa: F401 - autouse fixtures
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -19,17 +18,17 @@ pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 datasets = pytest.importorskip("datasets")
 
-from mvcap_build.models.tiny_clip import build_tiny_clip  # noqa: E402
-from mvcap_build.train.checkpoint import (  # noqa: E402
+from mvcap_build.clip.preprocess import ImageTransform  # noqa: E402
+from mvcap_build.ovt.checkpoint import (  # noqa: E402
     RANDOM_INIT_NOTE,
     latest_checkpoint,
     load_ovt_checkpoint,
     save_checkpoint,
 )
+from mvcap_build.ovt.model import build_ovt_model  # noqa: E402
+from mvcap_build.tiny_models.tiny_clip import build_tiny_clip  # noqa: E402
 from mvcap_build.train.config import TrainOVTConfig  # noqa: E402
 from mvcap_build.train.data import ExportData, sample_batch  # noqa: E402
-from mvcap_build.train.model import build_ovt_model  # noqa: E402
-from mvcap_build.train.preprocess import ImageTransform  # noqa: E402
 from mvcap_build.train.trainer import train_ovt  # noqa: E402
 
 COLOURS = ["red", "green", "blue", "orange", "purple", "teal"]
@@ -59,7 +58,8 @@ def _render(colour: str, shape: str, view: int, size: int = 64) -> bytes:
 def write_export(root: Path, n_objects: int = N_OBJECTS, n_views: int = N_VIEWS,
                  short: dict[int, int] | None = None) -> Path:
     """Parquet shards in `mvcap export`'s layout; `short` gives some objects fewer views."""
-    from datasets import Dataset, Features, Image as ImageFeature, Value
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
 
     rows = {k: [] for k in ("image", "caption", "obj_id", "img_id", "key", "category", "source",
                             "view_index", "azimuth_deg", "elevation_deg", "path")}
@@ -157,7 +157,7 @@ def test_only_lora_and_viformer_train(tiny_clip, export_dir):
 def test_training_leaves_base_clip_unchanged(export_dir, tmp_path, monkeypatch):
     from transformers import CLIPModel
 
-    import mvcap_build.train.model as model_module
+    import mvcap_build.ovt.model as model_module
 
     built = []  # a spy, not a stub: the real model is built and trained
     real_build = model_module.build_ovt_model

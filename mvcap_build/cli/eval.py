@@ -86,9 +86,9 @@ def eval_command(
             canonical_elevation_deg=canonical_elevation, canonical_azimuth_deg=canonical_azimuth,
         ), "eval settings")
 
+        from mvcap_build.clip.imagefolder import ImageFolderBenchmark
         from mvcap_build.eval.export_split import ExportSplit
-        from mvcap_build.eval.imagefolder import ImageFolderBenchmark
-        from mvcap_build.eval.models import resolve_models
+        from mvcap_build.eval.model_specs import resolve_models
         from mvcap_build.eval.run import Benchmarks
 
         # Every input is checked before the first model loads.

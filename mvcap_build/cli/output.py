@@ -60,9 +60,10 @@ class _LineFormatter(logging.Formatter):
 def show_training_log() -> None:
     """Send the trainer's progress lines (loss terms, checkpoints) to stderr, one line each:
     `[HH:MM:SS] train_ovt: step 10/40 lr=... loss=...`."""
-    logger = logging.getLogger("mvcap_build.train")
-    if not any(isinstance(handler, _StderrLines) for handler in logger.handlers):
-        handler = _StderrLines()
-        handler.setFormatter(_LineFormatter())
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    for name in ("mvcap_build.train", "mvcap_build.clip"):  # the trainer, and the CLIP loading it calls
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, _StderrLines) for handler in logger.handlers):
+            handler = _StderrLines()
+            handler.setFormatter(_LineFormatter())
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -53,7 +53,7 @@ class ExportSplit:
         """`path`: a dataset root (its export/ is used) or the folder written by `mvcap export`."""
         import pyarrow.parquet as pq
 
-        from mvcap_build.train.data import shard_folder
+        from mvcap_build.export.image_sets import shard_folder
 
         path = Path(path)
         export_dir = path / "export" if (path / "export").is_dir() else path
@@ -120,10 +120,11 @@ class ExportSplit:
 def evaluate_export(model, data: ExportSplit, text_weights, settings, *, label: str,
                     show_progress: bool = True) -> tuple[dict, list[dict]]:
     """Zero-shot and invariance figures of `model` on `data`. Returns (result, unreadable views)."""
-    from mvcap_build.eval.images import embed_images
+    from mvcap_build.eval.images import embed_in_batches
 
-    embedded = embed_images(model, data.images(), data.open_image, total=len(data), batch_size=settings.batch_size,
-                            workers=settings.workers, label=label, show_progress=show_progress)
+    embedded = embed_in_batches(model, data.images(), data.open_image, total=len(data),
+                                batch_size=settings.batch_size, workers=settings.workers, label=label,
+                                show_progress=show_progress)
     unreadable = [{"key": data.keys[p], "view_index": int(data.view_index[p]), "error": e} for p, e in embedded.unreadable]
     rows = embedded.rows
     if len(rows) == 0:

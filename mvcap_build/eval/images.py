@@ -1,4 +1,5 @@
-"""Images -> normalised embeddings, in batches, decoded ahead in threads.
+"""Many image files -> normalised embeddings, in batches, decoded ahead in threads (a model's own
+`embed_images`, mvcap_build.clip.encoding, embeds a list of images already in memory).
 
 An image that cannot be decoded is skipped, counted and reported with its error: one corrupt file
 in a 50,000-image benchmark should cost one image, not the run. Decoding (PIL) and the resize
@@ -24,7 +25,7 @@ class Embedded:
     unreadable: list[tuple[int, str]] = field(default_factory=list)  # (position, error)
 
 
-def embed_images(model, items: Iterable, open_image: Callable, *, total: int, batch_size: int,
+def embed_in_batches(model, items: Iterable, open_image: Callable, *, total: int, batch_size: int,
                  workers: int, label: str, show_progress: bool = True) -> Embedded:
     """Embed every item that `open_image(item)` (a PIL image) can decode, with `model.transform`
     and `model.encode_image`; the next batch decodes while the model runs on this one."""

@@ -1,7 +1,7 @@
 """Is a checkpoint scored on objects it was trained on?
 
 Every OVT checkpoint lists the object keys it was trained on (training_keys.txt, named in its
-ovt_config.json: see mvcap_build/train/provenance.py); an export split lists its objects. A split
+ovt_config.json: see mvcap_build/ovt/checkpoint.py); an export split lists its objects. A split
 that shares objects with a checkpoint's training keys is refused, or with `--allow-overlap` scored
 under a warning that goes into the report too.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mvcap_build.errors import UserError
 from mvcap_build.eval.export_split import ExportSplit
-from mvcap_build.eval.models import OVT_CONFIG, ModelSpec
-from mvcap_build.train.provenance import KEYS_FILE
+from mvcap_build.eval.model_specs import ModelSpec
+from mvcap_build.ovt.checkpoint import CONFIG_FILE, KEYS_FILE
 
 
 class TrainedOnSplit(UserError, ValueError):
@@ -23,7 +23,7 @@ class TrainedOnSplit(UserError, ValueError):
 
 def training_keys(checkpoint: Path) -> tuple[str, set[str]] | None:
     """(the column the keys come from, the keys) of a checkpoint; None when it does not list them."""
-    meta = json.loads((checkpoint / OVT_CONFIG).read_text("utf-8"))
+    meta = json.loads((checkpoint / CONFIG_FILE).read_text("utf-8"))
     record = (meta.get("provenance") or {}).get("training_keys")
     if not record:
         return None

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from mvcap_build.clip.imagefolder import ImageFolderBenchmark
 from mvcap_build.eval.export_split import ExportSplit
-from mvcap_build.eval.imagefolder import ImageFolderBenchmark
-from mvcap_build.eval.models import ModelSpec
+from mvcap_build.eval.model_specs import ModelSpec
 from mvcap_build.eval.settings import EvalSettings
 
 FORMAT = "mvcap-eval/1"
@@ -28,10 +28,10 @@ def run_eval(models: list[ModelSpec], benchmarks: Benchmarks, settings: EvalSett
     """The results dict that report.py writes (see its docstring for the layout)."""
     import torch
 
+    from mvcap_build.clip.templates import class_text_embeddings, templates_for
     from mvcap_build.eval.export_split import evaluate_export
     from mvcap_build.eval.imagefolder import evaluate_imagefolder
-    from mvcap_build.eval.models import pick_device
-    from mvcap_build.eval.templates import class_text_embeddings, templates_for
+    from mvcap_build.eval.model_specs import pick_device
 
     device = pick_device(settings.device)
     templates = templates_for(settings.templates)

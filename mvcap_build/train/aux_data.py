@@ -29,11 +29,11 @@ class AuxSource:
 
     @classmethod
     def open(cls, path: Path, classnames: Path | None = None, images: str = "auto") -> AuxSource:
-        from mvcap_build.eval.templates import IMAGENET_TEMPLATES
+        from mvcap_build.clip.templates import IMAGENET_TEMPLATES
 
         path = Path(path)
         if classnames is not None:
-            from mvcap_build.eval.imagefolder import ImageFolderBenchmark
+            from mvcap_build.clip.imagefolder import ImageFolderBenchmark
 
             bench = ImageFolderBenchmark.open(path, Path(classnames))
             names = [bench.names[i] for i in bench.image_folder]

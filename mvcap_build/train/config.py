@@ -1,4 +1,5 @@
-"""Every knob of `mvcap train-ovt`, with its default and the reason for it, in one place.
+"""Every knob of `mvcap train-ovt`, with its default and the reason for it, in one place (the
+model's knobs, which a checkpoint carries to eval, in `mvcap_build/ovt/config.py`).
 
 This module imports only pydantic, so the CLI can validate a YAML config before torch loads.
 The resolved config is written beside the outputs and inside every checkpoint.
@@ -9,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, model_validator
 
-from mvcap_build.config_io import PATH_IF_EXISTS
+from mvcap_build.ovt.config import OVTModelConfig
 
 TINY_RANDOM = "tiny-random"  # clip_model value: build a tiny random CLIP (offline demos, tests)
 
@@ -33,30 +34,12 @@ PAPER_PRESET = {
 }
 
 
-class TrainOVTConfig(BaseModel):
-    """Omniview-Tuning hyper-parameters (nanoGPT style: read the defaults top to bottom)."""
+class TrainOVTConfig(OVTModelConfig):
+    """Omniview-Tuning hyper-parameters (nanoGPT style: read the defaults top to bottom). The
+    model's own come first, from `mvcap_build/ovt/config.py`: a checkpoint rebuilds its model
+    from those alone."""
 
     model_config = ConfigDict(extra="forbid")
-
-    # --- model -------------------------------------------------------------------------------
-    # Hub id or local directory of a transformers CLIPModel; "tiny-random" builds a random
-    # 32-wide CLIP into OUTPUT_DIR/base-model (for demos and tests; it learns nothing useful).
-    clip_model: str = Field("openai/clip-vit-base-patch32", json_schema_extra=PATH_IF_EXISTS)  # a Hub id or a local folder
-    # Pixels per side fed to the vision tower; None = the model's own size (recorded once known).
-    image_size: int | None = None
-    viformer_layers: int = 2  # VIFormer: transformer encoder on the pooled image embedding
-    viformer_heads: int = 8  # must divide CLIP's projection_dim (512 for ViT-B, 32 for tiny)
-    viformer_ff_dim: int | None = None  # its feed-forward width; None = 4 x CLIP's projection_dim (paper: 2048)
-    viformer_dropout: float = 0.0  # 0 keeps steps deterministic (the paper's 0.1 never acts: eval mode)
-    # Where each VIFormer layer normalises: pre (before attention / feed-forward, the stabler
-    # order) or post (after each residual sum: PyTorch's default, which the paper uses).
-    viformer_norm: Literal["pre", "post"] = "pre"
-    viformer_weight: float = 0.1  # embedding = clip + weight * VIFormer(clip): a gentle residual
-    # clip: CLIP's own (pretrained) temperature; fresh: a new trainable one from 1/0.07, as the paper.
-    logit_scale: Literal["clip", "fresh"] = "clip"
-    lora_r: int = 8  # LoRA rank on the vision tower's q/k/v projections
-    lora_alpha: int = 16  # LoRA scale is alpha / r
-    lora_dropout: float = 0.0  # 0 keeps a step deterministic, which makes resume exact
 
     # --- data --------------------------------------------------------------------------------
     objects_per_batch: int = 16  # P: distinct objects per batch (the contrastive negatives)

@@ -17,6 +17,7 @@ import numpy as np
 
 from mvcap_build.dataset.export_schema import TRAINING_COLUMNS as REQUIRED_COLUMNS
 from mvcap_build.errors import ConfigError, ExportUnusable, InputNotFound, ManifestError
+from mvcap_build.export.image_sets import shard_folder
 
 MVCAP_METADATA = "metadata.json"  # MVCap-4M as released: one list for the whole dataset
 
@@ -98,24 +99,6 @@ def training_shards(export_dir: Path, images: str = "auto") -> list[Path]:
     return sorted(folder.glob("train-*.parquet")) or sorted(folder.glob("*.parquet"))
 
 
-def shard_folder(export_dir: Path, images: str = "auto") -> str:
-    """The folder of shards to train on, from the image sets that export.json lists."""
-    try:
-        sets = json.loads((export_dir / "export.json").read_text("utf-8")).get("image_sets") or {}
-    except FileNotFoundError:
-        sets = {}
-    training = [folder for folder, encoding in sets.items() if encoding.get("images") == "training-ready"]
-    original = [folder for folder, encoding in sets.items() if encoding.get("images") != "training-ready"]
-    if images == "training" and not training:
-        raise ConfigError(f"{export_dir} has no training-ready shards: export with --image-size, or use images: original")
-    if images == "original" and sets and not original:
-        raise ConfigError(f"{export_dir} holds only training-ready shards (exported with --no-originals): "
-                          "use images: training (--images training), or export the originals too")
-    if images != "original" and training:
-        return training[0]
-    return "data"
-
-
 def _parquet_rows(shards: list[str]) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -188,7 +171,7 @@ class OVTBatches:
         images = [self.data.load_image(im) for im in records["image"]]
         captions = list(records["caption"])
         if self.augment:
-            from mvcap_build.train.preprocess import augment_view
+            from mvcap_build.train.augment import augment_view
 
             rng = np.random.default_rng([self.seed, step, self.rank, 1])
             images = [augment_view(image, rng) for image in images]

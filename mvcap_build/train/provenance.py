@@ -6,7 +6,7 @@ A run's fingerprint (the machinery of mvcap_build.dataset.fingerprint) has these
   export.*             a digest of the files trained on (each shard's name, size and Parquet footer,
                        or MVCap's metadata.json), and their object and view counts
   training_keys        a digest of the sorted object keys trained on; the keys themselves go into
-                       every checkpoint (KEYS_FILE), for `mvcap eval`'s leakage check
+                       every checkpoint (ovt/checkpoint.py's KEYS_FILE), for `mvcap eval`'s leakage check
   base_model.revision  the base CLIP's commit in the Hub cache, or "local:" + a hash of a local
                        folder's config.json and its weight files' names and sizes (tiny-random:
                        OUTPUT/base-model, built once from the export's captions and the seed)
@@ -33,6 +33,7 @@ from typing import Any
 
 from mvcap_build.dataset.fingerprint import Fingerprint, changed_fields
 from mvcap_build.errors import StaleUnitsError
+from mvcap_build.ovt.checkpoint import KEYS_FILE
 from mvcap_build.train.config import TrainOVTConfig
 
 # Settings a resume may change. max_steps: raising it is how a run trains further (with a decaying
@@ -41,7 +42,6 @@ from mvcap_build.train.config import TrainOVTConfig
 # how many processes decode images; batches are a pure function of (seed, step), so none of them
 # changes a weight.
 FREE_ON_RESUME = ("max_steps", "save_every", "log_every", "num_workers")
-KEYS_FILE = "training_keys.txt"  # in each checkpoint: the object keys trained on, one a line, sorted
 PREVIOUS_DIR = "previous"  # OUTPUT/previous/<time>/: runs replaced by `--redo stale`
 # What one run writes into its folder; moved aside together by `--redo stale`. The base model goes
 # first and the checkpoints (the commit) next, so a kill midway leaves no checkpoint beside files

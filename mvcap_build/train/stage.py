@@ -1,6 +1,6 @@
 """`train-ovt` as a pipeline stage: train on ROOT/export, write checkpoints to ROOT/train/ovt.
 
-Training is one unit that resumes from its own checkpoints (see `checkpoint.py`), so this stage
+Training is one unit that resumes from its own checkpoints (see `ovt/checkpoint.py`), so this stage
 only resolves paths, checks there is an export, records its run and calls the trainer. A run in
 the output folder made with other settings stops the stage; `--redo stale` starts it over.
 """

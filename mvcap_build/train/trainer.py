@@ -34,14 +34,14 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    from mvcap_build.clip.loading import clip_folder, load_tokenizer
+    from mvcap_build.clip.preprocess import ImageTransform
     from mvcap_build.dataset.atomic import atomic_write_text
-    from mvcap_build.train import checkpoint as ckpt
-    from mvcap_build.train.base_clip import clip_folder, load_tokenizer
+    from mvcap_build.ovt import checkpoint as ckpt
+    from mvcap_build.ovt.model import build_ovt_model
     from mvcap_build.train.data import ExportData, OVTBatches, sample_batch
     from mvcap_build.train.distributed import gather, gather_with_grad
     from mvcap_build.train.loss import ContrastiveLoss, ViewConsistencyLoss
-    from mvcap_build.train.model import build_ovt_model
-    from mvcap_build.train.preprocess import ImageTransform
     from mvcap_build.train.provenance import RunInputs, base_model_revision, run_fingerprint, segments
     from mvcap_build.train.schedule import lr_at
 
@@ -67,7 +67,7 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     base_model, random_init = _resolve_base_model(config, data, output_dir, accelerator)
     # The cache first, the Hub asked once: an offline or unknown model is one line, in seconds.
     base_folder = clip_folder(base_model, otherwise=CLIP_MODEL_CHOICES)
-    model = build_ovt_model(config, str(base_folder))
+    model = build_ovt_model(config, str(base_folder), config.seed)
     vision_size = model.base.config.vision_config.image_size
     if config.image_size not in (None, vision_size):
         raise ConfigError(f"image_size {config.image_size} does not match the model's {vision_size}: "
@@ -228,7 +228,7 @@ def _resolve_base_model(config, data, output_dir: Path, accelerator) -> tuple[st
     """
     if config.clip_model != TINY_RANDOM:
         return config.clip_model, False
-    from mvcap_build.models.tiny_clip import build_tiny_clip
+    from mvcap_build.tiny_models.tiny_clip import build_tiny_clip
 
     base = output_dir / "base-model"
     if accelerator.is_main_process and not (base / "config.json").is_file():
@@ -242,7 +242,7 @@ def _resolve_base_model(config, data, output_dir: Path, accelerator) -> tuple[st
 def _may_resume(latest: Path, now, output_dir: Path, redo: bool, accelerator) -> bool:
     """True when `latest` was made by this same run (fingerprint `now`). Otherwise stop, naming
     what differs, or with `redo` move the old run to OUTPUT/previous/ and return False."""
-    from mvcap_build.train.checkpoint import read_checkpoint_config
+    from mvcap_build.ovt.checkpoint import read_checkpoint_config
     from mvcap_build.train.provenance import StaleTrainingRun, move_aside, saved_fingerprint, stale_fields, stale_message
 
     differ = stale_fields(saved_fingerprint(read_checkpoint_config(latest)), now)

@@ -144,7 +144,7 @@ def build_tiny_llava(out_dir: str | Path, *, seed: int = 0) -> Path:
     tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
     tokenizer_config_path.write_text(json.dumps(tokenizer_config, indent=2) + "\n")
     (out / "README.md").write_text(
-        "Tiny random LLaVA-1.5 built by mvcap_build.models.tiny_llava for tests. "
+        "Tiny random LLaVA-1.5 built by mvcap_build.tiny_models.tiny_llava for tests. "
         "Its captions are meaningless.\n" + json.dumps({"seed": seed}) + "\n"
     )
     return out
@@ -170,7 +170,7 @@ def _build_tokenizer():
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    from mvcap_build.models.bpe import train_byte_level_bpe
+    from mvcap_build.tiny_models.bpe import train_byte_level_bpe
 
     backend = train_byte_level_bpe(_CORPUS, vocab_size=384, special_tokens=_SPECIAL_TOKENS, unk_token="<unk>")
     bos = backend.token_to_id("<s>")

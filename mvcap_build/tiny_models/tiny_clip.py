@@ -96,7 +96,7 @@ def _train_tokenizer(texts: list[str]):
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    from mvcap_build.models.bpe import train_byte_level_bpe
+    from mvcap_build.tiny_models.bpe import train_byte_level_bpe
 
     # CLIP's tokenizer lowercases too; special tokens get ids 0, 1, 2.
     tok = train_byte_level_bpe(texts, vocab_size=400, special_tokens=[BOS, EOS, PAD], lowercase=True)

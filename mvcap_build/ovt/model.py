@@ -1,7 +1,8 @@
 """OVT's model: a frozen CLIP, LoRA on the vision tower's q/k/v, and a VIFormer on top.
 
 Only LoRA and VIFormer train; the text tower and every base weight stay as pretrained, so the
-fine-tuned image space stays aligned with CLIP's text space (zero-shot keeps working).
+fine-tuned image space stays aligned with CLIP's text space (zero-shot keeps working). Its
+settings are `OVTModelConfig` (config.py); train-ovt trains it, eval loads it (checkpoint.py).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mvcap_build.clip.encoding import Embedder, image_embedding, text_embedding
 from mvcap_build.errors import CheckpointError
-from mvcap_build.train.config import TrainOVTConfig
+from mvcap_build.ovt.config import OVTModelConfig
 
 LORA_TARGETS = r".*vision_model.*\.(q_proj|k_proj|v_proj)"
 
@@ -37,10 +39,10 @@ class VIFormer(nn.Module):
         return self.encoder(embedding[:, None, :])[:, 0, :]
 
 
-class OVTModel(nn.Module):
+class OVTModel(Embedder, nn.Module):
     """CLIP + LoRA + VIFormer; `forward` returns normalised embeddings and CLIP's logit scale."""
 
-    def __init__(self, clip, config: TrainOVTConfig):
+    def __init__(self, clip, config: OVTModelConfig):
         super().__init__()
         from peft import LoraConfig, get_peft_model
 
@@ -63,15 +65,13 @@ class OVTModel(nn.Module):
         return self.clip.get_base_model()
 
     def encode_image(self, pixel_values: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        pooled = self.base.vision_model(pixel_values=pixel_values).pooler_output
-        embedding = self.base.visual_projection(pooled)
+        embedding = image_embedding(self.base, pixel_values)
         embedding = embedding + self.viformer_weight * self.viformer(embedding)
         return F.normalize(embedding, dim=-1) if normalize else embedding
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                     normalize: bool = True) -> torch.Tensor:
-        pooled = self.base.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-        embedding = self.base.text_projection(pooled)
+        embedding = text_embedding(self.base, input_ids, attention_mask)
         return F.normalize(embedding, dim=-1) if normalize else embedding
 
     def forward(self, pixel_values, input_ids, attention_mask=None) -> dict[str, torch.Tensor]:
@@ -105,26 +105,13 @@ class OVTModel(nn.Module):
             with torch.no_grad():
                 self.fresh_logit_scale.copy_(state["logit_scale"])
 
-    @torch.no_grad()
-    def embed_images(self, images: list) -> torch.Tensor:
-        """PIL images (RGBA renders are put on white) -> normalised embeddings."""
-        device = self.base.logit_scale.device
-        return self.encode_image(torch.stack([self.transform(im) for im in images]).to(device))
 
-    @torch.no_grad()
-    def embed_texts(self, texts: list[str]) -> torch.Tensor:
-        device = self.base.logit_scale.device
-        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=77,
-                                return_tensors="pt").to(device)
-        return self.encode_text(tokens["input_ids"], tokens["attention_mask"])
-
-
-def build_ovt_model(config: TrainOVTConfig, base_model: str) -> OVTModel:
-    """Load CLIP from `base_model` (Hub id or dir, see base_clip.py) and wrap it; seeded so
-    VIFormer init repeats."""
-    from mvcap_build.train.base_clip import clip_folder, load_clip_model
+def build_ovt_model(config: OVTModelConfig, base_model: str, seed: int = 0) -> OVTModel:
+    """Load CLIP from `base_model` (Hub id or dir, see clip/loading.py) and wrap it; LoRA and VIFormer
+    are initialised from `seed` (the run's), so a run's init repeats."""
+    from mvcap_build.clip.loading import clip_folder, load_clip_model
 
     clip = load_clip_model(clip_folder(base_model), base_model)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(seed)
         return OVTModel(clip, config)

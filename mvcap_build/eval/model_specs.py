@@ -1,4 +1,5 @@
-"""What to evaluate, named by a spec string, and loaded one at a time.
+"""What to evaluate, named by a spec string, and loaded one at a time (the OVT model itself is
+mvcap_build.ovt.model, its loading mvcap_build.ovt.checkpoint).
 
 A spec is one of:
   an OVT checkpoint folder      holds ovt_config.json (`RUN/checkpoints/step-N`)
@@ -15,10 +16,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mvcap_build.clip.loading import clip_folder
 from mvcap_build.errors import ConfigError, EnvironmentBroken, UserError
-from mvcap_build.train.base_clip import clip_folder
-
-OVT_CONFIG = "ovt_config.json"  # mvcap_build.train.checkpoint.CONFIG_FILE (not imported: it pulls torch)
+from mvcap_build.ovt.checkpoint import CONFIG_FILE, latest_checkpoint
 
 
 @dataclass
@@ -36,7 +36,7 @@ class ModelSpec:
         """The model, on `device`, in eval mode; a load failure is a user error (wrong path, offline)."""
         try:
             if self.kind == "ovt":
-                from mvcap_build.train.checkpoint import load_ovt_checkpoint
+                from mvcap_build.ovt.checkpoint import load_ovt_checkpoint
 
                 return load_ovt_checkpoint(self.location, device).eval()
             return load_clip(self.location, device)
@@ -71,17 +71,17 @@ def resolve_models(specs: list[str], with_base: bool = False) -> list[ModelSpec]
 def resolve_model(spec: str) -> ModelSpec:
     path = Path(spec).expanduser()
     if path.is_dir():
-        if (path / OVT_CONFIG).is_file():
+        if (path / CONFIG_FILE).is_file():
             return _ovt(spec, path)
         if (path / "checkpoints").is_dir():
-            latest = _latest_checkpoint(path)
+            latest = latest_checkpoint(path)
             if latest is None:
-                raise ConfigError(f"{path} is a training run with no committed checkpoint yet (checkpoints/step-*/{OVT_CONFIG})")
+                raise ConfigError(f"{path} is a training run with no committed checkpoint yet (checkpoints/step-*/{CONFIG_FILE})")
             return _ovt(spec, latest)
         if (path / "config.json").is_file():
             clip_folder(str(path))  # a folder of another model is one line now, not at its turn to load
             return ModelSpec(_clip_folder_name(path), spec, "clip", str(path))
-        raise ConfigError(f"{path} is neither an OVT checkpoint ({OVT_CONFIG}), a training run (checkpoints/) "
+        raise ConfigError(f"{path} is neither an OVT checkpoint ({CONFIG_FILE}), a training run (checkpoints/) "
                           "nor a CLIP model folder (config.json)")
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ConfigError(f"model not found: {spec} is not a folder (a Hub id is OWNER/NAME)")
@@ -91,9 +91,9 @@ def resolve_model(spec: str) -> ModelSpec:
 
 def _ovt(spec: str, checkpoint: Path) -> ModelSpec:
     try:
-        meta = json.loads((checkpoint / OVT_CONFIG).read_text("utf-8"))
+        meta = json.loads((checkpoint / CONFIG_FILE).read_text("utf-8"))
     except ValueError as error:
-        raise ConfigError(f"{checkpoint / OVT_CONFIG}: not valid JSON ({error}); the checkpoint is damaged") from None
+        raise ConfigError(f"{checkpoint / CONFIG_FILE}: not valid JSON ({error}); the checkpoint is damaged") from None
     step = meta.get("step")
     if checkpoint.parent.name == "checkpoints":
         name = f"{checkpoint.parent.parent.name}@{step}"
@@ -109,7 +109,7 @@ def _ovt(spec: str, checkpoint: Path) -> ModelSpec:
 def _base_of(model: ModelSpec) -> ModelSpec:
     base = model.details.get("base_model")
     if not base:
-        raise ConfigError(f"{model.location}/{OVT_CONFIG} does not name its base model")
+        raise ConfigError(f"{model.location}/{CONFIG_FILE} does not name its base model")
     local = Path(model.location) / base
     if local.is_dir():
         return ModelSpec(_clip_folder_name(local), f"base of {model.spec}", "clip", str(local))
@@ -126,12 +126,6 @@ def _clip_folder_name(path: Path) -> str:
     return f"{run.name}/base-model"
 
 
-def _latest_checkpoint(run: Path) -> Path | None:
-    steps = [p for p in (run / "checkpoints").glob("step-*")
-             if p.name[5:].isdigit() and (p / OVT_CONFIG).is_file()]
-    return max(steps, key=lambda p: int(p.name[5:])) if steps else None
-
-
 def pick_device(device: str) -> str:
     import torch
 
@@ -144,10 +138,10 @@ def pick_device(device: str) -> str:
 
 def load_clip(location: str, device: str):
     """A transformers CLIPModel with its tokenizer and image transform, as a `CLIPEncoder`; a Hub
-    id is loaded from the local cache, or downloaded first (see train/base_clip.py)."""
-    from mvcap_build.eval.clip_encoder import CLIPEncoder
-    from mvcap_build.train.base_clip import load_clip_model, load_tokenizer
-    from mvcap_build.train.preprocess import ImageTransform
+    id is loaded from the local cache, or downloaded first (see clip/loading.py)."""
+    from mvcap_build.clip.encoding import CLIPEncoder
+    from mvcap_build.clip.loading import load_clip_model, load_tokenizer
+    from mvcap_build.clip.preprocess import ImageTransform
 
     folder = clip_folder(location)
     clip = load_clip_model(folder, location)

@@ -1,17 +1,21 @@
-"""Checkpoints that explain themselves, are committed atomically, and resume a run.
+"""Checkpoints that explain themselves, are committed atomically, resume a run and load in eval.
 
 A checkpoint folder `OUTPUT/checkpoints/step-00001000/` holds:
-  ovt_config.json          format, step, the full TrainOVTConfig, which base CLIP it sits on
+  ovt_config.json          format, step, the full TrainOVTConfig (its OVTModelConfig fields rebuild
+                           the model), which base CLIP it sits on
   adapter/                 the LoRA adapter, in peft's own format (PeftModel.from_pretrained reads it)
   viformer.safetensors     VIFormer weights
   tokenizer files, preprocessor_config.json   so the checkpoint embeds text and images alone
   base-model/              only for clip_model "tiny-random": the random base (under 1 MB)
   trainer_state.pt         optimizer state, for resume only
-  training_keys.txt        the object keys trained on, one a line (see provenance.py)
+  training_keys.txt        the object keys trained on, one a line (see train/provenance.py)
 ovt_config.json also records what the run was made from (`provenance`: export digest, training
 keys, base model revision, processes), its `fingerprint` (a resume with another one stops) and its
 `segments` (from which step each max_steps / save_every / log_every / num_workers was in force).
 The base CLIP's own weights are not copied: they are the pretrained ones, unchanged.
+
+Importing this module is cheap (torch loads inside the functions that need it), so eval's model
+specs and training provenance read the file names from here.
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from mvcap_build.errors import CheckpointError, InputNotFound
-from mvcap_build.train.config import TrainOVTConfig
-from mvcap_build.train.model import OVTModel, build_ovt_model
-from mvcap_build.train.preprocess import PREPROCESSOR_FILE, ImageTransform
-from mvcap_build.train.provenance import KEYS_FILE
+from mvcap_build.ovt.config import OVTModelConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from mvcap_build.clip.preprocess import ImageTransform
+    from mvcap_build.ovt.model import OVTModel
 
 FORMAT = "mvcap-ovt-checkpoint/1"
 CONFIG_FILE = "ovt_config.json"
@@ -37,9 +43,10 @@ ADAPTER_DIR = "adapter"
 VIFORMER_FILE = "viformer.safetensors"
 STATE_FILE = "trainer_state.pt"
 BASE_DIR = "base-model"
+KEYS_FILE = "training_keys.txt"  # the object keys trained on, one a line, sorted
 RANDOM_INIT_NOTE = (
     "RANDOM INIT: the base CLIP is a tiny randomly initialised model built by "
-    "mvcap_build.models.tiny_clip.build_tiny_clip for offline demos and tests; it is not pretrained"
+    "mvcap_build.tiny_models.tiny_clip.build_tiny_clip for offline demos and tests; it is not pretrained"
 )
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -58,13 +65,17 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def save_checkpoint(model: OVTModel, config: TrainOVTConfig, step: int, output_dir: Path, *,
+def save_checkpoint(model: OVTModel, config: OVTModelConfig, step: int, output_dir: Path, *,
                     base_model: str, random_init: bool, tokenizer, transform: ImageTransform,
                     optimizer_state: dict | None = None, miner_state: dict | None = None,
                     run: dict | None = None, training_keys: Sequence[str] | None = None) -> Path:
     """Write the checkpoint of `step` to a temporary folder, then move it into place.
-    `run`: {"provenance", "fingerprint", "segments"} of the training run, stored in ovt_config.json."""
+    `config`: the run's whole TrainOVTConfig; `run`: {"provenance", "fingerprint", "segments"} of
+    the training run; both stored in ovt_config.json."""
+    import torch
     from safetensors.torch import save_file
+
+    from mvcap_build.clip.preprocess import PREPROCESSOR_FILE
 
     final = checkpoint_dir(output_dir, step)
     tmp = final.with_name(final.name + ".tmp")
@@ -133,25 +144,32 @@ def load_trainable(model: OVTModel, path: Path) -> None:
 
 
 def load_optimizer_state(path: Path) -> tuple[int, dict | None]:
+    import torch
+
     state = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
     return state["step"], state["optimizer"]
 
 
 def load_miner_state(path: Path) -> dict:
     """The hard-view miner's embedding bank ({} for in-batch mining and older checkpoints)."""
+    import torch
+
     return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True).get("miner") or {}
 
 
 def load_ovt_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> OVTModel:
     """Rebuild the trained model: base CLIP + LoRA adapter + VIFormer, with its tokenizer and
     image transform attached (`model.embed_images`, `model.embed_texts`), in eval mode."""
-    from mvcap_build.train.base_clip import clip_folder, load_tokenizer
+    from mvcap_build.clip.loading import clip_folder, load_tokenizer
+    from mvcap_build.clip.preprocess import ImageTransform
+    from mvcap_build.ovt.model import build_ovt_model
 
     path = Path(path)
     meta = read_checkpoint_config(path)
-    config = TrainOVTConfig(**meta["config"])
+    config = OVTModelConfig.of(meta["config"])
     base = path / meta["base_model"]
     base_model = str(base) if base.is_dir() else meta["base_model"]
+    # Its init seed does not matter: every weight it draws is loaded from the checkpoint next.
     model = build_ovt_model(config, str(clip_folder(base_model, otherwise=f"or load {path} where its base model is cached")))
     load_trainable(model, path)
     model.tokenizer = load_tokenizer(path, str(path))
