@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 
 from mvcap_build.caption.backends.base import CaptionRequest
 from mvcap_build.caption.backends.hf import HFBackend
+from mvcap_build.caption.config import HFBackendConfig
 from mvcap_build.tiny_models.tiny_llava import build_tiny_llava
 
 
@@ -40,7 +41,8 @@ def make_images(folder: Path, count: int, side: int) -> list[Path]:
 
 
 def run(model: Path, requests: list[CaptionRequest], *, batch: int, workers: int, tokens: int) -> tuple[float, float]:
-    backend = HFBackend(str(model), batch_size=batch, max_new_tokens=tokens, decode_workers=workers)
+    config = HFBackendConfig(model=str(model), batch_size=batch, max_new_tokens=tokens, decode_workers=workers)
+    backend = HFBackend(config)
     backend.caption(requests[:batch])  # warm up
     backend.busy_s = 0.0
     start = time.perf_counter()

@@ -14,6 +14,7 @@ pytest.importorskip("transformers")
 
 from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult  # noqa: E402
 from mvcap_build.caption.backends.hf import HFBackend, HFBackendError  # noqa: E402
+from mvcap_build.caption.config import HFBackendConfig  # noqa: E402
 from mvcap_build.tiny_models.tiny_llava import build_tiny_llava  # noqa: E402
 
 MAX_NEW_TOKENS = 12
@@ -34,7 +35,7 @@ def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def backend(tiny_llava: Path) -> HFBackend:
-    return HFBackend(str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=8)
+    return HFBackend(HFBackendConfig(model=str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=8))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,8 @@ def test_chunking_does_not_change_output(
     backend: HFBackend, requests: list[CaptionRequest], tiny_llava: Path
 ) -> None:
     whole = _texts(backend.caption(requests))
-    chunked = HFBackend(str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=2).caption(requests)
+    by_two = HFBackend(HFBackendConfig(model=str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=2))
+    chunked = by_two.caption(requests)
     assert _texts(chunked) == whole
     assert _texts(backend.caption(requests[::-1])) == whole[::-1]
     assert backend.caption([]) == []
@@ -133,7 +135,7 @@ def test_unreadable_images_fail_only_their_own_requests(
     for index, path in bad.items():
         mixed.insert(index, replace(requests[0], key=f"bad/{path.name}", image_path=path))
     # batch_size 3: the bad files sit inside and at the edges of batches.
-    three = HFBackend(str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=3)
+    three = HFBackend(HFBackendConfig(model=str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=3))
 
     results = three.caption(mixed)
 
@@ -155,7 +157,7 @@ def _texts(results: list[CaptionResult]) -> list[str | None]:
 def test_missing_model_directory_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-model"
     with pytest.raises(HFBackendError, match="no-such-model") as excinfo:
-        HFBackend(str(missing))
+        HFBackend(HFBackendConfig(model=str(missing)))
     assert "does not exist" in str(excinfo.value)
 
 
@@ -163,11 +165,11 @@ def test_incomplete_model_directory_is_named(tmp_path: Path) -> None:
     empty = tmp_path / "empty-model"
     empty.mkdir()
     with pytest.raises(HFBackendError, match="empty-model") as excinfo:
-        HFBackend(str(empty))
+        HFBackend(HFBackendConfig(model=str(empty)))
     assert "save_pretrained" in str(excinfo.value)
 
 
 def test_missing_transformers_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tiny_llava: Path) -> None:
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(HFBackendError, match=r"pip install 'mvcap-build\[caption\]'"):
-        HFBackend(str(tiny_llava))
+        HFBackend(HFBackendConfig(model=str(tiny_llava)))

@@ -38,9 +38,10 @@ CONSTRUCT = """
 import json, sys, time
 import torch, transformers
 from mvcap_build.caption.backends.hf import HFBackend, HFBackendError
+from mvcap_build.caption.config import HFBackendConfig
 start = time.monotonic()
 try:
-    HFBackend(sys.argv[1], hub_timeout_s=float(sys.argv[2]))
+    HFBackend(HFBackendConfig(model=sys.argv[1], hub_timeout_s=float(sys.argv[2])))
     outcome = {"error": None}
 except HFBackendError as error:
     outcome = {"error": str(error)}
@@ -57,8 +58,10 @@ def record(event, args):
         attempts.append(f"{event} {args[1:]!r}")
 sys.addaudithook(record)
 from mvcap_build.caption.backends.base import CaptionRequest
-from mvcap_build.caption.backends.hf import HFBackend, model_revision
-backend = HFBackend(sys.argv[1], max_new_tokens=6)
+from mvcap_build.caption.backends.hf import HFBackend
+from mvcap_build.caption.config import HFBackendConfig
+from mvcap_build.caption.models import model_revision
+backend = HFBackend(HFBackendConfig(model=sys.argv[1], max_new_tokens=6))
 request = CaptionRequest(key="k", view_index=0, image_path=sys.argv[2], prompt="Describe it.", category="chair")
 [result] = backend.caption([request])
 print(json.dumps({
@@ -75,7 +78,7 @@ print(json.dumps({
 # Runs in the child: fingerprint a local folder without importing torch or transformers.
 LOCAL_REVISION = """
 import json, sys
-from mvcap_build.caption.backends.hf import model_revision
+from mvcap_build.caption.models import model_revision
 print(json.dumps({"revision": model_revision(sys.argv[1]),
                   "heavy": [name for name in ("torch", "transformers") if name in sys.modules]}))
 """

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from conftest import caption
 from mvcap_build.caption.backends.base import CaptionRequest
-from mvcap_build.caption.backends.openai_server import OpenAIBackend, OpenAIBackendError
+from mvcap_build.caption.backends.openai import OpenAIBackend, OpenAIBackendError
 from mvcap_build.caption.config import OpenAIBackendConfig
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_caption_manifest, read_objects
 from mvcap_build.errors import EnvironmentBroken
@@ -230,7 +230,7 @@ def make_backend(server: FakeVLM, **overrides) -> OpenAIBackend:
         "image_max_side": MAX_SIDE,
     }
     settings.update(overrides)
-    return OpenAIBackend(**settings)
+    return OpenAIBackend(OpenAIBackendConfig(**settings))
 
 
 def closed_port_url() -> str:
@@ -348,7 +348,8 @@ def test_the_key_goes_as_a_bearer_header_and_only_when_set(server, tmp_path, mon
 
 def test_a_closed_port_stops_the_run_quickly(tmp_path):
     url = closed_port_url()
-    backend = OpenAIBackend("fake-vlm", base_url=url, retries=2, backoff_s=0.05, max_concurrency=4)
+    config = OpenAIBackendConfig(model="fake-vlm", base_url=url, retries=2, backoff_s=0.05, max_concurrency=4)
+    backend = OpenAIBackend(config)
     started = time.monotonic()
     with pytest.raises(EnvironmentBroken, match=rf"cannot reach {url} after 3 attempts.*start the server or set base_url/OPENAI_BASE_URL"):
         backend.caption(make_requests(tmp_path, 8))
@@ -363,7 +364,7 @@ def test_an_unknown_model_or_endpoint_stops_the_run(server, tmp_path):
 
 def test_a_base_url_that_is_no_address_is_a_config_error():
     with pytest.raises(ValueError, match="not an http"):
-        OpenAIBackend("m", base_url="localhost:8000/v1")
+        OpenAIBackend(OpenAIBackendConfig(model="m", base_url="localhost:8000/v1"))
 
 
 def test_identity_names_the_server_without_key_or_request(monkeypatch):

@@ -44,8 +44,8 @@ from conftest import caption  # noqa: E402
 
 from mvcap_build.caption.backends.base import CaptionRequest  # noqa: E402
 from mvcap_build.caption.backends.hf import HFBackend  # noqa: E402
-from mvcap_build.caption.backends.openai_server import OpenAIBackend, OpenAIBackendError, encode_image  # noqa: E402
-from mvcap_build.caption.config import OpenAIBackendConfig  # noqa: E402
+from mvcap_build.caption.backends.openai import OpenAIBackend, OpenAIBackendError, encode_image  # noqa: E402
+from mvcap_build.caption.config import HFBackendConfig, OpenAIBackendConfig  # noqa: E402
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_caption_manifest  # noqa: E402
 from mvcap_build.errors import EnvironmentBroken  # noqa: E402
 from mvcap_build.tiny_models.tiny_llava import build_tiny_llava  # noqa: E402
@@ -229,7 +229,7 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> list[CaptionRequest]:
 
 def backend(server: VLLMServe, **overrides) -> OpenAIBackend:
     settings = {"base_url": server.url, "api_key_env": KEY_ENV, "temperature": 0, "max_new_tokens": MAX_NEW_TOKENS}
-    return OpenAIBackend(MODEL_NAME, **{**settings, **overrides})
+    return OpenAIBackend(OpenAIBackendConfig(model=MODEL_NAME, **{**settings, **overrides}))
 
 
 def message(request: CaptionRequest) -> list[dict]:
@@ -251,7 +251,7 @@ def test_openai_backend_captions_from_vllm_serve_against_hf(server, views, tiny_
     # JPEG (the default) works too; its pixels differ from the PNG's, so its text may.
     assert all(r.text for r in backend(server).caption(views))
 
-    hf = HFBackend(str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, dtype="float32")
+    hf = HFBackend(HFBackendConfig(model=str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, dtype="float32"))
     want = [r.text for r in hf.caption(views)]
     assert all(want) and len(set(want)) > 1, want  # real, varied captions: the comparison means something
     equal = [settled(a) == settled(b) for a, b in zip(texts, want, strict=True)]
@@ -362,7 +362,7 @@ def test_server_killed_mid_run_stops_the_stage_then_a_rerun_resumes(server, capt
     assert not worker.is_alive()
 
     # Nothing of the next object's call was answered: the run stops, saying why, with no ledger
-    # entry for the objects it did not get to (openai_server.py: no server at the address).
+    # entry for the objects it did not get to (openai.py: no server at the address).
     error = outcome.get("error")
     assert isinstance(error, EnvironmentBroken), outcome
     assert f"cannot reach {server.url} after 2 attempts" in str(error), str(error)

@@ -25,9 +25,10 @@ pytest.importorskip("transformers")
 from conftest import caption  # noqa: E402
 
 from mvcap_build.caption.backends.base import CaptionRequest  # noqa: E402
-from mvcap_build.caption.backends.hf import HFBackend, resolve_model  # noqa: E402
-from mvcap_build.caption.backends.vllm_engine import VLLMBackend, VLLMBackendError  # noqa: E402
-from mvcap_build.caption.config import CaptionConfig, VLLMBackendConfig  # noqa: E402
+from mvcap_build.caption.backends.hf import HFBackend  # noqa: E402
+from mvcap_build.caption.backends.vllm import VLLMBackend, VLLMBackendError  # noqa: E402
+from mvcap_build.caption.config import CaptionConfig, HFBackendConfig, VLLMBackendConfig  # noqa: E402
+from mvcap_build.caption.models import resolve_model  # noqa: E402
 from mvcap_build.dataset import DatasetRoot, read_caption_manifest  # noqa: E402
 from mvcap_build.tiny_models.tiny_llava import build_tiny_llava  # noqa: E402
 
@@ -57,13 +58,13 @@ from pathlib import Path
 def main():
     spec = json.loads(Path(sys.argv[1]).read_text())
     from mvcap_build.caption.backends.base import CaptionRequest
-    from mvcap_build.caption.backends.vllm_engine import VLLMBackend
+    from mvcap_build.caption.backends.vllm import VLLMBackend
     from mvcap_build.caption.config import VLLMBackendConfig
 
     config = VLLMBackendConfig(**spec["config"])
     identity = VLLMBackend.identity(config)
     heavy = sorted(name for name in spec["heavy"] if name in sys.modules)
-    backend = VLLMBackend(**config.model_dump(exclude={"kind"}))
+    backend = VLLMBackend(config)
     requests = [CaptionRequest(**{**r, "image_path": Path(r["image_path"])}) for r in spec["requests"]]
     results = backend.caption(requests)
     alone = backend.caption(requests[spec["unreadable"] : spec["unreadable"] + 1])
@@ -125,7 +126,8 @@ def requests(tmp_path_factory: pytest.TempPathFactory) -> list[CaptionRequest]:
 
 @pytest.fixture(scope="module")
 def hf_results(tiny_llava: Path, requests: list[CaptionRequest]):
-    backend = HFBackend(str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=8, dtype="float32")
+    config = HFBackendConfig(model=str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=8, dtype="float32")
+    backend = HFBackend(config)
     return backend.caption(requests), [backend.format_prompt(r.prompt) for r in requests]
 
 
@@ -194,7 +196,7 @@ def test_identity_needs_no_vllm_torch_or_transformers(vllm_answer, tiny_llava):
     # loads), and for the alias, which resolves to the Hub id without a request.
     probe = (
         "import json, sys\n"
-        "from mvcap_build.caption.backends.vllm_engine import VLLMBackend\n"
+        "from mvcap_build.caption.backends.vllm import VLLMBackend\n"
         "from mvcap_build.caption.config import VLLMBackendConfig\n"
         f"local = VLLMBackend.identity(VLLMBackendConfig(model={str(tiny_llava)!r}, dtype='float32', max_new_tokens={MAX_NEW_TOKENS}))\n"
         "alias = VLLMBackend.identity(VLLMBackendConfig(model='llava', revision='0123456789abcdef0123456789abcdef01234567'))\n"
@@ -212,7 +214,7 @@ def test_without_vllm_the_backend_says_how_to_get_it(tiny_llava, monkeypatch):
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     with pytest.raises(VLLMBackendError, match="run scripts/setup-vllm-env.sh") as error:
-        VLLMBackend(str(tiny_llava))
+        VLLMBackend(VLLMBackendConfig(model=str(tiny_llava)))
     assert ".venv-vllm/bin/mvcap caption" in str(error.value)
 
 

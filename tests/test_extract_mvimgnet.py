@@ -14,9 +14,9 @@ from conftest import FIXTURES
 from pydantic import ValidationError
 
 from mvcap_build.errors import SourceError
-from mvcap_build.extract.capture import ExtractError
+from mvcap_build.extract.capture import ExtractError, handle_of
 from mvcap_build.extract.geometry import camera_plane_up, object_center, robust_nearest_point_to_axes
-from mvcap_build.extract.mvimgnet import instance_identity, list_instances, read_capture
+from mvcap_build.extract.mvimgnet import READER, instance_identity, list_instances, read_capture
 from mvcap_build.extract.mvimgnet.categories import clean_category, read_categories_file, read_category_map
 from mvcap_build.extract.mvimgnet.instances import FolderInstance, UnsafeInstance, ZipInstance
 from mvcap_build.extract.mvimgnet.paths import zip_member_place
@@ -36,8 +36,8 @@ def folder_config(folder: Path, **extra) -> MVImgNetSourceConfig:
 def read_only(folder: Path):
     """The one instance of a dataset folder, read."""
     config = folder_config(folder)
-    ((source_id, category, handle),) = list_instances(config)
-    return read_capture(source_id, category, handle, config)
+    (record,) = list_instances(config)
+    return read_capture(record, config)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_category_map_overrides_and_fills_gaps(tmp_path: Path):
     mapping.write_text("id,category\n80,teapot\n53, action figure \n")
     assert read_category_map(mapping) == {"80": "teapot", "53": "action figure"}
     listed = list_instances(folder_config(root, category_map=mapping))
-    assert [(source_id, category) for source_id, category, _ in listed] == [("080/b", "teapot"), ("53/a", "action figure")]
+    assert [(r.source_id, r.category) for r in listed] == [("080/b", "teapot"), ("53/a", "action figure")]
 
 
 def test_explicit_categories_file_must_exist(tmp_path: Path):
@@ -121,16 +121,23 @@ def test_explicit_categories_file_must_exist(tmp_path: Path):
     with pytest.raises(SourceError, match="categories_file not found"):
         list_instances(folder_config(tmp_path, categories_file=tmp_path / "nope.txt"))
     listed = list_instances(folder_config(tmp_path, categories_file=CATEGORIES))
-    assert listed[0][:2] == ("53/a", "toy figure")
+    assert (listed[0].source_id, listed[0].category) == ("53/a", "toy figure")
 
 
 # Listing ------------------------------------------------------------------------------------
 
 
 def test_list_from_folder():
-    ((source_id, category, handle),) = list_instances(folder_config(MVIMGNET))
-    assert (source_id, category) == (INSTANCE, "toy figure")
+    (record,) = list_instances(folder_config(MVIMGNET))
+    assert (record.key, record.source_id, record.category) == (f"mvimgnet/{INSTANCE}", INSTANCE, "toy figure")
+    handle = handle_of(record)
     assert isinstance(handle, FolderInstance) and handle.folder == MVIMGNET / INSTANCE
+    assert record.asset["location"] == str(MVIMGNET / INSTANCE) and record.asset["source"] == "mvimgnet"
+
+
+def test_the_reader_is_one_typed_record():
+    assert READER.list_instances is list_instances and READER.read_capture is read_capture
+    assert READER.instance_identity is instance_identity
 
 
 def test_missing_folder_and_empty_dataset(tmp_path: Path):
@@ -144,8 +151,12 @@ def test_zip_member_places():
     assert zip_member_place("53/0a1b2c3d/images/001.jpg") == ("53/0a1b2c3d", "images/001.jpg")
     assert zip_member_place("./53//x/sparse/0/images.bin") == ("53/x", "sparse/0/images.bin")
     assert zip_member_place("README.md") == ("", "")
+    # A `..` that stays inside the instance is normalised, as the NeRF reader does with file_path.
+    assert zip_member_place("53/0a1b2c3d/images/../images/001.jpg") == ("53/0a1b2c3d", "images/001.jpg")
+    assert zip_member_place("53\\x\\.\\images\\002.jpg") == ("53/x", "images/002.jpg")
     for unsafe in ("../evil", "/etc/passwd", "53/x/images/../../../evil.jpg", "C:\\evil.jpg", "53\\..\\..\\evil"):
         assert zip_member_place(unsafe)[1] is None, unsafe
+    assert zip_member_place("53/x/images/../../y/images/001.jpg") == ("53/x", None)  # leaves its instance
 
 
 def make_zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -170,22 +181,22 @@ def test_zip_parts_are_read_in_place_and_unsafe_members_refused(tmp_path: Path, 
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
 
     config = MVImgNetSourceConfig(kind="mvimgnet", zips=[parts / "mvi_*.zip"])
-    listed = {source_id: (category, handle) for source_id, category, handle in list_instances(config)}
+    listed = {record.source_id: record for record in list_instances(config)}
     assert sorted(listed) == ["../evil", "/abs", INSTANCE]
-    category, handle = listed[INSTANCE]
-    assert category == "toy figure" and isinstance(handle, ZipInstance)
-    assert instance_identity(handle) == instance_identity(FolderInstance(MVIMGNET / INSTANCE))
+    record = listed[INSTANCE]
+    assert record.category == "toy figure" and isinstance(handle_of(record), ZipInstance)
+    (unpacked,) = list_instances(folder_config(MVIMGNET))
+    assert instance_identity(record) == instance_identity(unpacked)
 
-    from_zip = read_capture(INSTANCE, category, handle, config)
+    from_zip = read_capture(record, config)
     assert [f.name for f in from_zip.frames] == [f.name for f in capture.frames]
     assert all(np.allclose(a.c2w, b.c2w) and np.allclose(a.K, b.K) for a, b in zip(from_zip.frames, capture.frames))
     assert np.asarray(from_zip.frames[0].load()).tobytes() == np.asarray(capture.frames[0].load()).tobytes()
 
     for unsafe_id in ("../evil", "/abs"):
-        unsafe_category, unsafe = listed[unsafe_id]
-        assert isinstance(unsafe, UnsafeInstance)
+        assert isinstance(handle_of(listed[unsafe_id]), UnsafeInstance)
         with pytest.raises(ExtractError) as caught:
-            read_capture(unsafe_id, unsafe_category, unsafe, config)
+            read_capture(listed[unsafe_id], config)
         assert caught.value.reason == "unsafe_path"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing unpacked
     assert not (tmp_path / "evil").exists() and not (parts.parent.parent / "evil").exists()
@@ -195,10 +206,57 @@ def test_unsafe_member_inside_an_instance_refuses_the_instance(tmp_path: Path):
     members = {**fixture_members(), f"{INSTANCE}/images/../../../evil.jpg": b"x"}
     part = make_zip(tmp_path / "mvi_00.zip", members)
     config = MVImgNetSourceConfig(kind="mvimgnet", zips=[part], categories_file=CATEGORIES)
-    ((source_id, category, handle),) = list_instances(config)
-    assert (source_id, category) == (INSTANCE, "toy figure") and isinstance(handle, UnsafeInstance)
+    (record,) = list_instances(config)
+    assert (record.source_id, record.category) == (INSTANCE, "toy figure")
+    assert isinstance(handle_of(record), UnsafeInstance)
     with pytest.raises(ExtractError, match="unsafe_path"):
-        read_capture(source_id, category, handle, config)
+        read_capture(record, config)
+
+
+def test_zip_members_with_a_dot_dot_that_stays_inside_are_read(tmp_path: Path, capture):
+    members = {name.replace("/images/", "/images/../images/"): data for name, data in fixture_members().items()}
+    part = make_zip(tmp_path / "mvi_00.zip", members)
+    config = MVImgNetSourceConfig(kind="mvimgnet", zips=[part], categories_file=CATEGORIES)
+    (record,) = list_instances(config)
+    assert isinstance(handle_of(record), ZipInstance)
+    assert [f.name for f in read_capture(record, config).frames] == [f.name for f in capture.frames]
+
+
+def rename_in_model(instance: Path, renames: dict[str, str]) -> None:
+    """Rewrite images.bin with some image names changed, as another COLMAP run might write them."""
+    sparse = instance / "sparse" / "0"
+    model = pycolmap.Reconstruction(str(sparse))
+    for image in model.images.values():
+        image.name = renames.get(image.name, image.name)
+    model.write(str(sparse))
+
+
+def test_image_names_in_the_model_follow_the_path_rule(dataset: Path):
+    """`..` that stays inside the images folder is read; one that leaves it is unsafe, unread."""
+    rename_in_model(dataset / INSTANCE, {"DSC_5283.jpg": "sub/../DSC_5283.jpg", "DSC_5284.jpg": "../../DSC_5284.jpg"})
+    capture = read_only(dataset)
+    assert "DSC_5283.jpg" in {f.name for f in capture.frames}  # Frame.name drops the folders
+    assert capture.details["unsafe_frames"] == ["../../DSC_5284.jpg"]
+    assert len(capture.frames) == REGISTERED - 1
+
+
+def test_symlinks_leading_out_of_the_instance_are_not_read(dataset: Path, tmp_path: Path):
+    images = dataset / INSTANCE / "images"
+    outside = tmp_path / "outside.jpg"
+    (images / "DSC_5283.jpg").rename(outside)
+    (images / "DSC_5283.jpg").symlink_to(outside)
+    (images / "DSC_5284.jpg").rename(images / "kept.jpg")
+    (images / "DSC_5284.jpg").symlink_to(images / "kept.jpg")  # a link that stays inside is fine
+    capture = read_only(dataset)
+    assert capture.details["unsafe_frames"] == ["DSC_5283.jpg"] and len(capture.frames) == REGISTERED - 1
+    assert "DSC_5284.jpg" in {f.name for f in capture.frames}
+
+    sparse = dataset / INSTANCE / "sparse" / "0"
+    (sparse / "cameras.bin").rename(tmp_path / "cameras.bin")
+    (sparse / "cameras.bin").symlink_to(tmp_path / "cameras.bin")
+    with pytest.raises(ExtractError) as caught:
+        read_only(dataset)
+    assert caught.value.reason == "unsafe_path" and "cameras.bin" in caught.value.detail
 
 
 # Reading ------------------------------------------------------------------------------------

@@ -15,17 +15,11 @@ from PIL import Image
 from pydantic import ValidationError
 
 from mvcap_build.errors import SourceError
-from mvcap_build.extract.capture import ExtractError
+from mvcap_build.extract.capture import ExtractError, handle_of, instance_record
 from mvcap_build.extract.geometry import nearest_point_to_axes
-from mvcap_build.extract.nerf import (
-    PARALLEL_AXES_RATIO,
-    NerfSourceConfig,
-    default_category,
-    instance_identity,
-    list_instances,
-    read_capture,
-    safe_relative_path,
-)
+from mvcap_build.extract.nerf import READER, NerfSourceConfig, instance_identity, list_instances, read_capture
+from mvcap_build.extract.nerf.cameras import PARALLEL_AXES_RATIO
+from mvcap_build.extract.nerf.listing import default_category
 from mvcap_build.render.cameras import look_at_origin, project
 
 IM3D = FIXTURES / "im3d"
@@ -40,12 +34,12 @@ def im3d_config(**overrides) -> NerfSourceConfig:
 
 def instance(name: str, config: NerfSourceConfig | None = None):
     config = config or im3d_config()
-    return next(row for row in list_instances(config) if row[0] == name)
+    return next(record for record in list_instances(config) if record.source_id == name)
 
 
 def read(name: str, config: NerfSourceConfig | None = None):
     config = config or im3d_config()
-    return read_capture(*instance(name, config), config)
+    return read_capture(instance(name, config), config)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +62,20 @@ def camera_coordinates(points: np.ndarray, c2w: np.ndarray) -> np.ndarray:
 
 def test_listing_finds_every_object_folder_with_its_class_as_category():
     rows = list_instances(im3d_config())
-    assert [(source_id, category) for source_id, category, _ in rows] == [
+    assert [(row.source_id, row.category) for row in rows] == [
         ("bad_json_00", "bad json"),
         ("broken_00", "broken"),
         ("throne_01", "throne"),
     ]
-    assert all(folder == IM3D / source_id for source_id, _, folder in rows)
+    assert all(handle_of(row) == IM3D / row.source_id for row in rows)
+    assert [row.key for row in rows] == ["im3d/bad_json_00", "im3d/broken_00", "im3d/throne_01"]
+    throne = IM3D / "throne_01"
+    assert rows[2].asset == {"kind": "capture", "source": "im3d", "location": str(throne), "handle": throne}
+
+
+def test_the_reader_is_one_typed_record():
+    assert READER.list_instances is list_instances and READER.read_capture is read_capture
+    assert READER.instance_identity is instance_identity
 
 
 @pytest.mark.parametrize(
@@ -87,12 +89,12 @@ def test_category_is_the_folder_name_without_its_index(folder_name, category):
 def test_category_map_by_folder_or_by_class_overrides_the_name_rule(tmp_path):
     by_folder = tmp_path / "folders.csv"
     by_folder.write_text("folder,category\nthrone_01,armchair\nnot_here_07,ghost\n", encoding="utf-8")
-    rows = {sid: cat for sid, cat, _ in list_instances(im3d_config(category_map=by_folder))}
+    rows = {row.source_id: row.category for row in list_instances(im3d_config(category_map=by_folder))}
     assert rows == {"bad_json_00": "bad json", "broken_00": "broken", "throne_01": "armchair"}
 
     by_class = tmp_path / "classes.csv"
     by_class.write_text("class,category\nthrone,chair\nbad_json,invalid file\n", encoding="utf-8")
-    rows = {sid: cat for sid, cat, _ in list_instances(im3d_config(category_map=by_class))}
+    rows = {row.source_id: row.category for row in list_instances(im3d_config(category_map=by_class))}
     assert rows == {"bad_json_00": "invalid file", "broken_00": "broken", "throne_01": "chair"}
 
 
@@ -111,7 +113,7 @@ def test_listing_skips_hidden_folders_and_files_but_keeps_folders_without_transf
     (tmp_path / "empty_02").mkdir()
     write_object(tmp_path / "cup_01", [{"file_path": "./train/r_0", "transform_matrix": orbit_matrix(0)}])
     rows = list_instances(NerfSourceConfig(kind="nerf", folder=tmp_path))
-    assert [(sid, cat) for sid, cat, _ in rows] == [("cup_01", "cup"), ("empty_02", "empty")]
+    assert [(row.source_id, row.category) for row in rows] == [("cup_01", "cup"), ("empty_02", "empty")]
 
 
 def test_a_missing_source_folder_is_a_source_error(tmp_path):
@@ -264,9 +266,14 @@ def write_object(folder: Path, frames: list[dict], split: str = "train", images:
     return folder
 
 
+def record_for(folder: Path, config: NerfSourceConfig):
+    """The record the listing would give this one folder."""
+    return instance_record(config, folder.name, default_category(folder.name), folder)
+
+
 def read_folder(folder: Path, **config):
     config = NerfSourceConfig(**{"kind": "nerf", "folder": folder.parent, **config})
-    return read_capture(folder.name, default_category(folder.name), folder, config)
+    return read_capture(record_for(folder, config), config)
 
 
 def test_a_folder_without_transforms_is_missing_reconstruction(tmp_path):
@@ -288,7 +295,7 @@ def test_paths_with_dot_slash_without_extension_with_extension_or_jpg_resolve(tm
         {"file_path": "./train/a", "transform_matrix": orbit_matrix(0)},
         {"file_path": "train/b.png", "transform_matrix": orbit_matrix(90)},
         {"file_path": "images/c", "transform_matrix": orbit_matrix(180)},
-        {"file_path": "train/../train/a", "transform_matrix": orbit_matrix(270)},
+        {"file_path": "train/../train/a", "transform_matrix": orbit_matrix(270)},  # `..` that stays inside
     ]
     capture = read_folder(write_object(folder, frames, images=False))
     assert [f.name for f in capture.frames] == ["a", "b.png", "c", "train:a"]
@@ -309,19 +316,32 @@ def test_paths_leaving_the_object_folder_are_refused_unread(tmp_path):
         {"file_path": "../secret", "transform_matrix": orbit_matrix(120)},
         {"file_path": "train/link", "transform_matrix": orbit_matrix(180)},
         {"file_path": "./train/ok", "transform_matrix": orbit_matrix(240)},
+        {"file_path": "train/../../cup_01/train/ok", "transform_matrix": orbit_matrix(300)},  # leaves, comes back
     ]
     capture = read_folder(write_object(folder, frames))
-    assert capture.details["unsafe_frames"] == ["../../etc/passwd", "/etc/passwd", "../secret", "train/link"]
+    assert capture.details["unsafe_frames"] == [
+        "../../etc/passwd", "/etc/passwd", "../secret", "train/link", "train/../../cup_01/train/ok",
+    ]
     assert [f.name for f in capture.frames] == ["ok"]
 
 
-@pytest.mark.parametrize(
-    ("file_path", "safe"),
-    [("./train/r_0", "train/r_0"), ("a/../b", "b"), ("..", None), ("a/../../b", None), ("C:/x", None), ("..\\x", None)],
-)
-def test_safe_relative_path(file_path, safe):
-    result = safe_relative_path(file_path)
-    assert (str(result) if result else None) == safe
+def test_a_symlink_that_stays_inside_the_object_folder_is_read(tmp_path):
+    folder = write_object(tmp_path / "cup_01", [{"file_path": "./train/r_0", "transform_matrix": orbit_matrix(0)}])
+    (folder / "alias").symlink_to(folder / "train", target_is_directory=True)
+    write_object(folder, [{"file_path": "./alias/r_0", "transform_matrix": orbit_matrix(0)}], images=False)
+    capture = read_folder(folder)
+    assert [f.name for f in capture.frames] == ["r_0"] and capture.details["unsafe_frames"] == []
+
+
+def test_a_transforms_file_linked_from_outside_is_unsafe_path(tmp_path):
+    frames = [{"file_path": "./train/r_0", "transform_matrix": orbit_matrix(0)}]
+    elsewhere = write_object(tmp_path / "elsewhere", frames)
+    folder = tmp_path / "cup_01"
+    folder.mkdir()
+    (folder / "transforms_train.json").symlink_to(elsewhere / "transforms_train.json")
+    with pytest.raises(ExtractError) as caught:
+        read_folder(folder)
+    assert caught.value.reason == "unsafe_path" and "outside" in caught.value.detail
 
 
 def test_a_truncated_image_opens_but_its_load_raises_corrupt_image(tmp_path):
@@ -409,7 +429,8 @@ def test_parallel_optical_axes_fall_back_to_the_origin():
 
 def test_identity_follows_the_transforms_files(tmp_path):
     folder = write_object(tmp_path / "cup_01", [{"file_path": "./train/r_0", "transform_matrix": orbit_matrix(0)}])
-    before = instance_identity(folder)
+    record = record_for(folder, NerfSourceConfig(kind="nerf", folder=tmp_path))
+    before = instance_identity(record)
     assert list(before) == ["transforms_train.json"]
     write_object(folder, [{"file_path": "./train/r_0", "transform_matrix": orbit_matrix(10)}])
-    assert instance_identity(folder) != before
+    assert instance_identity(record) != before

@@ -83,7 +83,8 @@ def test_chosen_frames_cover_more_directions_than_evenly_spaced_ones(im3d_root):
     from mvcap_build.extract.nerf_config import NerfSourceConfig
 
     config = NerfSourceConfig(kind="im3d", folder=IM3D)
-    capture = nerf.read_capture("throne_01", "throne", IM3D / "throne_01", config)
+    throne = next(record for record in nerf.list_instances(config) if record.source_id == "throne_01")
+    capture = nerf.read_capture(throne, config)
     frames = sorted(capture.frames, key=lambda f: int(f.name.split("_")[1]))
     directions = view_directions(np.array([f.c2w[:3, 3] for f in frames]), capture.center)
     manifest = read_views_manifest(im3d_root.view_manifest("im3d/throne_01"))
@@ -115,8 +116,8 @@ def test_mvimgnet_capture_becomes_cropped_views_whose_points_land_inside(tmp_pat
     assert read_objects(root)[key].category == "toy figure"
     manifest = read_views_manifest(root.view_manifest(key))
     assert manifest.producer.reconstruction == "colmap" and "plane" in manifest.producer.details["up_method"]
-    source_id, category, handle = mvimgnet.list_instances(ExtractConfig.model_validate({"source": {"kind": "mvimgnet", "folder": str(MVIMGNET)}}).source)[0]
-    capture = mvimgnet.read_capture(source_id, category, handle, ExtractConfig.model_validate({"source": {"kind": "mvimgnet", "folder": str(MVIMGNET)}}).source)
+    source = ExtractConfig.model_validate({"source": {"kind": "mvimgnet", "folder": str(MVIMGNET)}}).source
+    capture = mvimgnet.read_capture(mvimgnet.list_instances(source)[0], source)
     for view in manifest.views:
         assert (view.width, view.height) == (96, 96) and view.file.endswith(".jpg")
         pix, in_front = project(capture.points, np.array(view.c2w), np.array(view.intrinsics))

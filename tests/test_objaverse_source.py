@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from mvcap_build.errors import ManifestError, SourceError
 from mvcap_build.render.sources.objaverse import AssetUnavailable, ObjaverseSourceConfig, list_objects, make_fetcher
-from mvcap_build.render.sources.objaverse.download import TMP_MARK, _create_locked_temp, remove_stale_temps
+from mvcap_build.render.sources.objaverse.download import TMP_MARK, create_locked_temp, remove_stale_temps
 from mvcap_build.render.sources.objaverse.selection import Pick, sample_per_category
 
 TOKEN = "hf_TopSecretTokenForTests123"
@@ -353,8 +353,8 @@ def test_assets_that_could_escape_the_cache_are_refused(hub, data, cache):
 
 def test_stale_temp_files_are_cleaned_but_live_ones_kept(tmp_path):
     final = tmp_path / "a.glb"
-    live_path, live_fd = _create_locked_temp(final)
-    dead_path, dead_fd = _create_locked_temp(final)
+    live_path, live_fd = create_locked_temp(final)
+    dead_path, dead_fd = create_locked_temp(final)
     os.close(dead_fd)  # as if its writer died
     assert remove_stale_temps(final) == 1
     assert live_path.exists() and not dead_path.exists()

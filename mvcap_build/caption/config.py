@@ -75,6 +75,7 @@ class VLLMBackendConfig(_Config):
     limit_mm_per_prompt: int = Field(1, ge=1)  # images per prompt the engine reserves memory for
     batch_size: int = Field(256, ge=1)  # requests per generate() call; the engine schedules within it
     image_max_side: int | None = Field(None, ge=32)  # downscale larger images before the engine; None: as stored
+    trust_remote_code: bool = False
 
 
 BackendConfig = Annotated[

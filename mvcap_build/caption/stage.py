@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mvcap_build.caption.backends.base import CaptionBackend, CaptionRequest, CaptionResult
+from mvcap_build.caption.backends.registry import CAPTION_BACKENDS
 from mvcap_build.caption.config import CaptionConfig
 from mvcap_build.caption.gates import DuplicateWatch, Gates
 from mvcap_build.caption.prompts import fill, load_prompt
@@ -35,7 +36,6 @@ from mvcap_build.dataset.claims import Claim
 from mvcap_build.dataset.fingerprint import Fingerprint
 from mvcap_build.dataset.keys import in_shard
 from mvcap_build.pipeline.stage import ObjectStage, Outcome, RunOptions, Unit
-from mvcap_build.caption.backends.registry import CAPTION_BACKENDS
 
 
 def backend_identity(config: CaptionConfig) -> dict[str, Any]:
@@ -44,8 +44,8 @@ def backend_identity(config: CaptionConfig) -> dict[str, Any]:
 
 
 def create_backend(config: CaptionConfig) -> CaptionBackend:
-    backend_class = CAPTION_BACKENDS[config.backend.kind].load()
-    return backend_class(**config.backend.model_dump(exclude={"kind"}))
+    """The backend `config.backend` names, built from that config (this loads its model)."""
+    return CAPTION_BACKENDS[config.backend.kind].load()(config.backend)
 
 
 # Reasons a retry with a stricter prompt can fix (a backend's own failures are not retried).

@@ -1,5 +1,5 @@
-"""The capture readers by their YAML `kind:`: each module has `list_instances(config)`,
-`read_capture(...)` and optionally `instance_identity(handle)`."""
+"""The capture readers by their YAML `kind:`; each reader package exposes
+`READER = CaptureReader(...)` (`capture.py`), imported only when its kind is used."""
 
 from __future__ import annotations
 
@@ -9,14 +9,7 @@ from mvcap_build.plugins import Entry, Registry
 
 CAPTURE_SOURCES = Registry(
     "capture source",
-    Entry("mvimgnet", "mvcap_build.extract.mvimgnet:read_capture", MVImgNetSourceConfig),
-    Entry("im3d", "mvcap_build.extract.nerf:read_capture", NerfSourceConfig),
-    Entry("nerf", "mvcap_build.extract.nerf:read_capture", NerfSourceConfig),
+    Entry("mvimgnet", "mvcap_build.extract.mvimgnet:READER", MVImgNetSourceConfig),
+    Entry("im3d", "mvcap_build.extract.nerf:READER", NerfSourceConfig),
+    Entry("nerf", "mvcap_build.extract.nerf:READER", NerfSourceConfig),
 )
-
-
-def reader_for(kind: str):
-    """The reader module registered as `kind`."""
-    import importlib
-
-    return importlib.import_module(CAPTURE_SOURCES[kind].target.partition(":")[0])

@@ -1,8 +1,8 @@
 """The extract stage: existing multi-view captures (MVImgNet videos with COLMAP poses, IM3D and
 any NeRF-synthetic folder) become views with recorded cameras, like renders do.
 
-Unit of work: one captured instance. A reader (`mvimgnet/`, `nerf.py`) parses it into a
-`Capture`; this stage drops frames it cannot decode and blurred ones, chooses the frames that
+Unit of work: one captured instance. A reader (`mvimgnet/`, `nerf/`) lists it as an ObjectRecord
+and parses it into a `Capture`; this stage drops frames it cannot decode and blurred ones, chooses the frames that
 spread over the viewing directions, crops a square around the object, resizes, writes the images
 and views.json into a staging folder and renames it into place: an instance is committed whole or
 not at all, and failures (`too_few_frames`, `missing_reconstruction`, `unsafe_path`, ...) go to
@@ -17,22 +17,29 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from mvcap_build.dataset import DatasetRoot, ObjectRecord, ViewRecord, ViewsManifest, atomic_write_json, commit_dir, make_key, write_objects_table
+from mvcap_build.dataset import (
+    DatasetRoot,
+    ObjectRecord,
+    ViewRecord,
+    ViewsManifest,
+    atomic_write_json,
+    commit_dir,
+    write_objects_table,
+)
 from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
 from mvcap_build.dataset.fingerprint import Fingerprint
 from mvcap_build.dataset.keys import in_shard
 from mvcap_build.dataset.records import CaptureProducer
-from mvcap_build.extract.capture import Capture, ExtractError, Frame
+from mvcap_build.extract.capture import Capture, CaptureReader, ExtractError, Frame, table_row
 from mvcap_build.extract.config import ExtractConfig
+from mvcap_build.extract.readers import CAPTURE_SOURCES
 from mvcap_build.extract.select import farthest_directions, sharpness, spread, view_directions
 from mvcap_build.extract.views import azimuth_basis, camera_record, crop_and_resize, object_crop
 from mvcap_build.pipeline.stage import Outcome, Unit, ViewsStage
-from mvcap_build.extract.readers import reader_for
 
 
 class ExtractStage(ViewsStage):
@@ -44,39 +51,30 @@ class ExtractStage(ViewsStage):
 
     def __init__(self, config: ExtractConfig, options=None) -> None:
         super().__init__(config, options)
-        self._reader = reader_for(config.source.kind)
-        self._instances: list[tuple[str, str, Any]] | None = None
+        self._reader: CaptureReader = CAPTURE_SOURCES[config.source.kind].load()
+        self._instances: list[ObjectRecord] | None = None
         self._kept_small: dict[str, int] = {}  # key -> smallest side of views kept below `resolution`
 
     @property
     def source_name(self) -> str:
-        return self.config.source.name or self.config.source.kind
+        return self.config.source.source_name
 
-    def instances(self) -> list[tuple[str, str, Any]]:
+    def instances(self) -> list[ObjectRecord]:
+        """The reader's records, each still carrying its handle (listed once per run)."""
         if self._instances is None:
             self._instances = self._reader.list_instances(self.config.source)
         return self._instances
 
     def objects(self) -> list[ObjectRecord]:
-        return [
-            ObjectRecord(
-                key=make_key(self.source_name, source_id),
-                source=self.source_name,
-                source_id=source_id,
-                category=category,
-                asset={"kind": "capture", "source": self.config.source.kind, "location": str(handle)},
-            )
-            for source_id, category, handle in self.instances()
-        ]
+        """The objects table's rows: the records without their in-memory handles."""
+        return [table_row(record) for record in self.instances()]
 
     def units(self, root: DatasetRoot, shard: int, num_shards: int) -> Iterator[Unit]:
         settings = {"source": self.config.source.kind, "frames": self.config.frames.model_dump(mode="json")}
-        identity = getattr(self._reader, "instance_identity", lambda handle: {})
-        for source_id, category, handle in self.instances():
-            key = make_key(self.source_name, source_id)
-            if in_shard(key, shard, num_shards):
-                fingerprint = Fingerprint.of({**settings, "input": identity(handle)})
-                yield Unit(key, fingerprint, (source_id, category, handle))
+        for record in self.instances():
+            if in_shard(record.key, shard, num_shards):
+                fingerprint = Fingerprint.of({**settings, "input": self._reader.instance_identity(record)})
+                yield Unit(record.key, fingerprint, record)
 
     def prepare(self, root: DatasetRoot) -> None:
         write_objects_table(root, self.source_name, self.objects())
@@ -102,7 +100,7 @@ class ExtractStage(ViewsStage):
         remove_stale_staging(final)
         staging = make_staging_dir(final)
         try:
-            capture = self._reader.read_capture(*unit.payload, self.config.source)
+            capture = self._reader.read_capture(unit.payload, self.config.source)
             manifest = self._write_views(unit, capture, staging)
             atomic_write_json(staging / "views.json", manifest.model_dump())
         except ExtractError as error:

@@ -1,7 +1,7 @@
 """Caption backends. Each is a small class with `name`, `model_id`, `identity(config)` (what
-produces the text, for fingerprints, without loading a model) and `caption(requests)`; they are
-registered by their YAML `kind:` in `mvcap_build.registry.CAPTION_BACKENDS`, with one config
-class each in `mvcap_build.caption.config`."""
+produces the text, for fingerprints, without loading a model) and `caption(requests)`, built from
+its config object (one class each in `mvcap_build.caption.config`). They are registered by their
+YAML `kind:` in `caption/backends/registry.py`, each in the module of that name."""
 
 from mvcap_build.caption.backends.base import CaptionBackend, CaptionRequest, CaptionResult
 

@@ -7,6 +7,9 @@ does the bookkeeping, so a backend stays a small class that is easy to add and t
 One bad image or one bad answer is that request's failure (`CaptionResult.failed`), which the
 stage writes to its ledger for the object; the rest of the batch goes on. A backend raises only
 when it cannot work at all (no model, no GPU, no server): that stops the run.
+
+A backend is built from its config object (`HFBackend(HFBackendConfig(...))`, one config class
+per backend in `mvcap_build.caption.config`), which has validated every setting already.
 """
 
 from __future__ import annotations
@@ -14,6 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from PIL import Image
+
+from mvcap_build.imaging import load_rgb
+
+# What PIL raises for a missing, truncated or non-image file (broken PNG chunks raise SyntaxError).
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,21 @@ class CaptionBackend(Protocol):
     #: what produced the text: a Hub id, a local directory, or "none" for the template backend.
     model_id: str
 
+    @classmethod
+    def identity(cls, config: Any) -> dict[str, Any]:
+        """What produces the text, from the backend's config alone (no model loads, no key is
+        kept): `backend`, `model` and whatever else changes the captions. Caption fingerprints
+        are made of it, so planning and `mvcap status` can tell stale captions without a GPU."""
+        ...
+
     def caption(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
         """Return one result per request, in order. Raise only for a broken environment/model."""
         ...
+
+
+def open_image(path: Path) -> Image.Image | CaptionResult:
+    """The view on white, or the failure of this one request when the file cannot be read."""
+    try:
+        return load_rgb(path)
+    except IMAGE_ERRORS as error:
+        return CaptionResult.failed("unreadable_image", f"{path}: {type(error).__name__}: {error}")

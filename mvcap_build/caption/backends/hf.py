@@ -2,71 +2,33 @@
 
 Slower than vLLM, but it runs wherever torch does (CPU included) and shares an environment with
 Blender. torch and transformers are imported when a backend is constructed, never when this module
-is imported, so `mvcap --help` stays light.
-
-A Hub id is loaded from the local Hugging Face cache when it is there, without any request. Only
-when it is not is the Hub asked, once and briefly: transformers' own downloads retry every file
-with backoff, which offline turns "model not found" into minutes of retry messages.
+is imported, so `mvcap --help` stays light. Which model `model:` names and where its files are
+(local folder, Hugging Face cache, the Hub) is `mvcap_build.caption.models`, shared with vllm.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from mvcap_build import hub_models
-from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult
-from mvcap_build.errors import EnvironmentBroken
-from mvcap_build.imaging import load_rgb
-
-#: Short names accepted for `model`; anything else is a Hub id or a local directory.
-MODEL_ALIASES: dict[str, str] = {
-    "llava": "llava-hf/llava-1.5-7b-hf",
-    "llava-1.5": "llava-hf/llava-1.5-7b-hf",
-    "llava-1.5-13b": "llava-hf/llava-1.5-13b-hf",
-    "llava-next": "llava-hf/llava-v1.6-mistral-7b-hf",
-}
+from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult, open_image
+from mvcap_build.caption.config import HFBackendConfig
+from mvcap_build.caption.models import (
+    CaptionModelError,
+    format_prompt,
+    load_failure_message,
+    model_source,
+    pinned_revision,
+    resolve_model,
+)
 
 _INSTALL_HINT = "pip install 'mvcap-build[caption]'"
-# The prompt format of LLaVA-1.5, for processors saved without a chat template.
-_LLAVA_15_FORMAT = "USER: <image>\n{prompt} ASSISTANT:"
-_DTYPES = ("auto", "float32", "float16", "bfloat16")
-_COMMIT = re.compile(r"[0-9a-f]{40}")
-# What PIL raises for a missing, truncated or non-image file (broken PNG chunks raise SyntaxError).
-_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
-
-class HFBackendError(EnvironmentBroken):
-    """The environment or the model cannot run this backend; the message says what to do."""
-
-
-def resolve_model(model: str) -> str:
-    """Turn an alias into its Hub id; return Hub ids and paths unchanged."""
-    return MODEL_ALIASES.get(model, model)
-
-
-def model_revision(model: str, revision: str | None = None) -> str:
-    """Which weights `model` means, for fingerprinting captions; reads only local files.
-
-    A local folder: "local:" + a hash of its config.json and its weight files' names and sizes
-    (hashing gigabytes of weights would cost more than captioning). A Hub id in the cache: the
-    commit of its snapshot. Otherwise the explicit revision, or "unresolved".
-    """
-    return hub_models.local_revision(resolve_model(model), revision)
-
-
-def pinned_revision(model: str, revision: str | None = None, hub_timeout_s: float = 10.0) -> str:
-    """The commit `model` stands for, as `model_revision` finds it locally, or else as the Hub
-    says (one short request): every node of a cluster records the same weights under the same
-    name, whether it had them cached or downloads them. Fails fast when neither can tell."""
-    found = model_revision(model, revision)
-    if found.startswith("local:") or _COMMIT.fullmatch(found):
-        return found
-    return _hub_commit(resolve_model(model), revision, hub_timeout_s) or found
+#: What this backend raises when it cannot run: its model cannot be had, or torch is missing.
+HFBackendError = CaptionModelError
 
 
 class HFBackend:
@@ -75,7 +37,7 @@ class HFBackend:
     name = "hf"
 
     @classmethod
-    def identity(cls, config) -> dict[str, Any]:
+    def identity(cls, config: HFBackendConfig) -> dict[str, Any]:
         """What produces the text, for caption fingerprints: the model and the exact weights,
         and the settings that change the output (not batch size or device). No model loads."""
         return {
@@ -87,27 +49,7 @@ class HFBackend:
             "decoding": "greedy",
         }
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        revision: str | None = None,
-        batch_size: int = 8,
-        max_new_tokens: int = 77,
-        device: str = "auto",
-        dtype: str = "auto",
-        trust_remote_code: bool = False,
-        hub_timeout_s: float = 10.0,
-        decode_workers: int = 2,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-        if hub_timeout_s <= 0:
-            raise ValueError(f"hub_timeout_s must be positive, got {hub_timeout_s}")
+    def __init__(self, config: HFBackendConfig) -> None:
         try:
             import torch
             import transformers
@@ -117,18 +59,17 @@ class HFBackend:
                 f"install them with: {_INSTALL_HINT}"
             ) from error
 
-        self.model_id = resolve_model(model)
-        self.revision = revision
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
-        self.decode_workers = decode_workers
+        self.config = config
+        self.model_id = resolve_model(config.model)
+        self.revision = config.revision
+        self.max_new_tokens = config.max_new_tokens
+        self.batch_size = config.batch_size
+        self.decode_workers = config.decode_workers
         self.busy_s = 0.0  # seconds spent in generate: the engine's busy time (benchmarks read it)
         self._torch = torch
-        self.device = _pick_device(torch, device)
-        self.dtype = _pick_dtype(torch, dtype, self.device)
-        self._processor, self._model = _load(
-            transformers, self.model_id, revision, self.dtype, trust_remote_code, hub_timeout_s
-        )
+        self.device = _pick_device(torch, config.device)
+        self.dtype = _pick_dtype(torch, config.dtype, self.device)
+        self._processor, self._model = _load(transformers, self.model_id, config, self.dtype)
         self._model.to(self.device).eval()
 
         tokenizer = self._processor.tokenizer
@@ -137,7 +78,6 @@ class HFBackend:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._pad_token_id = tokenizer.pad_token_id
-        self._has_chat_template = bool(getattr(self._processor, "chat_template", None))
         image_processor = getattr(self._processor, "image_processor", None)
         size = getattr(image_processor, "size", None)
         self._shortest_edge = getattr(size, "shortest_edge", None) if size is not None else None
@@ -186,7 +126,7 @@ class HFBackend:
         """Decode, composite on white and, for CLIP-style processors, resize to the vision tower's
         input with the processor's own filter: the costly image work, done off the main thread
         (the processor's resize then finds the image at its size already)."""
-        image = _open_image(path)
+        image = open_image(path)
         if isinstance(image, CaptionResult) or self._shortest_edge is None:
             return image
         short, long_side = sorted(image.size)
@@ -198,12 +138,7 @@ class HFBackend:
 
     def format_prompt(self, prompt: str) -> str:
         """The full text the model sees for one request, with the image placeholder in it."""
-        if self._has_chat_template:
-            conversation = [
-                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
-            ]
-            return self._processor.apply_chat_template(conversation, add_generation_prompt=True)
-        return _LLAVA_15_FORMAT.format(prompt=prompt)
+        return format_prompt(self._processor, prompt)
 
     def _generate(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
         """Greedy captions for one padded batch; errors of generate itself (OOM) propagate."""
@@ -226,14 +161,6 @@ class HFBackend:
         return [text.strip() for text in decoded]
 
 
-def _open_image(path: Path) -> Image.Image | CaptionResult:
-    """The decoded image, or the failure of this one request when the file cannot be read."""
-    try:
-        return load_rgb(path)
-    except _IMAGE_ERRORS as error:
-        return CaptionResult.failed("unreadable_image", f"{path}: {type(error).__name__}: {error}")
-
-
 def _pick_device(torch: Any, device: str) -> str:
     if device != "auto":
         return device
@@ -249,109 +176,16 @@ def _pick_dtype(torch: Any, dtype: str, device: str) -> Any:
     return torch.float32
 
 
-def _load(
-    transformers: Any, model_id: str, revision: str | None, dtype: Any, trust_remote_code: bool, timeout_s: float
-) -> tuple[Any, Any]:
+def _load(transformers: Any, model_id: str, config: HFBackendConfig, dtype: Any) -> tuple[Any, Any]:
     """Load the processor and model from a local folder, the cache or the Hub, in that order."""
-    source, hub_kwargs = _model_source(model_id, revision, timeout_s)
+    source, hub_kwargs = model_source(model_id, config.revision, config.hub_timeout_s)
     model_class = getattr(transformers, "AutoModelForImageTextToText", None)
     if model_class is None:  # transformers < 4.46
         model_class = transformers.LlavaForConditionalGeneration
+    trust = config.trust_remote_code
     try:
-        processor = transformers.AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **hub_kwargs)
-        model = model_class.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code, **hub_kwargs)
+        processor = transformers.AutoProcessor.from_pretrained(source, trust_remote_code=trust, **hub_kwargs)
+        model = model_class.from_pretrained(source, dtype=dtype, trust_remote_code=trust, **hub_kwargs)
     except (OSError, ValueError) as error:
-        raise HFBackendError(_load_failure_message(model_id, source, revision, error)) from error
+        raise HFBackendError(load_failure_message(model_id, source, config.revision, error)) from error
     return processor, model
-
-
-def _model_source(model_id: str, revision: str | None, hub_timeout_s: float) -> tuple[str, dict[str, Any]]:
-    """What to hand to from_pretrained: a folder (local or cached snapshot), or a Hub id to download.
-
-    A cached model is loaded from its snapshot folder rather than as a Hub id with
-    local_files_only: transformers 5 still sends HEAD requests, with retries, for files it looks
-    up beside the model (adapter_config.json when peft is installed), and huggingface_hub fetches
-    its agent registry whenever it builds request headers.
-    """
-    if _looks_like_path(model_id):
-        if not Path(model_id).expanduser().is_dir():
-            raise HFBackendError(
-                f"caption model directory {model_id!r} does not exist. Pass a directory written by "
-                f"save_pretrained, a Hub id (owner/name) or one of: {', '.join(MODEL_ALIASES)}."
-            )
-        return model_id, {}
-    cached_config = _cached_config(model_id, revision)
-    if cached_config is not None:
-        return str(cached_config.parent), {"local_files_only": True}
-    _hub_commit(model_id, revision, hub_timeout_s)
-    return model_id, {"revision": revision}
-
-
-def _hub_commit(model_id: str, revision: str | None, hub_timeout_s: float) -> str | None:
-    """The commit the Hub serves for a model that is not cached; fails fast when it cannot be asked."""
-    if _offline_requested():
-        raise HFBackendError(
-            f"caption model {model_id!r} is not in the local Hugging Face cache {_cache_dir()}, and "
-            f"HF_HUB_OFFLINE is set, so the Hub is not asked. Download it on a machine with network "
-            f"(`{_download_command(model_id, revision)}`) into this cache, point --model at a local "
-            f"folder, or unset HF_HUB_OFFLINE."
-        )
-    return _probe_hub(model_id, revision, hub_timeout_s)
-
-
-def _probe_hub(model_id: str, revision: str | None, timeout_s: float) -> str | None:
-    """Ask the Hub once whether it serves `model_id` (return the commit it would serve), and raise
-    within `timeout_s` if not (see `hub_models.ask_hub`)."""
-    try:
-        info = hub_models.ask_hub(model_id, revision, timeout_s)
-    except Exception as error:  # reported in the message, whatever it is
-        raise HFBackendError(_probe_failure_message(model_id, revision, error)) from error
-    return info.sha if info is not None else None
-
-
-def _probe_failure_message(model_id: str, revision: str | None, error: Exception) -> str:
-    hub, failure = hub_models.hub_name(), hub_models.hub_failure(error)
-    if failure == "revision":
-        return f"caption model {model_id!r} has no revision {revision!r} on {hub}: pass a branch, tag or commit."
-    if failure == "gated":
-        return (
-            f"caption model {model_id!r} is gated on {hub}: accept its terms on the model page and set "
-            f"HF_TOKEN to a token of that account (or run `hf auth login`)."
-        )
-    if failure == "missing":
-        return (
-            f"caption model {model_id!r} does not exist on {hub}, or it is private and needs a token: "
-            f"check the name, or set HF_TOKEN (or run `hf auth login`)."
-        )
-    return (
-        f"cannot reach {hub} ({type(error).__name__}: {error}), and {model_id!r} is not in the local "
-        f"cache {_cache_dir()}: download it first (`{_download_command(model_id, revision)}`), point "
-        f"--model at a local folder, or set HF_HUB_OFFLINE=1 to use only the cache."
-    )
-
-
-def _cached_config(model_id: str, revision: str | None) -> Path | None:
-    """The config.json of `model_id`'s cached snapshot (revision or main), or None; no network."""
-    return hub_models.cached_file(model_id, "config.json", revision)
-
-
-_offline_requested = hub_models.offline_requested
-_cache_dir = hub_models.cache_dir
-_download_command = hub_models.download_command
-_looks_like_path = hub_models.looks_like_path
-
-
-def _load_failure_message(model_id: str, source: str, revision: str | None, error: Exception) -> str:
-    lines = [f"cannot load caption model {model_id!r}: {error}"]
-    if _looks_like_path(model_id):
-        lines.append(
-            "It was read as a local directory: it must hold config.json, the weights and the "
-            "processor files, as written by save_pretrained."
-        )
-    else:
-        where = f"its cached copy {source} is incomplete" if source != model_id else "the download failed"
-        lines.append(
-            f"It was read as a Hub id and {where}: fetch it again "
-            f"(`{_download_command(model_id, revision)}`) or pass a local directory that holds the model."
-        )
-    return "\n".join(lines)

@@ -9,6 +9,6 @@ CAPTION_BACKENDS = Registry(
     "caption backend",
     Entry("template", "mvcap_build.caption.backends.template:TemplateBackend", TemplateBackendConfig),
     Entry("hf", "mvcap_build.caption.backends.hf:HFBackend", HFBackendConfig),
-    Entry("openai", "mvcap_build.caption.backends.openai_server:OpenAIBackend", OpenAIBackendConfig),
-    Entry("vllm", "mvcap_build.caption.backends.vllm_engine:VLLMBackend", VLLMBackendConfig),
+    Entry("openai", "mvcap_build.caption.backends.openai:OpenAIBackend", OpenAIBackendConfig),
+    Entry("vllm", "mvcap_build.caption.backends.vllm:VLLMBackend", VLLMBackendConfig),
 )

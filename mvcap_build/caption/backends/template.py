@@ -6,7 +6,10 @@ them for model captions.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult
+from mvcap_build.caption.config import TemplateBackendConfig
 
 _SIDES = ("front", "front-right", "right side", "back-right", "back", "back-left", "left side", "front-left")
 _HEIGHTS = ("from high above", "from above", "at eye level", "from below")
@@ -49,8 +52,12 @@ class TemplateBackend:
     VERSION = 1
 
     @classmethod
-    def identity(cls, config) -> dict:
+    def identity(cls, config: TemplateBackendConfig) -> dict[str, Any]:
+        """The sentence's version stands for the weights: new wording makes old captions stale."""
         return {"backend": cls.name, "model": cls.model_id, "template_version": cls.VERSION}
+
+    def __init__(self, config: TemplateBackendConfig | None = None) -> None:
+        self.config = config or TemplateBackendConfig()
 
     def caption(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
         out = []

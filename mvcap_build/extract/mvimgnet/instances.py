@@ -1,6 +1,6 @@
 """Finding MVImgNet instances: `<category_id>/<instance_id>/` folders, either unpacked under a
-folder or as members of the released zip parts, each turned into a handle the reader can open
-later, with its category and a cheap identity for the fingerprint.
+folder or as members of the released zip parts, each listed as an ObjectRecord carrying a handle
+the reader can open later, with its category and a cheap identity for the fingerprint.
 
 Listing is separate from reading so the extract stage can enumerate ~200k instances, skip the
 ones already committed, and hand the rest to workers without opening a single image.
@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mvcap_build.dataset import ObjectRecord
 from mvcap_build.errors import SourceError
+from mvcap_build.extract.capture import handle_of, instance_record
 from mvcap_build.extract.colmap import MODEL_FILES, require_pycolmap
 from mvcap_build.extract.mvimgnet.categories import UNKNOWN_CATEGORY, category_id, category_table
 from mvcap_build.extract.mvimgnet.paths import zip_member_place
@@ -87,8 +89,8 @@ class UnsafeInstance:
 Handle = FolderInstance | ZipInstance | UnsafeInstance
 
 
-def list_instances(config: MVImgNetSourceConfig) -> list[tuple[str, str, Handle]]:
-    """(source_id "<category_id>/<instance_id>", category, handle) for every instance, sorted.
+def list_instances(config: MVImgNetSourceConfig) -> list[ObjectRecord]:
+    """Every instance (source_id "<category_id>/<instance_id>", its Handle), sorted.
 
     Instances without images or a model are listed too, so they reach the ledger
     (`missing_reconstruction`) instead of vanishing; so are zip entries with unsafe paths
@@ -105,7 +107,8 @@ def list_instances(config: MVImgNetSourceConfig) -> list[tuple[str, str, Handle]
         default_dir, where = parts[0].parent, ", ".join(map(str, parts))
     if not found:
         raise SourceError(f"no MVImgNet instances in {where}: expected <category_id>/<instance_id>/{{images,sparse/0}}")
-    return _resolve_categories(found, *category_table(config, default_dir))
+    listed = _resolve_categories(found, *category_table(config, default_dir))
+    return [instance_record(config, source_id, category, handle) for source_id, category, handle in listed]
 
 
 def _resolve_categories(found: dict[str, Handle], categories: dict[str, str], origin: str) -> list[tuple[str, str, Handle]]:
@@ -181,11 +184,12 @@ def _zip_infolist(part: Path) -> list[zipfile.ZipInfo]:
         raise SourceError(f"mvimgnet zip part {part} cannot be read: {exc}") from exc
 
 
-def instance_identity(handle: Handle) -> dict[str, str]:
+def instance_identity(record: ObjectRecord) -> dict[str, str]:
     """What the fingerprint of an extracted instance depends on: the CRC-32 of cameras.bin and
     the sizes of images.bin and points3D.bin, equal for a folder and a zip of the same data.
     Cheap on purpose (a zip's CRCs are in its directory, cameras.bin is tiny): the whole model
     is megabytes, and a run checks every committed instance of its shard."""
+    handle: Handle = handle_of(record)
     if isinstance(handle, UnsafeInstance):
         return {"unsafe": ",".join(handle.names)}
     identity = {}

@@ -2,9 +2,10 @@
 frames (OpenCV cameras, intrinsics for the image as stored), with up and centre from the poses.
 
 Only parses; the extract stage decides what to keep. What is wrong with a single frame (not in
-the model, missing, unreadable header, a size that does not fit its camera) is recorded in
-`details`; what is wrong with the instance (no model, a model pycolmap cannot read, nothing
-registered, a zip member that would leave the dataset root) is an ExtractError for the ledger.
+the model, missing, unreadable header, a size that does not fit its camera, a name or link
+leading out of the instance) is recorded in `details`; what is wrong with the instance (no model,
+a model pycolmap cannot read, nothing registered, a zip member that would leave the dataset root)
+is an ExtractError for the ledger.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from mvcap_build.extract.capture import Capture, ExtractError, Frame
+from mvcap_build.dataset import ObjectRecord
+from mvcap_build.dataset.safe_paths import UNSAFE_PATH, inside_name
+from mvcap_build.extract.capture import Capture, ExtractError, Frame, handle_of
 from mvcap_build.extract.colmap import PERSPECTIVE_MODELS, ColmapCamera, SparseModel
 from mvcap_build.extract.geometry import camera_plane_up, object_center
 from mvcap_build.extract.mvimgnet.instances import IMAGES_DIR, Handle, UnsafeInstance
-from mvcap_build.extract.mvimgnet.paths import safe_relative
 from mvcap_build.extract.mvimgnet.storage import ImageRef, InstanceFiles, image_header_size, load_image
 from mvcap_build.extract.mvimgnet_config import MVImgNetSourceConfig
 
@@ -45,26 +47,28 @@ class _Frames:
     resized: list[tuple[str, tuple[int, int], tuple[int, int]]]  # name, camera size, image size
 
 
-def read_capture(source_id: str, category: str, handle: Handle, config: MVImgNetSourceConfig) -> Capture:
+def read_capture(record: ObjectRecord, config: MVImgNetSourceConfig) -> Capture:
     """Every registered image found on disk (or in the zip) as a frame; the others are named in
     `details` by why, so the manifest says what was left out."""
+    handle: Handle = handle_of(record)
     if isinstance(handle, UnsafeInstance):
         raise ExtractError(
-            "unsafe_path", f"{', '.join(handle.zips)}: member(s) {list(handle.names)[:5]} would leave the dataset root; not read"
+            UNSAFE_PATH,
+            f"{', '.join(handle.zips)}: member(s) {list(handle.names)[:5]} would leave the dataset root; not read",
         )
     files = InstanceFiles(handle)
     model = files.model()
     _require_perspective(model, files.where)
     if not model.images:
         raise ExtractError("unregistered", f"{files.where}: COLMAP registered none of the {len(model.unposed)} image(s)")
-    result = _sort_frames(model, files.images())
+    result = _sort_frames(model, files)
     _require_some_frames(result, model, files.where)
     c2ws = np.array([image.c2w for image in model.images])
     up, up_method, up_fit = camera_plane_up(c2ws)
     center, center_method = object_center(c2ws, model.points, model.track_lengths)
     return Capture(
-        source_id=source_id,
-        category=category,
+        source_id=record.source_id,
+        category=record.category,
         frames=result.frames,
         up=up,
         up_method=up_method,
@@ -94,12 +98,13 @@ def _require_some_frames(result: _Frames, model: SparseModel, where: str) -> Non
     raise ExtractError("missing_frame", f"{where}: no registered image is on disk ({counts})")
 
 
-def _sort_frames(model: SparseModel, on_disk: dict[str, ImageRef]) -> _Frames:
+def _sort_frames(model: SparseModel, files: InstanceFiles) -> _Frames:
     result = _Frames([], [], [], [], [], [], [])
+    on_disk = files.images()
     matched: set[str] = set()
     names = _frame_names([image.name for image in model.images])
     for image, name in zip(model.images, names):
-        relative = safe_relative(image.name)
+        relative = inside_name(image.name)
         if relative is None:
             result.unsafe.append(image.name)
             continue
@@ -110,6 +115,9 @@ def _sort_frames(model: SparseModel, on_disk: dict[str, ImageRef]) -> _Frames:
             result.missing.append(name)
             continue
         matched.add(key)
+        if not files.inside(on_disk[key]):  # a symlink leading out of the instance folder
+            result.unsafe.append(image.name)
+            continue
         frame = _make_frame(name, on_disk[key], image.c2w, model.cameras[image.camera_id], result)
         if frame is not None:
             result.frames.append(frame)

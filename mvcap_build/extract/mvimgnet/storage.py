@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from mvcap_build.dataset.safe_paths import UNSAFE_PATH, resolves_inside
 from mvcap_build.extract.capture import ExtractError
 from mvcap_build.extract.colmap import MODEL_FILES, SparseModel, read_sparse_model, read_sparse_model_bytes
 from mvcap_build.extract.mvimgnet.instances import IMAGES_DIR, SPARSE_DIR, FolderInstance, ZipInstance, ZipMember
@@ -70,7 +71,9 @@ def load_image(ref: ImageRef) -> Image.Image:
 
 
 class InstanceFiles:
-    """One instance's files, wherever they are: its model and its images by path inside it."""
+    """One instance's files, wherever they are: its model and its images by path inside it.
+    In a folder, a file that is a link leading out of the instance is not read (the path rule
+    of `mvcap_build.dataset.safe_paths`); zip members were judged by name when listed."""
 
     def __init__(self, handle: FolderInstance | ZipInstance) -> None:
         self.handle = handle
@@ -84,6 +87,9 @@ class InstanceFiles:
             sparse = self.handle.folder / SPARSE_DIR
             if not sparse.is_dir():
                 raise ExtractError("missing_reconstruction", f"{self.handle.folder}: no {SPARSE_DIR}/{_contents_note(self.handle.folder)}")
+            if outside := [name for name in MODEL_FILES if not self.inside(sparse / name)]:
+                detail = f"{sparse}: {', '.join(outside)} lead(s) outside {self.handle.folder}; not read"
+                raise ExtractError(UNSAFE_PATH, detail)
             return read_sparse_model(sparse)
         files = {name: m for name in MODEL_FILES if (m := self.handle.member(f"{SPARSE_DIR}/{name}"))}
         if not files:
@@ -93,6 +99,10 @@ class InstanceFiles:
         except (OSError, zipfile.BadZipFile, zlib.error) as exc:
             raise ExtractError("corrupt_reconstruction", f"{self.where}: {exc}") from exc
         return read_sparse_model_bytes(data, self.where)
+
+    def inside(self, ref: ImageRef) -> bool:
+        """Whether reading `ref` stays inside the instance, symlinks followed."""
+        return not isinstance(self.handle, FolderInstance) or resolves_inside(self.handle.folder, ref)
 
     def images(self) -> dict[str, ImageRef]:
         """Image files by their path inside the instance ("images/001.jpg")."""

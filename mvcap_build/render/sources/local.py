@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from mvcap_build.render.sources.base import ObjectSource
 from mvcap_build.dataset import ObjectRecord, make_key
+from mvcap_build.dataset.safe_paths import inside_name, resolves_inside
 from mvcap_build.errors import SourceError
 from mvcap_build.render.up_axis import UP_AXES, resolve_up_axis
 
@@ -40,10 +41,12 @@ def read_categories(csv_path: Path) -> dict[str, tuple[str, str | None]]:
 
 
 def _inside(folder: Path, name: str) -> Path:
-    path = (folder / name).resolve()
-    if not path.is_relative_to(folder):
-        raise SourceError(f"{name!r} in the categories CSV points outside {folder}")
-    return path
+    """The mesh a CSV row names, under the path rule every source follows (dataset.safe_paths)."""
+    relative = inside_name(name)
+    if relative is None or not resolves_inside(folder, folder / relative):
+        raise SourceError(f"{name!r} in the categories CSV points outside {folder}: "
+                          "names are relative and stay inside it, symlinks included")
+    return (folder / relative).resolve()
 
 
 def category_from_file_name(name: str) -> str:

@@ -9,8 +9,8 @@ under its final name.
 
 HTTP goes through `requests` (one Session per thread: Sessions are not documented thread-safe).
 `requests` is what `bpy` itself depends on, so it is there wherever Blender is; it honours the
-proxy and CA-bundle variables clusters set, and drops the Authorization header when the Hub
-redirects to its CDN on another host.
+proxy and CA-bundle variables clusters set. The token, Retry-After and backoff follow the policy
+of `mvcap_build.http`: the token is not sent on when the Hub redirects to its CDN on another host.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import random
 import re
 import secrets
 import threading
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mvcap_build.errors import ManifestError
+from mvcap_build.http import BearerToken, backoff_delay, retry_after
 from mvcap_build.render.sources.objaverse.errors import (
     CORRUPT_DOWNLOAD,
     DOWNLOAD_FAILED,
@@ -47,7 +47,6 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_PREFIX = "datasets/allenai/objaverse/resolve/main"
 TMP_MARK = ".tmp-"
 CHUNK_BYTES = 1 << 16  # written as it arrives, so a slow download shows progress on disk
-MAX_RETRY_AFTER_S = 60.0  # a server's Retry-After is honoured up to this
 STALE_TEMP_WITHOUT_LOCKS_S = 24 * 3600
 _GLB_PATH = re.compile(r"^glbs/\d{3}-\d{3}/([A-Za-z0-9_-]+)\.glb$")
 
@@ -59,29 +58,9 @@ def file_url(relpath: str) -> str:
     return f"{endpoint.rstrip('/')}/{REPO_PREFIX}/{relpath}"
 
 
-class _BearerToken:
-    """`requests` auth that adds the token to the request it is given, and never shows it.
-
-    Passed as `auth=` rather than a header so that requests strips it on a redirect to another
-    host (the Hub's CDN) and does not let a ~/.netrc entry replace it.
-    """
-
-    __slots__ = ("_token",)
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request):
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerToken(<hidden>)"
-
-
-def _token_auth() -> _BearerToken | None:
+def _token_auth() -> BearerToken | None:
     token = os.environ.get("HF_TOKEN", "").strip()
-    return _BearerToken(token) if token else None
+    return BearerToken(token) if token else None
 
 
 class _Failed(Exception):
@@ -100,12 +79,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:300]}"
 
 
-def _retry_after(headers) -> float | None:
-    value = headers.get("Retry-After", "")
-    return min(float(value), MAX_RETRY_AFTER_S) if value.strip().isdigit() else None
-
-
-def _create_locked_temp(final: Path) -> tuple[Path, int]:
+def create_locked_temp(final: Path) -> tuple[Path, int]:
     """A new `<final>.tmp-<random>`, open and flock'ed for as long as this process writes it.
 
     The lock is what tells a later cleaner that the file is live: the kernel drops it when the
@@ -234,9 +208,7 @@ class HubFiles:
                     raise AssetUnavailable(failure.reason, f"{failure}{tries}") from None
                 if attempt == attempts:
                     raise AssetUnavailable(failure.reason, f"{failure} (after {attempts} attempts)") from None
-                delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
-                if failure.retry_after is not None:
-                    delay = max(delay, failure.retry_after)
+                delay = backoff_delay(attempt, self.backoff_s, failure.retry_after)
                 log.warning("download attempt %d/%d failed: %s; retrying in %.1f s", attempt, attempts, failure, delay)
                 time.sleep(delay)
 
@@ -258,7 +230,7 @@ class HubFiles:
             if status in (404, 410):
                 raise _Failed(NOT_FOUND, f"{url}: HTTP {status}", retry=False)
             if status >= 500 or status in (408, 429):
-                raise _Failed(DOWNLOAD_FAILED, f"{url}: HTTP {status}", retry_after=_retry_after(response.headers))
+                raise _Failed(DOWNLOAD_FAILED, f"{url}: HTTP {status}", retry_after=retry_after(response.headers))
             if status in (401, 403):
                 hint = "gated or private, or a bad HF_TOKEN"
                 raise _Failed(DOWNLOAD_FAILED, f"{url}: HTTP {status} ({hint})", retry=False)
@@ -272,7 +244,7 @@ class HubFiles:
         from urllib3.exceptions import HTTPError as Urllib3Error
         from urllib3.exceptions import ReadTimeoutError
 
-        temp, fd = _create_locked_temp(final)
+        temp, fd = create_locked_temp(final)
         placed = False
         received = 0
         try:

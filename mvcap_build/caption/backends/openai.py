@@ -3,7 +3,7 @@
 Each view is one request: the prompt and the image as a data URL. Requests run in a small thread
 pool (`max_concurrency` in flight), because a server batches concurrent requests itself and a
 client that sends one at a time leaves it idle. Transient trouble (429, 5xx, timeouts, dropped
-connections) is retried with exponential backoff, honouring Retry-After.
+connections) is retried with exponential backoff, honouring Retry-After (`mvcap_build.http`).
 
 What fails one request is that request's result: an unreadable image, a request the server
 rejects (400 "image too large"), an answer without text, or a request still failing after its
@@ -23,7 +23,6 @@ import io
 import json
 import os
 import queue
-import random
 import re
 import threading
 from collections.abc import Iterator
@@ -35,18 +34,17 @@ from typing import Any
 
 from PIL import Image
 
-from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult
+from mvcap_build.caption.backends.base import IMAGE_ERRORS, CaptionRequest, CaptionResult
+from mvcap_build.caption.config import OpenAIBackendConfig
 from mvcap_build.errors import ConfigError, EnvironmentBroken
+from mvcap_build.http import BearerToken, backoff_delay, retry_after
 from mvcap_build.imaging import load_rgb
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"
-MAX_RETRY_AFTER_S = 60.0  # a server's Retry-After is honoured up to this
 _DETAIL_CHARS = 300  # server messages are trimmed to this in results and errors
 _JPEG_QUALITY = 90  # the default 75 blurs the thin edges a caption may mention
 _MIME = {"jpeg": "image/jpeg", "png": "image/png"}
-# What PIL raises for a missing, truncated or non-image file (broken PNG chunks raise SyntaxError).
-_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 class OpenAIBackendError(EnvironmentBroken):
@@ -69,26 +67,6 @@ def encode_image(path: str | Path, max_side: int, image_format: str) -> str:
     else:
         image.save(buffer, format="PNG")
     return f"data:{_MIME[image_format]};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
-
-
-class _BearerToken:
-    """`requests` auth that adds the key to each request and never shows it.
-
-    Passed as `auth=` rather than a header so that requests drops it on a redirect to another
-    host and a ~/.netrc entry cannot replace it.
-    """
-
-    __slots__ = ("_key",)
-
-    def __init__(self, key: str) -> None:
-        self._key = key
-
-    def __call__(self, request):
-        request.headers["Authorization"] = f"Bearer {self._key}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerToken(<hidden>)"
 
 
 @dataclass(frozen=True)
@@ -126,7 +104,7 @@ class OpenAIBackend:
     name = "openai"
 
     @classmethod
-    def identity(cls, config) -> dict[str, Any]:
+    def identity(cls, config: OpenAIBackendConfig) -> dict[str, Any]:
         """What produces the text, for caption fingerprints; asks nothing, and never holds the key."""
         return {
             "backend": cls.name,
@@ -138,41 +116,28 @@ class OpenAIBackend:
             "image_format": config.image_format,
         }
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        max_concurrency: int = 8,
-        timeout_s: float = 60.0,
-        retries: int = 4,
-        backoff_s: float = 1.0,
-        max_new_tokens: int = 77,
-        temperature: float = 0.0,
-        image_max_side: int = 512,
-        image_format: str = "jpeg",
-    ) -> None:
-        _check_settings(max_concurrency, timeout_s, retries, backoff_s, max_new_tokens, image_max_side, image_format)
-        self.model_id = model
-        self.base_url = resolve_base_url(base_url)
+    def __init__(self, config: OpenAIBackendConfig) -> None:
+        self.config = config
+        self.model_id = config.model
+        # The config cannot check this address: it may come from $OPENAI_BASE_URL, read now.
+        self.base_url = resolve_base_url(config.base_url)
         if not re.match(r"https?://[^/\s]+", self.base_url):
             raise ConfigError(
                 f"caption base_url {self.base_url!r} is not an http(s) address; "
                 f"give the server's API root, e.g. http://localhost:8000/v1"
             )
         self.endpoint = f"{self.base_url}/chat/completions"
-        self.api_key_env = api_key_env
-        self.max_concurrency = max_concurrency
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
-        self.image_max_side = image_max_side
-        self.image_format = image_format
-        self._key = _read_key(api_key_env)
-        self._auth = _BearerToken(self._key) if self._key else None
+        self.api_key_env = config.api_key_env
+        self.max_concurrency = config.max_concurrency
+        self.timeout_s = config.timeout_s
+        self.retries = config.retries
+        self.backoff_s = config.backoff_s
+        self.max_new_tokens = config.max_new_tokens
+        self.temperature = config.temperature
+        self.image_max_side = config.image_max_side
+        self.image_format = config.image_format
+        self._key = _read_key(config.api_key_env)
+        self._auth = BearerToken(self._key) if self._key else None
         # One session per worker at a time (requests.Session is not thread-safe); kept between
         # calls so connections stay open from batch to batch.
         self._sessions: queue.SimpleQueue = queue.SimpleQueue()
@@ -220,7 +185,7 @@ class OpenAIBackend:
         """Encode, send and retry one request; raises only for a fatal condition."""
         try:
             data_url = encode_image(request.image_path, self.image_max_side, self.image_format)
-        except _IMAGE_ERRORS as error:
+        except IMAGE_ERRORS as error:
             return CaptionResult.failed("unreadable_image", f"{request.image_path}: {type(error).__name__}: {error}")
         payload = self._payload(request.prompt, data_url)
         attempts = self.retries + 1
@@ -230,7 +195,7 @@ class OpenAIBackend:
             outcome = self._attempt(payload, call)
             if isinstance(outcome, CaptionResult):
                 return outcome
-            if attempt < attempts and call.abort.wait(self._delay(attempt, outcome.retry_after)):
+            if attempt < attempts and call.abort.wait(backoff_delay(attempt, self.backoff_s, outcome.retry_after)):
                 return _ABORTED
         if outcome.unreachable and not call.answered.is_set():
             raise OpenAIBackendError(self._unreachable_message(outcome, attempts))
@@ -278,7 +243,8 @@ class OpenAIBackend:
                 f"(the name the server serves) and base_url/{BASE_URL_ENV} (its API root, usually ending in /v1)"
             )
         if status in (408, 429) or status >= 500:
-            return _Transient(f"HTTP {status} {self._server_message(response)}".rstrip(), retry_after=_retry_after(response.headers))
+            why = f"HTTP {status} {self._server_message(response)}".rstrip()
+            return _Transient(why, retry_after=retry_after(response.headers))
         if not 200 <= status < 300:
             return CaptionResult.failed("request_rejected", f"{status} {self._server_message(response)}".rstrip())
         text = _answer_text(response)
@@ -287,11 +253,6 @@ class OpenAIBackend:
                 "bad_response", f"no choices[0].message.content in the answer: {self._trim(response.text) or '(empty body)'}"
             )
         return CaptionResult.ok(text.strip())
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        # Jitter spreads the retries of concurrent requests that failed together.
-        delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
-        return max(delay, retry_after) if retry_after is not None else delay
 
     @contextmanager
     def _session(self) -> Iterator[Any]:
@@ -376,34 +337,9 @@ def _answer_text(response) -> str | None:
     return content if isinstance(content, str) else None
 
 
-def _retry_after(headers) -> float | None:
-    """Seconds from a Retry-After header in seconds (the HTTP-date form is rare from APIs)."""
-    try:
-        seconds = float(headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S) if seconds == seconds else None  # NaN: ignored
-
-
 def _read_key(api_key_env: str) -> str | None:
     key = os.environ.get(api_key_env, "").strip()
     if key and (not key.isprintable() or " " in key):
         # requests would reject the header and quote it in its error message.
         raise OpenAIBackendError(f"${api_key_env} holds spaces or control characters: set it to the key alone")
     return key or None
-
-
-def _check_settings(max_concurrency, timeout_s, retries, backoff_s, max_new_tokens, image_max_side, image_format) -> None:
-    # The config validates these too; a backend built by hand (tests, scripts) gets the same checks.
-    if max_concurrency < 1:
-        raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
-    if timeout_s <= 0:
-        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
-    if retries < 0 or backoff_s < 0:
-        raise ValueError(f"retries and backoff_s must not be negative, got {retries} and {backoff_s}")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if image_max_side < 1:
-        raise ValueError(f"image_max_side must be positive, got {image_max_side}")
-    if image_format not in _MIME:
-        raise ValueError(f"image_format must be one of {', '.join(_MIME)}, got {image_format!r}")

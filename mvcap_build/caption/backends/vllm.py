@@ -25,22 +25,15 @@ from typing import Any
 
 from PIL import Image
 
-from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult
-from mvcap_build.caption.backends.hf import (
-    _LLAVA_15_FORMAT,
-    MODEL_ALIASES,
-    _model_source,
-    _open_image,
-    pinned_revision,
-    resolve_model,
-)
+from mvcap_build.caption.backends.base import CaptionRequest, CaptionResult, open_image
+from mvcap_build.caption.config import VLLMBackendConfig
+from mvcap_build.caption.models import format_prompt, model_source, pinned_revision, resolve_model
 from mvcap_build.errors import EnvironmentBroken
 
 SETUP_HINT = (
     "run scripts/setup-vllm-env.sh (it creates .venv-vllm with vLLM and this project), then caption "
     "from that environment: .venv-vllm/bin/mvcap caption ROOT --backend vllm --model ..."
 )
-_DTYPES = ("auto", "float32", "float16", "bfloat16")
 _HUB_TIMEOUT_S = 10.0
 _CPU_KVCACHE_GIB = "1"
 
@@ -55,7 +48,7 @@ class VLLMBackend:
     name = "vllm"
 
     @classmethod
-    def identity(cls, config) -> dict[str, Any]:
+    def identity(cls, config: VLLMBackendConfig) -> dict[str, Any]:
         """What produces the text, for caption fingerprints: the model, its exact weights and the
         settings that change the output (not batch size or parallelism). Imports no vLLM or torch."""
         return {
@@ -68,37 +61,13 @@ class VLLMBackend:
             "image_max_side": config.image_max_side,
         }
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        revision: str | None = None,
-        max_new_tokens: int = 77,
-        tensor_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.9,
-        max_num_batched_tokens: int | None = None,
-        max_model_len: int | None = None,
-        dtype: str = "auto",
-        enforce_eager: bool = False,
-        limit_mm_per_prompt: int = 1,
-        batch_size: int = 256,
-        image_max_side: int | None = None,
-        trust_remote_code: bool = False,
-    ) -> None:
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-        if image_max_side is not None and image_max_side < 1:
-            raise ValueError(f"image_max_side must be positive, got {image_max_side}")
-
-        self.model_id = resolve_model(model)
-        self.revision = revision
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
-        self.image_max_side = image_max_side
+    def __init__(self, config: VLLMBackendConfig) -> None:
+        self.config = config
+        self.model_id = resolve_model(config.model)
+        self.revision = config.revision
+        self.max_new_tokens = config.max_new_tokens
+        self.batch_size = config.batch_size
+        self.image_max_side = config.image_max_side
 
         try:
             import torch
@@ -119,24 +88,23 @@ class VLLMBackend:
 
         # A folder, the cached snapshot of a Hub id, or (not cached) the Hub id itself; fails fast
         # with a message that says what to do when the model is nowhere to be had.
-        source, hub_kwargs = _model_source(self.model_id, revision, _HUB_TIMEOUT_S)
-        processor = _load_processor(transformers, source, hub_kwargs, trust_remote_code)
-        self._has_chat_template = bool(getattr(processor, "chat_template", None))
+        source, hub_kwargs = model_source(self.model_id, config.revision, _HUB_TIMEOUT_S)
+        processor = _load_processor(transformers, source, hub_kwargs, config.trust_remote_code)
         self._processor = processor
         engine_args: dict[str, Any] = {
             "model": source,
             "revision": hub_kwargs.get("revision"),
-            "dtype": dtype,
-            "tensor_parallel_size": tensor_parallel_size,
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "enforce_eager": enforce_eager,
-            "limit_mm_per_prompt": {"image": limit_mm_per_prompt},
-            "trust_remote_code": trust_remote_code,
+            "dtype": config.dtype,
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "enforce_eager": config.enforce_eager,
+            "limit_mm_per_prompt": {"image": config.limit_mm_per_prompt},
+            "trust_remote_code": config.trust_remote_code,
         }
-        if max_num_batched_tokens is not None:
-            engine_args["max_num_batched_tokens"] = max_num_batched_tokens
-        if max_model_len is not None:
-            engine_args["max_model_len"] = max_model_len
+        if config.max_num_batched_tokens is not None:
+            engine_args["max_num_batched_tokens"] = config.max_num_batched_tokens
+        if config.max_model_len is not None:
+            engine_args["max_model_len"] = config.max_model_len
         try:
             self._llm = vllm.LLM(**engine_args)
         except Exception as error:  # vLLM raises many kinds; all mean the engine cannot run
@@ -152,21 +120,18 @@ class VLLMBackend:
         # multi-byte character cut off by max_tokens where `decode` writes U+FFFD, so the same
         # tokens would make different captions in the two backends.
         self._tokenizer = getattr(processor, "tokenizer", None) or self._llm.get_tokenizer()
-        self._sampling = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, detokenize=False)
+        self._sampling = vllm.SamplingParams(temperature=0.0, max_tokens=config.max_new_tokens, detokenize=False)
 
     def format_prompt(self, prompt: str) -> str:
         """The full text the model sees for one request, with the image placeholder in it."""
-        if self._has_chat_template:
-            conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-            return self._processor.apply_chat_template(conversation, add_generation_prompt=True)
-        return _LLAVA_15_FORMAT.format(prompt=prompt)
+        return format_prompt(self._processor, prompt)
 
     def caption(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
         """One result per request, in order; an unreadable image fails only its own request."""
         results: dict[int, CaptionResult] = {}
         batch: list[tuple[int, dict[str, Any]]] = []
         for index, request in enumerate(requests):
-            image = _open_image(request.image_path)
+            image = open_image(request.image_path)
             if isinstance(image, CaptionResult):
                 results[index] = image
             else:
@@ -217,4 +182,4 @@ def _downscale(image: Image.Image, max_side: int | None) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-__all__ = ["MODEL_ALIASES", "SETUP_HINT", "VLLMBackend", "VLLMBackendError"]
+__all__ = ["SETUP_HINT", "VLLMBackend", "VLLMBackendError"]
