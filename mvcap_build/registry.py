@@ -9,7 +9,7 @@ they register: object sources in `render/sources/registry.py`, capture readers i
 from __future__ import annotations
 
 from mvcap_build.caption.config import CaptionConfig
-from mvcap_build.export.config import ExportConfig
+from mvcap_build.export.config import ExportConfig, HubConfig
 from mvcap_build.extract.config import ExtractConfig
 from mvcap_build.plugins import Entry, Registry
 from mvcap_build.render.config import RenderConfig
@@ -21,5 +21,6 @@ STAGES = Registry(
     Entry("extract", "mvcap_build.extract.stage:ExtractStage", ExtractConfig),
     Entry("caption", "mvcap_build.caption.stage:CaptionStage", CaptionConfig),
     Entry("export", "mvcap_build.export.stage:ExportStage", ExportConfig),
+    Entry("hub", "mvcap_build.export.hub_stage:HubStage", HubConfig),  # the push of the export
     Entry("train_ovt", "mvcap_build.train.stage:TrainStage", TrainStageConfig),
 )

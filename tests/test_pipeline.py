@@ -115,7 +115,7 @@ def test_demo_pipeline_file_is_valid():
     for path in sorted((repo / "pipelines").glob("*.yaml")):
         validate(PipelineConfig, load_yaml(path), str(path))
     # A pipeline file has one section per registered stage, validated by that stage's config.
-    assert [n for n in PipelineConfig.model_fields if n not in ("root", "hub", "runner")] == list(STAGES)
+    assert [n for n in PipelineConfig.model_fields if n not in ("root", "runner")] == list(STAGES)
     for name, entry in STAGES.items():
         assert PipelineConfig.model_fields[name].annotation == entry.config | None
     demo = validate(PipelineConfig, load_yaml(repo / "pipelines" / "demo.yaml"), "demo")

@@ -28,9 +28,9 @@ from mvcap_build.dataset import (
     DatasetRoot,
     ManifestError,
     ViewsManifest,
-    atomic_write_json,
     read_objects,
     read_views_manifest,
+    write_caption_manifest,
 )
 from mvcap_build.dataset.claims import Claim
 from mvcap_build.dataset.fingerprint import Fingerprint
@@ -162,7 +162,7 @@ class CaptionStage(ObjectStage):
                 for request, answer in zip(object_requests, mine)
             ]
             manifest = CaptionManifest(key=unit.key, fingerprint=unit.fingerprint, rows=rows)
-            atomic_write_json(root.caption_manifest(unit.key), manifest.model_dump())
+            write_caption_manifest(root.caption_manifest(unit.key), manifest)
             report(Outcome(unit.key, items=len(rows)))
 
     def _ask_until_good(self, backend: CaptionBackend, requests: list[CaptionRequest]) -> dict[tuple[str, int], Answer]:

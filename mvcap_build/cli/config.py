@@ -16,7 +16,7 @@ config_app = typer.Typer(
 
 @config_app.command("show")
 def show(
-    stage: Annotated[str, typer.Argument(help="render | extract | caption | export | train_ovt.")],
+    stage: Annotated[str, typer.Argument(help="render | extract | caption | export | hub | train_ovt.")],
     config: ConfigFile = None,
 ) -> None:
     """Print the settings STAGE would run with, as YAML: its defaults merged with the file.

@@ -69,11 +69,10 @@ def export(
         hub = validate(HubConfig, merge_overrides(hub_data, {"repo_id": hf_push, "private": private or None, "revision": revision}), "hub config")
         if (private or revision) and not hub.repo_id:
             raise ConfigError("--private and --revision go with --hf-push OWNER/NAME (or hub.repo_id in the pipeline file)")
-        run_stage_command("export", root, settings, options=run_options(quiet=quiet))
+        options = run_options(quiet=quiet)
+        run_stage_command("export", root, settings, options=options)
         if hub.repo_id:
-            from mvcap_build.export.push import push_export
-
-            typer.echo(push_export(DatasetRoot(root).export_dir, hub, progress=not quiet).headline())
+            run_stage_command("hub", root, hub, options=options)
 
 
 def parse_splits(text: str) -> dict[str, float]:

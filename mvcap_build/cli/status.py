@@ -15,6 +15,7 @@ def print_status(root_path: Path) -> None:
     from rich.table import Table
 
     from mvcap_build.dataset import DatasetRoot
+    from mvcap_build.dataset.layout import OBJECT_STAGES
     from mvcap_build.dataset.status import root_status
     from mvcap_build.pipeline.stale import stale_counts
 
@@ -51,7 +52,7 @@ def print_status(root_path: Path) -> None:
     console.print(table)
     if s.categories:
         console.print("categories: " + ", ".join(f"{c} ({n})" for c, n in sorted(s.categories.items())))
-    for stage in ("render", "extract", "caption"):
+    for stage in OBJECT_STAGES:
         folder = root.path / "failures" / stage
         if folder.is_dir() and any(folder.iterdir()):
             console.print(f"{stage} failure reasons are in {folder}")

@@ -9,7 +9,12 @@ from mvcap_build.dataset.fingerprint import Fingerprint
 from mvcap_build.dataset.keys import in_shard, key_relpath, make_key, split_key
 from mvcap_build.dataset.layout import DatasetRoot
 from mvcap_build.dataset.ledger import FailureLedger
-from mvcap_build.dataset.manifests import read_caption_manifest, read_views_manifest
+from mvcap_build.dataset.manifests import (
+    read_caption_manifest,
+    read_views_manifest,
+    write_caption_manifest,
+    write_views_manifest,
+)
 from mvcap_build.dataset.objects_table import ManifestError, read_objects, write_objects_table
 from mvcap_build.dataset.records import (
     CaptionManifest,
@@ -43,6 +48,8 @@ __all__ = [
     "key_relpath",
     "make_key",
     "read_caption_manifest",
+    "write_caption_manifest",
+    "write_views_manifest",
     "read_objects",
     "read_views_manifest",
     "split_key",

@@ -14,6 +14,9 @@ from mvcap_build.errors import RootError
 
 VIEW_MANIFEST = "views.json"
 # The folders stages write in (README.md, "Dataset root"): each must be a folder where it exists.
+# The stages whose unit is one object, in pipeline order: each has a failure ledger and its own
+# manifests, and `status`, the card and the stale check count them. The one list of their names.
+OBJECT_STAGES = ("render", "extract", "caption")
 ROOT_FOLDERS = ("objects", "views", "captions", "failures", "logs", "runs", "export", "cache", "train", "preview", "launch")
 
 

@@ -1,4 +1,8 @@
-"""Reading the per-object manifests back, with errors that name the file."""
+"""The per-object manifests: written in one place, read back with errors that name the file.
+
+`views.json` goes into an object's staging folder last, just before the folder is renamed into
+place (render, extract); a caption manifest is one file replaced atomically (caption).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from mvcap_build.dataset.atomic import atomic_write_json
+from mvcap_build.dataset.layout import VIEW_MANIFEST
 from mvcap_build.dataset.objects_table import ManifestError
 from mvcap_build.dataset.records import CaptionManifest, ViewsManifest
 
@@ -41,3 +47,16 @@ def read_views_manifest(path: Path) -> ViewsManifest:
 
 def read_caption_manifest(path: Path) -> CaptionManifest:
     return _read(path, CaptionManifest)
+
+
+def write_views_manifest(folder: Path, manifest: ViewsManifest) -> Path:
+    """`views.json` into an object's (staging) folder; the folder's rename is the commit."""
+    path = Path(folder) / VIEW_MANIFEST
+    atomic_write_json(path, manifest.model_dump())
+    return path
+
+
+def write_caption_manifest(path: Path, manifest: CaptionManifest) -> Path:
+    """A caption manifest (`DatasetRoot.caption_manifest(key)`), committed by an atomic replace."""
+    atomic_write_json(path, manifest.model_dump())
+    return path

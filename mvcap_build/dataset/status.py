@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mvcap_build.dataset.layout import DatasetRoot
+from mvcap_build.dataset.layout import OBJECT_STAGES, DatasetRoot
 from mvcap_build.dataset.ledger import FailureLedger
 from mvcap_build.dataset.manifests import read_caption_manifest, read_views_manifest
 from mvcap_build.dataset.objects_table import read_objects
@@ -29,7 +29,7 @@ class RootStatus:
     export: dict | None  # export.json, when there is an export
 
     def stages(self) -> list[tuple[str, StageCounts]]:
-        return [("render", self.render), ("extract", self.extract), ("caption", self.caption)]
+        return [(stage, getattr(self, stage)) for stage in OBJECT_STAGES]
 
 
 def root_status(root: DatasetRoot) -> RootStatus:
@@ -43,7 +43,7 @@ def root_status(root: DatasetRoot) -> RootStatus:
     for path in root.caption_manifests():
         caption.objects += 1
         caption.views += len(read_caption_manifest(path).rows)
-    for stage, counts in (("render", render), ("extract", extract), ("caption", caption)):
+    for stage, counts in zip(OBJECT_STAGES, (render, extract, caption), strict=True):
         counts.failures.update(entry.reason for entry in FailureLedger(root, stage))
     export_json = root.export_dir / "export.json"
     return RootStatus(

@@ -61,12 +61,15 @@ class PushSummary:
     not_pushed: list[str] = field(default_factory=list)  # local folders left out (mvcap/)
 
     def headline(self) -> str:
+        return f"hub: {self.text()}"
+
+    def text(self) -> str:
         where = "" if self.revision == "main" else f" (revision {self.revision})"
         if not self.uploaded and not self.deleted:
-            line = f"hub: {self.repo_id}{where} is up to date ({self.unchanged} files unchanged)"
+            line = f"{self.repo_id}{where} is up to date ({self.unchanged} files unchanged)"
         else:
             line = (
-                f"hub: pushed {_count(len(self.uploaded), 'file')} ({human_bytes(self.bytes_uploaded)}) in "
+                f"pushed {_count(len(self.uploaded), 'file')} ({human_bytes(self.bytes_uploaded)}) in "
                 f"{_count(self.commits, 'commit')} to {self.url} (revision {self.revision}); {self.unchanged} unchanged"
             )
             if self.deleted:

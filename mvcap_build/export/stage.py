@@ -23,6 +23,7 @@ from mvcap_build.dataset import DatasetRoot, FailureLedger, atomic_write_json, a
 from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
 from mvcap_build.dataset.claims import try_claim
 from mvcap_build.dataset.export_schema import ExportRow, metadata_record
+from mvcap_build.dataset.layout import OBJECT_STAGES
 from mvcap_build.errors import ConfigError, UserError
 from mvcap_build.export.card import CardConfig, CardLicence, dataset_card, describe_caption_producer, licence_file
 from mvcap_build.export.config import LICENSE_FILE, ExportConfig
@@ -36,7 +37,6 @@ from mvcap_build.pipeline.stage import RunOptions, Summary, record_run
 from mvcap_build.progress import progress
 
 
-FAILING_STAGES = ("render", "extract", "caption")  # whose failure ledgers the card sums up
 
 
 class NothingToExport(UserError, RuntimeError):
@@ -163,7 +163,7 @@ class ExportStage:
             if data.attributions:
                 (staging / "attribution.csv").write_text(attribution_csv(data.attributions), encoding="utf-8")
             configs = {s.config_name: CardConfig(s.folder, s.encoding) for s in image_sets}
-            failures = {stage: Counter(e.reason for e in FailureLedger(root, stage)) for stage in FAILING_STAGES}
+            failures = {stage: Counter(e.reason for e in FailureLedger(root, stage)) for stage in OBJECT_STAGES}
             licence = CardLicence(config.license, config.license_name, config.license_link)
             if licence.writes_file:
                 atomic_write_text(staging / LICENSE_FILE, licence_file(config.name, licence, data))

@@ -26,9 +26,9 @@ from mvcap_build.dataset import (
     ObjectRecord,
     ViewRecord,
     ViewsManifest,
-    atomic_write_json,
     commit_dir,
     write_objects_table,
+    write_views_manifest,
 )
 from mvcap_build.dataset.atomic import make_staging_dir, remove_stale_staging
 from mvcap_build.dataset.fingerprint import Fingerprint
@@ -102,7 +102,7 @@ class ExtractStage(ViewsStage):
         try:
             capture = self._reader.read_capture(unit.payload, self.config.source)
             manifest = self._write_views(unit, capture, staging)
-            atomic_write_json(staging / "views.json", manifest.model_dump())
+            write_views_manifest(staging, manifest)
         except ExtractError as error:
             shutil.rmtree(staging, ignore_errors=True)
             return Outcome(unit.key, error.reason, error.detail)

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Stages that write one thing from the whole root: always one shard.
-SINGLE_SHARD_STAGES = ("export", "train_ovt")
+SINGLE_SHARD_STAGES = ("export", "hub", "train_ovt")
 
 
 class StageResources(BaseModel):

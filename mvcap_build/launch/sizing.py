@@ -13,9 +13,9 @@ import math
 
 from pydantic import BaseModel
 
+from mvcap_build.dataset.layout import OBJECT_STAGES
 from mvcap_build.plan.rates import GPU_RATES
 
-SIZED_STAGES = ("render", "extract", "caption")
 EXTRACT_OBJECTS_PER_SHARD = 500  # a capture is a few dozen image copies: no GPU rate applies
 
 
@@ -37,7 +37,7 @@ def seconds_per_object(stage: str, section: BaseModel, views: float, gpu: str = 
 
 def size_shards(sections: dict[str, BaseModel], target_shard_min: float, explicit: dict[str, int | None]) -> dict[str, tuple[int, str]]:
     """stage -> (shards, why) for the sharded stages the file leaves unsized."""
-    unsized = [name for name in SIZED_STAGES if name in sections and explicit.get(name) is None]
+    unsized = [name for name in OBJECT_STAGES if name in sections and explicit.get(name) is None]
     if not unsized:
         return {}
     producer = "render" if "render" in sections else "extract" if "extract" in sections else None

@@ -23,6 +23,10 @@ from mvcap_build.launch.markers import generation_of
 from mvcap_build.pipeline.config import PipelineConfig
 
 
+# Stages that no later stage reads from: another push does not make training a new generation.
+LEAF_STAGES = ("hub",)
+
+
 @dataclass(frozen=True)
 class LaunchStage:
     name: str
@@ -58,9 +62,12 @@ def launch_stages(config: PipelineConfig) -> list[LaunchStage]:
         _check_environment(name, section, resources)
         generation = generation_of(name, section, num_shards, upstream)
         stages.append(LaunchStage(name, section, num_shards, generation, resources, why))
-        upstream = generation
+        if name not in LEAF_STAGES:
+            upstream = generation
     if not stages:
-        raise ConfigError("the pipeline file has no stage section (render, extract, caption, export, train_ovt): nothing to launch")
+        from mvcap_build.registry import STAGES
+
+        raise ConfigError(f"the pipeline file has no stage section ({', '.join(STAGES)}): nothing to launch")
     return stages
 
 

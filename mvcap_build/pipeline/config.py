@@ -27,8 +27,8 @@ class PipelineConfig(BaseModel):
     extract: ExtractConfig | None = None
     caption: CaptionConfig | None = None
     export: ExportConfig | None = None
+    hub: HubConfig | None = None  # the push of the export to the Hub, after export
     train_ovt: TrainStageConfig | None = None
-    hub: HubConfig | None = None  # not a stage: where `export` pushes to (mvcap build pushes after export)
     runner: RunnerConfig | None = None  # not a stage: where `mvcap launch` runs the shards (mvcap build ignores it)
 
     def sections(self) -> list[tuple[str, BaseModel]]:

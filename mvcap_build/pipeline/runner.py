@@ -38,8 +38,4 @@ def run_pipeline(config: PipelineConfig, *, options: RunOptions | None = None,
         summaries.append(summary)
         if summary.all_failed:  # nothing for the next stage to build on
             break
-        if name == "export" and config.hub is not None and config.hub.repo_id:
-            from mvcap_build.export.push import push_export
-
-            echo(push_export(root.export_dir, config.hub, progress=options.progress if options else True).headline())
     return summaries

@@ -7,10 +7,9 @@ import yaml
 
 from mvcap_build.config_io import validate
 from mvcap_build.dataset import DatasetRoot
+from mvcap_build.dataset.layout import OBJECT_STAGES
 from mvcap_build.errors import UserError
 from mvcap_build.registry import STAGES
-
-OBJECT_STAGES = ("render", "extract", "caption")
 
 
 def stale_counts(root: DatasetRoot) -> dict[str, str]:

@@ -24,6 +24,7 @@ import yaml
 
 from mvcap_build.dataset import DatasetRoot
 from mvcap_build.dataset.keys import shard_of
+from mvcap_build.dataset.layout import OBJECT_STAGES
 from mvcap_build.errors import ConfigError
 from mvcap_build.launch.config import SINGLE_SHARD_STAGES, RunnerConfig
 from mvcap_build.pipeline.config import PipelineConfig
@@ -105,6 +106,9 @@ def measure(config: PipelineConfig, objects: int = 3, workdir: Path | None = Non
     for name in sections:
         if name == "extract" and producer == "render":
             continue
+        if name == "hub":  # a sample pushed to the Hub would be a real upload
+            sample.skipped[name] = "not sampled (it would upload); the Hub size below is what it sends"
+            continue
         echo(f"plan: sampling {name} ...")
         sharded = name not in SINGLE_SHARD_STAGES
         python = str(runner.resources(name).python or sys.executable)
@@ -149,7 +153,7 @@ def _scratch_pipeline(config: PipelineConfig, root: DatasetRoot, scratch: Path, 
     data["root"] = str(root.path)
     for name, values in changes.items():
         data[name] = data[name] | values
-    data["runner"] = {"kind": "local", "stages": {name: {"shards": num_shards} for name in ("render", "extract", "caption") if data.get(name)}}
+    data["runner"] = {"kind": "local", "stages": {name: {"shards": num_shards} for name in OBJECT_STAGES if data.get(name)}}
     text = yaml.safe_dump(data, sort_keys=False)
     path = scratch / f"pipeline-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
     path.write_text(text, encoding="utf-8")

@@ -15,23 +15,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mvcap_build.dataset import DatasetRoot, ViewRecord, ViewsManifest, atomic_write_json, commit_dir
+from mvcap_build.dataset import DatasetRoot, ViewRecord, ViewsManifest, commit_dir, write_views_manifest
 from mvcap_build.dataset.atomic import disk_full_error, disk_is_full
 from mvcap_build.dataset.fingerprint import Fingerprint
 from mvcap_build.dataset.records import RenderProducer
 from mvcap_build.imaging import strip_png_metadata
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.render.jobs import place_at
+from mvcap_build.render.protocol import Rendered, RenderFailed, RenderJob, Reply
 
 
-def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint: Fingerprint, job: dict, reply: dict) -> tuple[str, str] | None:
+def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint: Fingerprint, job: RenderJob, reply: Reply) -> tuple[str, str] | None:
     """Commit one object's views; on failure remove its staging folder and return (reason, detail)."""
-    staging = Path(job["out_dir"])
+    staging = Path(job.out_dir)
     failure = _check(job, reply)
     if failure is None:
-        distance = reply["framing"]["distance"]
+        assert isinstance(reply, Rendered)
+        distance = reply.framing["distance"]
         try:
-            records = [_view_record(staging, place_at(view, distance), config) for view in job["views"]]
+            records = [_view_record(staging, place_at(view, distance), config) for view in job.views]
         except OSError as error:  # PIL's "truncated" / "cannot identify" included
             full = disk_is_full(staging, error)  # asked before the staging folder frees its space
             shutil.rmtree(staging, ignore_errors=True)
@@ -53,13 +55,13 @@ def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint
     manifest = ViewsManifest(
         key=key,
         normalization="unit_cube",
-        producer=RenderProducer(**reply["renderer"], lighting=job["lighting"], framing=reply["framing"]),
+        producer=RenderProducer(**reply.renderer, lighting=job.lighting, framing=reply.framing),
         fingerprint=fingerprint,
-        stats=reply.get("stats", {}),
+        stats=reply.stats,
         views=records,
     )
     try:
-        atomic_write_json(staging / "views.json", manifest.model_dump())
+        write_views_manifest(staging, manifest)
         commit_dir(staging, root.view_dir(key))
     except OSError as error:
         full = disk_is_full(staging, error)
@@ -97,10 +99,10 @@ def _view_record(staging: Path, view: dict, config: RenderConfig) -> ViewRecord:
     )
 
 
-def _check(job: dict, reply: dict) -> tuple[str, str] | None:
-    if not reply["ok"]:
-        return reply["reason"], reply["detail"]
-    missing = [v["file"] for v in job["views"] if not (Path(job["out_dir"]) / v["file"]).is_file()]
+def _check(job: RenderJob, reply: Reply) -> tuple[str, str] | None:
+    if isinstance(reply, RenderFailed):
+        return reply.reason, reply.detail
+    missing = [v["file"] for v in job.views if not (Path(job.out_dir) / v["file"]).is_file()]
     if missing:
         return "missing_view", f"Blender reported success but did not write {missing}"
     return None

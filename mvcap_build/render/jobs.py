@@ -14,6 +14,7 @@ from mvcap_build.dataset import ObjectRecord
 from mvcap_build.render import cameras
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.render.lighting import light_rig
+from mvcap_build.render.protocol import RenderJob
 from mvcap_build.render.viewpoints import sample_viewpoints
 
 
@@ -102,19 +103,19 @@ def kernel_cache_env(folder: Path | None) -> dict[str, str]:
     return {"CUDA_CACHE_PATH": str(folder / "cuda"), "OPTIX_CACHE_PATH": str(folder / "optix")}
 
 
-def render_job(obj: ObjectRecord, config: RenderConfig, out_dir: Path, local_file: Path | None = None) -> dict:
+def render_job(obj: ObjectRecord, config: RenderConfig, out_dir: Path, local_file: Path | None = None) -> RenderJob:
     """Everything a Blender worker needs to render one object (the worker protocol's job).
     `local_file`: where a fetched asset (a download) lies; the worker reads files and builders only.
     A file's `up_axis` (resolved by the source, or `auto`: its format's default) goes with it."""
     asset = obj.asset
     if local_file is not None:
         asset = {"kind": "file", "path": str(local_file), "up_axis": obj.asset.get("up_axis", "auto")}
-    return {
-        "key": obj.key,
-        "asset": asset,
-        "out_dir": str(out_dir),
-        "views": plan_views(obj, config),
-        "lighting": light_rig(config.lighting, obj.key),
-        "framing": framing_spec(config),
-        "settings": worker_settings(config),
-    }
+    return RenderJob(
+        key=obj.key,
+        asset=asset,
+        out_dir=str(out_dir),
+        views=plan_views(obj, config),
+        lighting=light_rig(config.lighting, obj.key),
+        framing=framing_spec(config),
+        settings=worker_settings(config),
+    )

@@ -23,6 +23,7 @@ from mvcap_build.render.commit import commit_render
 from mvcap_build.render.config import RenderConfig
 from mvcap_build.render.fingerprint import render_fingerprint
 from mvcap_build.render.jobs import kernel_cache_env, render_job
+from mvcap_build.render.protocol import RenderJob, Reply
 from mvcap_build.render.sources import list_objects, listing_notes, make_fetcher, source_name
 from mvcap_build.render.sources.fetch import AssetUnavailable, prefetched
 from mvcap_build.render.workers import run_jobs
@@ -100,8 +101,8 @@ class RenderStage(ViewsStage):
                 remove_stale_staging(final)
                 yield render_job(unit.payload, self.config, make_staging_dir(final), local_file)
 
-        def commit(job: dict, reply: dict) -> None:
-            unit = by_key[job["key"]]
+        def commit(job: RenderJob, reply: Reply) -> None:
+            unit = by_key[job.key]
             try:
                 failure = commit_render(root, self.config, unit.key, unit.fingerprint, job, reply)
             except BaseException:
@@ -112,12 +113,12 @@ class RenderStage(ViewsStage):
                 if fetcher is not None:
                     fetcher.release(unit.payload.asset)  # the disk budget: committed or failed, it is done
             with reporting:
-                report(Outcome(unit.key, items=len(job["views"])) if failure is None else Outcome(unit.key, *failure))
+                report(Outcome(unit.key, items=len(job.views)) if failure is None else Outcome(unit.key, *failure))
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="commit") as committer:
             pending = []
 
-            def on_result(job: dict, reply: dict) -> None:
+            def on_result(job: RenderJob, reply: Reply) -> None:
                 pending.append(committer.submit(commit, job, reply))
 
             run_jobs(

@@ -8,7 +8,6 @@ after `recycle_after` objects because Blender leaks memory across imports.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
@@ -19,6 +18,18 @@ from pathlib import Path
 
 import mvcap_build
 from mvcap_build.errors import EnvironmentBroken
+from mvcap_build.render.protocol import (
+    Fatal,
+    Message,
+    ProtocolError,
+    Ready,
+    Rendered,
+    RenderFailed,
+    RenderJob,
+    Reply,
+    decode,
+    encode,
+)
 
 STARTUP_TIMEOUT_S = 180.0
 
@@ -68,8 +79,10 @@ class BlenderWorker:
             hello = self._receive(STARTUP_TIMEOUT_S)
         except WorkerError as error:
             raise EnvironmentBroken(f"Blender worker did not start ({error}); see {self.log_path}") from error
-        if hello.get("event") != "ready":
-            raise EnvironmentBroken(hello.get("detail", f"unexpected worker greeting {hello}"))
+        if isinstance(hello, Fatal):
+            raise EnvironmentBroken(hello.detail)
+        if not isinstance(hello, Ready):
+            raise EnvironmentBroken(f"unexpected worker greeting {hello}; see {self.log_path}")
 
     @staticmethod
     def _pump(stream, lines: queue.Queue) -> None:
@@ -77,7 +90,7 @@ class BlenderWorker:
             lines.put(line)
         lines.put(None)
 
-    def _receive(self, timeout: float) -> dict:
+    def _receive(self, timeout: float) -> Message:
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
@@ -87,19 +100,26 @@ class BlenderWorker:
             code = self.process.wait() if self.process else None
             self.process = None
             raise WorkerError("worker_crashed", f"Blender worker exited with code {code}; see {self.log_path}")
-        return json.loads(line)
+        try:
+            return decode(line)
+        except ProtocolError as error:
+            self.stop(kill=True)
+            raise WorkerError("worker_crashed", f"{error}; worker killed, see {self.log_path}") from None
 
-    def call(self, job: dict, timeout: float) -> dict:
+    def call(self, job: RenderJob, timeout: float) -> Reply:
         if self.process is None:
             self.start()
         try:
-            self.process.stdin.write(json.dumps(job) + "\n")
+            self.process.stdin.write(encode(job))
             self.process.stdin.flush()
         except BrokenPipeError:
             self.stop(kill=True)
             raise WorkerError("worker_crashed", f"Blender worker died; see {self.log_path}") from None
         reply = self._receive(timeout)
         self.jobs_done += 1
+        if not isinstance(reply, Rendered | RenderFailed) or reply.key != job.key:
+            self.stop(kill=True)
+            raise WorkerError("worker_crashed", f"the worker answered {job.key} with {reply}; worker killed")
         return reply
 
     def stop(self, kill: bool = False) -> None:
@@ -118,14 +138,14 @@ class BlenderWorker:
 
 
 def run_jobs(
-    jobs: Iterable[dict],
+    jobs: Iterable[RenderJob],
     *,
     num_workers: int,
     log_dir: Path,
     timeout_s: float,
     recycle_after: int,
     python: str | None,
-    on_result: Callable[[dict, dict], None],
+    on_result: Callable[[RenderJob, Reply], None],
     env: dict[str, str] | None = None,
 ) -> None:
     """Render every job on `num_workers` workers; `on_result(job, reply)` is called from worker
@@ -135,7 +155,7 @@ def run_jobs(
     fatal: list[BaseException] = []
     lock = threading.Lock()
 
-    def next_job() -> dict | None:
+    def next_job() -> RenderJob | None:
         with lock:
             return next(pending, None)
 
@@ -151,9 +171,9 @@ def run_jobs(
                 try:
                     reply = worker.call(job, timeout_s)
                 except WorkerError as error:
-                    reply = {"key": job["key"], "ok": False, "reason": error.reason, "detail": str(error)}
-                if reply.get("fatal"):
-                    raise EnvironmentBroken(reply["detail"])
+                    reply = RenderFailed(job.key, error.reason, str(error))
+                if isinstance(reply, RenderFailed) and reply.fatal:
+                    raise EnvironmentBroken(reply.detail)
                 with lock:
                     on_result(job, reply)
         except BaseException as error:  # surface environment errors and our own bugs to the caller

@@ -4,20 +4,21 @@ Run as `python -m mvcap_build.render.blender.worker` by `mvcap_build.render.work
 prints freely to stdout, so the protocol gets a private copy of the original stdout and fd 1 is
 pointed at stderr, which the host keeps as this worker's log.
 
-Messages out: {"event": "ready", ...} once, then one reply per job:
-{"ok": true, "renderer": {...}, "info": {...}} or {"ok": false, "reason": ..., "detail": ..., "fatal": bool}.
-The worker exits when stdin closes (the host finished, or was killed).
+The messages are `mvcap_build.render.protocol`'s: Ready once (or Fatal, without bpy), then one
+Rendered or RenderFailed per RenderJob. The worker exits when stdin closes (the host finished, or
+was killed).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
 import traceback
 from pathlib import Path
+
+from mvcap_build.render.protocol import Fatal, Message, Ready, Rendered, RenderFailed, RenderJob, decode, encode
 
 
 def _protocol_stream():
@@ -27,20 +28,20 @@ def _protocol_stream():
     return protocol
 
 
-def _send(stream, message: dict) -> None:
-    stream.write(json.dumps(message) + "\n")
+def _send(stream, message: Message) -> None:
+    stream.write(encode(message))
     stream.flush()
 
 
-def render_job(job: dict, device: dict) -> dict:
+def render_job(job: RenderJob, device: dict) -> Rendered:
     import bpy
 
     from mvcap_build.render.blender import hygiene, importers, procedural, scene
 
     started = time.perf_counter()
-    settings = job["settings"]
+    settings = job.settings
     camera = scene.reset_scene(settings, device)
-    asset = job["asset"]
+    asset = job.asset
     axes: dict[str, str] = {}
     if asset["kind"] == "file":
         axes = importers.import_file(Path(asset["path"]), asset.get("up_axis", "auto"))
@@ -68,17 +69,17 @@ def render_job(job: dict, device: dict) -> dict:
         **axes,
     }
     normalization = importers.normalize_to_unit_cube()
-    scene.add_lights(job["lighting"])
-    framing = frame(job["framing"], importers.bounding_radius())
+    scene.add_lights(job.lighting)
+    framing = frame(job.framing, importers.bounding_radius())
     imported = time.perf_counter()
-    out_dir = Path(job["out_dir"])
-    for view in job["views"]:
+    out_dir = Path(job.out_dir)
+    for view in job.views:
         scene.place_camera(camera, view["blender_c2w"], framing["distance"], view["fov_deg"])
         bpy.context.scene.render.filepath = str(out_dir / view["file"])
         bpy.ops.render.render(write_still=True)
-    return {
-        "ok": True,
-        "renderer": {
+    return Rendered(
+        key=job.key,
+        renderer={
             "engine": settings["engine"],
             "samples": settings["samples"] if settings["engine"] == "CYCLES" else None,
             "denoise": settings["denoise"] if settings["engine"] == "CYCLES" else None,
@@ -86,13 +87,13 @@ def render_job(job: dict, device: dict) -> dict:
             **device,
             "blender": bpy.app.version_string,
         },
-        "framing": framing,
-        "stats": {**stats, **normalization},
-        "info": {
+        framing=framing,
+        stats={**stats, **normalization},
+        info={
             "import_s": round(imported - started, 3),
             "render_s": round(time.perf_counter() - imported, 3),
         },
-    }
+    )
 
 
 def frame(spec: dict, radius: float) -> dict:
@@ -108,36 +109,40 @@ def main() -> int:
     try:
         import bpy
     except ImportError as error:
-        _send(protocol, {"event": "fatal", "detail": f"cannot import bpy ({error}); pip install 'mvcap-build[render]' (needs Python 3.11)"})
+        _send(protocol, Fatal(f"cannot import bpy ({error}); pip install 'mvcap-build[render]' (needs Python 3.11)"))
         return 3
     from mvcap_build.render.blender import importers, scene
 
     scene.start_session()
-    _send(protocol, {"event": "ready", "blender": bpy.app.version_string, "pid": os.getpid()})
+    _send(protocol, Ready(bpy.app.version_string, os.getpid()))
     device: dict | None = None
     for line in sys.stdin:
         if not line.strip():
             continue
-        job = json.loads(line)
+        job = decode(line)
+        if not isinstance(job, RenderJob):
+            print(f"[mvcap worker] ignored a {job.type} message: only jobs come in", file=sys.stderr, flush=True)
+            continue
+        reply: Rendered | RenderFailed
         try:
             if device is None:
-                device = scene.choose_device(job["settings"]["device"])
+                device = scene.choose_device(job.settings["device"])
                 print(f"[mvcap worker] compute device: {device}", file=sys.stderr, flush=True)
                 kernel_cache = {k: os.environ[k] for k in ("CUDA_CACHE_PATH", "OPTIX_CACHE_PATH") if k in os.environ}
-                print(f"[mvcap worker] threads: {job['settings'].get('threads')}, kernel cache: {kernel_cache}", file=sys.stderr, flush=True)
+                print(f"[mvcap worker] threads: {job.settings.get('threads')}, kernel cache: {kernel_cache}", file=sys.stderr, flush=True)
             reply = render_job(job, device)
         except scene.DeviceError as error:
-            reply = {"ok": False, "fatal": True, "reason": "device_unavailable", "detail": str(error)}
+            reply = RenderFailed(job.key, "device_unavailable", str(error), fatal=True)
         except importers.AssetError as error:
-            reply = {"ok": False, "reason": error.reason, "detail": str(error)}
+            reply = RenderFailed(job.key, error.reason, str(error))
         except Exception:  # one bad object must not end the worker
-            reply = {"ok": False, "reason": "render_error", "detail": traceback.format_exc()}
-        if reply["ok"]:
-            print(f"[mvcap worker] {job['key']}: {reply['info']}", file=sys.stderr, flush=True)
+            reply = RenderFailed(job.key, "render_error", traceback.format_exc())
+        if isinstance(reply, Rendered):
+            print(f"[mvcap worker] {job.key}: {reply.info}", file=sys.stderr, flush=True)
         else:
-            print(f"[mvcap worker] {job['key']}: {reply['reason']}: {reply['detail']}", file=sys.stderr, flush=True)
+            print(f"[mvcap worker] {job.key}: {reply.reason}: {reply.detail}", file=sys.stderr, flush=True)
         try:
-            _send(protocol, {"key": job["key"], **reply})
+            _send(protocol, reply)
         except BrokenPipeError:  # the host is gone: nothing was committed, just stop
             return 0
     return 0

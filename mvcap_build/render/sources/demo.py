@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import zlib
 
-from mvcap_build.render.sources.base import ObjectSource
 from mvcap_build.dataset import ObjectRecord, make_key
 from mvcap_build.errors import SourceError
+from mvcap_build.render.sources.base import ObjectSource
 
 DEMO_CATEGORIES = (
     "chair",

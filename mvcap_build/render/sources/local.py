@@ -7,10 +7,10 @@ import csv
 import re
 from pathlib import Path, PurePosixPath
 
-from mvcap_build.render.sources.base import ObjectSource
 from mvcap_build.dataset import ObjectRecord, make_key
 from mvcap_build.dataset.safe_paths import inside_name, resolves_inside
 from mvcap_build.errors import SourceError
+from mvcap_build.render.sources.base import ObjectSource
 from mvcap_build.render.up_axis import UP_AXES, resolve_up_axis
 
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".fbx")
