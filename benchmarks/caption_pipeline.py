@@ -33,7 +33,9 @@ def make_images(folder: Path, count: int, side: int) -> list[Path]:
         draw = ImageDraw.Draw(image)
         for _ in range(40):  # detail, so PNG decoding costs what a render's does
             x, y, r = rng.randrange(side), rng.randrange(side), rng.randrange(4, side // 6)
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256), 255))
+            draw.ellipse(
+                (x - r, y - r, x + r, y + r), fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256), 255)
+            )
         path = folder / f"{index:04d}.png"
         image.save(path, compress_level=4)
         paths.append(path)
@@ -61,8 +63,10 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     scratch = Path(tempfile.mkdtemp(prefix="mvcap-caption-bench-"))
     model = build_tiny_llava(scratch / "tiny-llava")
-    requests = [CaptionRequest(key=f"bench/{i}", view_index=0, image_path=p, prompt="Describe the object.", category="thing")
-                for i, p in enumerate(make_images(scratch, args.images, args.side))]
+    requests = [
+        CaptionRequest(key=f"bench/{i}", view_index=0, image_path=p, prompt="Describe the object.", category="thing")
+        for i, p in enumerate(make_images(scratch, args.images, args.side))
+    ]
     runs = [
         ("batch 1, decode inline", dict(batch=1, workers=0)),
         (f"batch {args.batch}, decode inline", dict(batch=args.batch, workers=0)),

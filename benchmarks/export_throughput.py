@@ -35,8 +35,12 @@ print(json.dumps({"seconds": time.perf_counter() - start, "peak_mb": resource.ge
 
 
 def export_in_child(root: Path, settings: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", EXPORT_IN_CHILD, str(root), json.dumps(settings)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", EXPORT_IN_CHILD, str(root), json.dumps(settings)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -62,24 +66,32 @@ def main() -> None:
         small = make_root(work / "1x", args.objects, args.views).path
         large = make_root(work / f"{args.scale}x", args.objects * args.scale, args.views).path
         image_mb = tree_bytes(small / "views") / 1e6
-        print(f"1x: {args.objects} objects x {args.views} views, {image_mb:.0f} MB of PNG; {args.scale}x: {image_mb * args.scale:.0f} MB")
+        print(
+            f"1x: {args.objects} objects x {args.views} views, {image_mb:.0f} MB of PNG; {args.scale}x: {image_mb * args.scale:.0f} MB"
+        )
 
         copy_s = min(raw_copy(small) for _ in range(2))
         original = export_in_child(small, {})
         cold = export_in_child(small, {"training_images": {"size": 224, "format": "jpeg"}})
         warm = export_in_child(small, {"training_images": {"size": 224, "format": "jpeg"}})
         print(f"\n{'1x, same bytes':46} {'seconds':>8} {'ratio to copy':>14}")
-        for name, s in (("raw copy of the PNGs (baseline)", copy_s),
-                        ("export, original images", original["seconds"]),
-                        ("export + 224 px JPEG shards, cache cold", cold["seconds"]),
-                        ("export + 224 px JPEG shards, cache warm", warm["seconds"])):
+        for name, s in (
+            ("raw copy of the PNGs (baseline)", copy_s),
+            ("export, original images", original["seconds"]),
+            ("export + 224 px JPEG shards, cache cold", cold["seconds"]),
+            ("export + 224 px JPEG shards, cache warm", warm["seconds"]),
+        ):
             print(f"{name:46} {s:8.2f} {s / copy_s:14.2f}")
 
         big = export_in_child(large, {})
-        print(f"\npeak memory of export: 1x {original['peak_mb']:.0f} MB, {args.scale}x {big['peak_mb']:.0f} MB, "
-              f"ratio {big['peak_mb'] / original['peak_mb']:.2f} (goal < 1.5)")
-        print(f"{args.scale}x export: {big['seconds']:.1f} s for {image_mb * args.scale:.0f} MB "
-              f"({image_mb * args.scale / big['seconds']:.0f} MB/s)")
+        print(
+            f"\npeak memory of export: 1x {original['peak_mb']:.0f} MB, {args.scale}x {big['peak_mb']:.0f} MB, "
+            f"ratio {big['peak_mb'] / original['peak_mb']:.2f} (goal < 1.5)"
+        )
+        print(
+            f"{args.scale}x export: {big['seconds']:.1f} s for {image_mb * args.scale:.0f} MB "
+            f"({image_mb * args.scale / big['seconds']:.0f} MB/s)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

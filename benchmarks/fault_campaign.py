@@ -51,19 +51,46 @@ INPUTS = {
     "train-ovt": ["objects", "views", "captions", "export"],
     "preview": ["objects", "views", "captions", "failures", "export"],
 }
-OUTPUTS = {"render": "views", "extract": "views", "caption": "captions", "export": "export", "train-ovt": "train", "preview": "preview"}
+OUTPUTS = {
+    "render": "views",
+    "extract": "views",
+    "caption": "captions",
+    "export": "export",
+    "train-ovt": "train",
+    "preview": "preview",
+}
 
 
 def pipeline(path: Path, root: Path) -> Path:
-    path.write_text(yaml.safe_dump({
-        "root": str(root),
-        "render": {"source": {"kind": "demo", "categories": CATEGORIES, "per_category": 1}, "views": {"num_views": 6},
-                   "resolution": 48, "samples": 4, "denoise": False, "device": "cpu", "workers": 1},
-        "caption": {"backend": "template"},
-        "export": {"name": "fault-campaign", "rows_per_parquet": 12, "training_images": {"size": 32}},
-        "train_ovt": {"clip_model": "tiny-random", "objects_per_batch": 4, "views_per_object": 3, "hard_views": 1,
-                      "max_steps": 24, "save_every": 4, "log_every": 4, "warmup_steps": 2, "num_workers": 0},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "root": str(root),
+                "render": {
+                    "source": {"kind": "demo", "categories": CATEGORIES, "per_category": 1},
+                    "views": {"num_views": 6},
+                    "resolution": 48,
+                    "samples": 4,
+                    "denoise": False,
+                    "device": "cpu",
+                    "workers": 1,
+                },
+                "caption": {"backend": "template"},
+                "export": {"name": "fault-campaign", "rows_per_parquet": 12, "training_images": {"size": 32}},
+                "train_ovt": {
+                    "clip_model": "tiny-random",
+                    "objects_per_batch": 4,
+                    "views_per_object": 3,
+                    "hard_views": 1,
+                    "max_steps": 24,
+                    "save_every": 4,
+                    "log_every": 4,
+                    "warmup_steps": 2,
+                    "num_workers": 0,
+                },
+            }
+        )
+    )
     return path
 
 
@@ -76,8 +103,20 @@ def captures(folder: Path, copies: int) -> Path:
 
 def command(stage: str, root: Path, config: Path, capture_folder: Path) -> list[str]:
     if stage == "extract":
-        return [*MVCAP, "extract", str(root), "--source", "im3d", "--folder", str(capture_folder), "--num-frames", "8",
-                "--resolution", "64", "--quiet"]
+        return [
+            *MVCAP,
+            "extract",
+            str(root),
+            "--source",
+            "im3d",
+            "--folder",
+            str(capture_folder),
+            "--num-frames",
+            "8",
+            "--resolution",
+            "64",
+            "--quiet",
+        ]
     if stage == "preview":
         return [*MVCAP, "preview", str(root), "--quiet"]
     return [*MVCAP, stage, str(root), "--config", str(config), *(["--quiet"] if stage != "train-ovt" else [])]
@@ -112,8 +151,11 @@ def outputs(root: Path, stage: str) -> dict[str, str]:
     folder = root / OUTPUTS[stage]
     if not folder.exists():
         return {}
-    return {p.relative_to(root).as_posix(): digest(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.endswith(".log")}
+    return {
+        p.relative_to(root).as_posix(): digest(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(".log")
+    }
 
 
 def digest(path: Path) -> str:
@@ -144,8 +186,10 @@ def same_as_reference(stage: str, root: Path, reference: Path) -> str | None:
         return None if ours == theirs else f"last checkpoint step {ours}, reference {theirs}"
     ours, theirs = outputs(root, stage), outputs(reference, stage)
     if stage == "preview":  # each run writes under its own run-<time> folder, which the page names
-        ours, theirs = ({re.sub(r"run-\d{8}T\d+Z", "run-*", k): v for k, v in files.items() if not k.endswith(".html")}
-                        for files in (ours, theirs))
+        ours, theirs = (
+            {re.sub(r"run-\d{8}T\d+Z", "run-*", k): v for k, v in files.items() if not k.endswith(".html")}
+            for files in (ours, theirs)
+        )
     if ours != theirs:
         differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         return f"{len(differ)} files differ, e.g. {differ[:3]}"
@@ -156,7 +200,10 @@ def manifests(root: Path) -> dict[str, tuple[str, list[str]]]:
     found = {}
     for path in sorted((root / "views").glob("*/*/views.json")):
         data = json.loads(path.read_text())
-        found[path.parent.relative_to(root / "views").as_posix()] = (data["fingerprint"]["digest"], [v["file"] for v in data["views"]])
+        found[path.parent.relative_to(root / "views").as_posix()] = (
+            data["fingerprint"]["digest"],
+            [v["file"] for v in data["views"]],
+        )
     return found
 
 
@@ -182,8 +229,13 @@ def campaign_kills(stage, reference, config, capture_folder, work, rng, kills, c
         mid = killed_run(command(stage, root, config, capture_folder), after)
         rerun = run(command(stage, root, config, capture_folder))
         result = {
-            "stage": stage, "trial": trial, "kill_at_s": round(after, 2), "mid_run": mid, "rerun_rc": rerun.returncode,
-            "traceback": "Traceback" in rerun.stderr, "differs": same_as_reference(stage, root, reference) if rerun.returncode == 0 else rerun.stderr[-300:],
+            "stage": stage,
+            "trial": trial,
+            "kill_at_s": round(after, 2),
+            "mid_run": mid,
+            "rerun_rc": rerun.returncode,
+            "traceback": "Traceback" in rerun.stderr,
+            "differs": same_as_reference(stage, root, reference) if rerun.returncode == 0 else rerun.stderr[-300:],
             "leftovers": leftovers(root),
         }
         results.append(result)
@@ -202,14 +254,24 @@ def campaign_disk_full(stage, reference, config, capture_folder, work) -> dict:
         with filler.open("wb") as handle:
             handle.write(b"\0" * max(0, shutil.disk_usage(disk).free - 4096))
         full = run(command(stage, root, config, capture_folder))
-        ledgered = sorted(str(p.relative_to(root)) for p in (root / "failures").rglob("*.json")) if (root / "failures").exists() else []
+        ledgered = (
+            sorted(str(p.relative_to(root)) for p in (root / "failures").rglob("*.json"))
+            if (root / "failures").exists()
+            else []
+        )
         ledgered = [p for p in ledgered if not (reference / p).exists()]
         filler.unlink()
         rerun = run(command(stage, root, config, capture_folder))
-        lines = [line for line in full.stderr.splitlines() if line.startswith("error:")] or full.stderr.splitlines()[-1:]
+        lines = [line for line in full.stderr.splitlines() if line.startswith("error:")] or full.stderr.splitlines()[
+            -1:
+        ]
         result = {
-            "stage": stage, "disk_full_rc": full.returncode, "traceback": "Traceback" in full.stderr,
-            "message": lines[0][:160] if lines else "", "blamed_objects": ledgered, "rerun_rc": rerun.returncode,
+            "stage": stage,
+            "disk_full_rc": full.returncode,
+            "traceback": "Traceback" in full.stderr,
+            "message": lines[0][:160] if lines else "",
+            "blamed_objects": ledgered,
+            "rerun_rc": rerun.returncode,
             "differs": same_as_reference(stage, root, reference) if rerun.returncode == 0 else rerun.stderr[-300:],
             "leftovers": leftovers(root),
         }
@@ -235,8 +297,11 @@ def main() -> None:
         clean = {}
         for stage in INPUTS:  # the reference, one stage at a time, timed
             started = time.monotonic()
-            result = run(command(stage, reference, config, capture_folder) if stage != "extract"
-                         else command(stage, work / "reference-extract", config, capture_folder))
+            result = run(
+                command(stage, reference, config, capture_folder)
+                if stage != "extract"
+                else command(stage, work / "reference-extract", config, capture_folder)
+            )
             clean[stage] = time.monotonic() - started
             if result.returncode != 0:
                 sys.exit(f"reference {stage} failed:\n{result.stderr}")
@@ -253,15 +318,19 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for stage in stages:
             mine = [r for r in kill_results if r["stage"] == stage]
-            print(f"| {stage} | {len(mine)} | {sum(r['mid_run'] for r in mine)} | "
-                  f"{sum(r['rerun_rc'] == 0 and r['differs'] is None for r in mine)} | "
-                  f"{sum(bool(r['leftovers']) for r in mine)} | {sum(r['traceback'] for r in mine)} |")
+            print(
+                f"| {stage} | {len(mine)} | {sum(r['mid_run'] for r in mine)} | "
+                f"{sum(r['rerun_rc'] == 0 and r['differs'] is None for r in mine)} | "
+                f"{sum(bool(r['leftovers']) for r in mine)} | {sum(r['traceback'] for r in mine)} |"
+            )
         if disk_results:
             print("\n| stage | disk full: exit | traceback | objects blamed | rerun equal to reference | message |")
             print("|---|---|---|---|---|---|")
             for r in disk_results:
-                print(f"| {r['stage']} | {r['disk_full_rc']} | {r['traceback']} | {len(r['blamed_objects'])} | "
-                      f"{r['rerun_rc'] == 0 and r['differs'] is None} | {r['message']} |")
+                print(
+                    f"| {r['stage']} | {r['disk_full_rc']} | {r['traceback']} | {len(r['blamed_objects'])} | "
+                    f"{r['rerun_rc'] == 0 and r['differs'] is None} | {r['message']} |"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

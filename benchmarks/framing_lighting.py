@@ -37,13 +37,19 @@ def measure(root: DatasetRoot) -> dict[str, float]:
     def ratio(name: str) -> float:
         return statistics.mean(getattr(s, name) for s in below) / statistics.mean(getattr(s, name) for s in above)
 
-    return {"coverage": statistics.median(coverages), "border": touching,
-            "brightness below/above": ratio("brightness"), "contrast below/above": ratio("contrast")}
+    return {
+        "coverage": statistics.median(coverages),
+        "border": touching,
+        "brightness below/above": ratio("brightness"),
+        "contrast below/above": ratio("contrast"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meshes", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "meshes")
+    parser.add_argument(
+        "--meshes", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "meshes"
+    )
     parser.add_argument("--views", type=int, default=16)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--samples", type=int, default=16)
@@ -52,9 +58,31 @@ def main() -> None:
     results = {}
     for name, flags in RUNS.items():
         root = scratch / name.split()[0]
-        subprocess.run([sys.executable, "-m", "mvcap_build", "render", str(root), "--folder", str(args.meshes),
-                        "--num-views", str(args.views), "--distribution", "sphere", "--resolution", str(args.resolution),
-                        "--samples", str(args.samples), "--device", "cpu", "--quiet", *flags], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mvcap_build",
+                "render",
+                str(root),
+                "--folder",
+                str(args.meshes),
+                "--num-views",
+                str(args.views),
+                "--distribution",
+                "sphere",
+                "--resolution",
+                str(args.resolution),
+                "--samples",
+                str(args.samples),
+                "--device",
+                "cpu",
+                "--quiet",
+                *flags,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         results[name] = measure(DatasetRoot(root))
     first = next(iter(results.values()))
     print(f"{'settings':24} " + " ".join(f"{k:>24}" for k in first))

@@ -74,8 +74,18 @@ def build_data(root: Path, per_category: int | None = None, views: int | None = 
         pipeline["render"]["views"]["num_views"] = views
     root.mkdir(parents=True, exist_ok=True)
     (root / "pipeline.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
-    subprocess.run([str(Path(sys.executable).parent / "mvcap"), "build", str(root / "pipeline.yaml"), "--root", str(root), "--quiet"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mvcap"),
+            "build",
+            str(root / "pipeline.yaml"),
+            "--root",
+            str(root),
+            "--quiet",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return root / "export"
 
 
@@ -108,8 +118,11 @@ def pretrain_base(export_dir: Path, out: Path, steps: int, seed: int = 0) -> Pat
     data = ExportData.open(export_dir)  # the train split
     table = data.dataset
     made_from = {"steps": steps, "seed": seed, "train_keys": sorted(set(table["key"]))}
-    if (out / "model.safetensors").is_file() and (out / "pretrain.json").is_file() \
-            and json.loads((out / "pretrain.json").read_text()) == made_from:
+    if (
+        (out / "model.safetensors").is_file()
+        and (out / "pretrain.json").is_file()
+        and json.loads((out / "pretrain.json").read_text()) == made_from
+    ):
         return out
     canonical = np.flatnonzero(is_canonical(np.array(table["azimuth_deg"]), np.array(table["elevation_deg"])))
     captions = table["caption"]
@@ -131,7 +144,10 @@ def pretrain_base(export_dir: Path, out: Path, steps: int, seed: int = 0) -> Pat
         optimizer.step()
         optimizer.zero_grad()
         if step % 100 == 0 or step == steps - 1:
-            print(f"  pretrain step {step + 1}/{steps} loss {loss.item():.3f} ({len(canonical)} canonical views)", flush=True)
+            print(
+                f"  pretrain step {step + 1}/{steps} loss {loss.item():.3f} ({len(canonical)} canonical views)",
+                flush=True,
+            )
     model.save_pretrained(out)
     (out / "pretrain.json").write_text(json.dumps(made_from))
     return out
@@ -142,9 +158,22 @@ def fine_tune(base: Path, export_dir: Path, out: Path, *, weight: float, seed: i
     from mvcap_build.train.trainer import train_ovt
 
     config = TrainOVTConfig(
-        clip_model=str(base), objects_per_batch=12, views_per_object=4, hard_views=2, max_steps=steps,
-        lr=1e-3, warmup_steps=20, save_every=steps, log_every=max(1, steps // 3), num_workers=0,
-        viformer_heads=4, lora_r=8, lora_alpha=8, consistency_weight=weight, anchor="knn", mining="full_pass",
+        clip_model=str(base),
+        objects_per_batch=12,
+        views_per_object=4,
+        hard_views=2,
+        max_steps=steps,
+        lr=1e-3,
+        warmup_steps=20,
+        save_every=steps,
+        log_every=max(1, steps // 3),
+        num_workers=0,
+        viformer_heads=4,
+        lora_r=8,
+        lora_alpha=8,
+        consistency_weight=weight,
+        anchor="knn",
+        mining="full_pass",
         seed=seed,
     )
     return train_ovt(config, export_dir, out, redo=True)  # a rerun with other settings starts that run over
@@ -160,13 +189,25 @@ def evaluate(model: Path, export_dir: Path, split: str, *, with_80: bool = True)
     from mvcap_build.eval.model_specs import resolve_models
     from mvcap_build.eval.settings import EvalSettings
 
-    settings = EvalSettings(canonical_elevation_deg=CANONICAL["elevation_band"], canonical_azimuth_deg=CANONICAL["azimuth_halfwidth"],
-                            device="cpu", batch_size=256, workers=0, templates="caption")
+    settings = EvalSettings(
+        canonical_elevation_deg=CANONICAL["elevation_band"],
+        canonical_azimuth_deg=CANONICAL["azimuth_halfwidth"],
+        device="cpu",
+        batch_size=256,
+        workers=0,
+        templates="caption",
+    )
     spec = resolve_models([str(model)])[0]
     clip = spec.load("cpu")
     data = ExportSplit.open(export_dir, split)
-    figures, _ = evaluate_export(clip, data, class_text_embeddings(clip, data.classnames, templates_for("caption")),
-                                 settings, label=spec.name, show_progress=False)
+    figures, _ = evaluate_export(
+        clip,
+        data,
+        class_text_embeddings(clip, data.classnames, templates_for("caption")),
+        settings,
+        label=spec.name,
+        show_progress=False,
+    )
     result = {
         "all": figures["top1"],
         "canonical": figures["canonical"]["top1"],
@@ -178,8 +219,14 @@ def evaluate(model: Path, export_dir: Path, split: str, *, with_80: bool = True)
         "retrieval": figures["retrieval"]["recall_at_1"],
     }
     if with_80:  # images embedded again: cheap at this size, and evaluate_export stays as mvcap eval runs it
-        eighty, _ = evaluate_export(clip, data, class_text_embeddings(clip, data.classnames, templates_for("80")),
-                                    settings, label=spec.name, show_progress=False)
+        eighty, _ = evaluate_export(
+            clip,
+            data,
+            class_text_embeddings(clip, data.classnames, templates_for("80")),
+            settings,
+            label=spec.name,
+            show_progress=False,
+        )
         result["all_80"] = eighty["top1"]
     return result
 
@@ -198,7 +245,9 @@ def run_jobs(jobs: list[dict], pool) -> list[dict]:
     results = pool.map(train_and_evaluate, jobs) if pool is not None else map(train_and_evaluate, jobs)
     out = []
     for job, figures in zip(jobs, results):
-        print(f"  {job['label']}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None), flush=True)
+        print(
+            f"  {job['label']}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None), flush=True
+        )
         out.append(figures)
     return out
 
@@ -209,7 +258,9 @@ def summarise(runs: dict) -> dict:
     for regime, by_method in runs.items():
         summary[regime] = {}
         for method, by_seed in by_method.items():
-            summary[regime][method] = {k: _mean_std([r[k] for r in by_seed.values()]) for k in next(iter(by_seed.values()))}
+            summary[regime][method] = {
+                k: _mean_std([r[k] for r in by_seed.values()]) for k in next(iter(by_seed.values()))
+            }
         if "ovt" in by_method and "plain" in by_method:
             seeds = sorted(set(by_method["ovt"]) & set(by_method["plain"]))
             summary[regime]["ovt - plain"] = {
@@ -220,27 +271,44 @@ def summarise(runs: dict) -> dict:
 
 
 def _mean_std(values: list[float]) -> dict:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values)}
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
-TABLE = (("all", "all views"), ("canonical", "canonical"), ("extreme", "extreme"), ("all_80", "all views, 80 templates"),
-         ("invariance", "invariance"), ("own_minus_global", "own − global centre"), ("map", "same-object mAP"))
+TABLE = (
+    ("all", "all views"),
+    ("canonical", "canonical"),
+    ("extreme", "extreme"),
+    ("all_80", "all views, 80 templates"),
+    ("invariance", "invariance"),
+    ("own_minus_global", "own − global centre"),
+    ("map", "same-object mAP"),
+)
 
 
 def markdown(summary: dict, settings: dict) -> str:
     weights = ", ".join(f"{regime} {w:g}" for regime, w in settings["chosen_weight"].items())
-    validation = "; ".join(f"{regime}: " + ", ".join(f"{w} → {v['mean']:.1f}" for w, v in by_weight.items())
-                           for regime, by_weight in settings["validation"].items())
-    lines = [f"OVT experiment, {settings['date']}, {settings['minutes']} min: {settings['seeds']} test seeds, "
-             f"{settings['steps']} fine-tuning steps ({settings['pretrain_steps']} pretraining), {settings['objects']}; "
-             f"consistency weight chosen per regime on validation from {', '.join(f'{w:g}' for w in settings['weights'])} "
-             f"over {len(settings['validation_seeds'])} seeds: {weights} (validation accuracy per weight, {validation}). "
-             "Test-split objects. Accuracy: zero-shot top-1 (%) with prompts in the training-caption format averaged "
-             "over 32 viewpoint phrases, and on all views with the 80 ImageNet templates; invariance: mean cosine of an "
-             "object's views to their centre; own − global centre: that less their mean cosine to the centre of all "
-             "test views; same-object mAP (%) with an object's other views as the relevant ones. Mean ± std over seeds; "
-             "`ovt - plain` is the paired difference per seed.", "",
-             "| regime | model | " + " | ".join(title for _, title in TABLE) + " |", "| --- | --- |" + " --- |" * len(TABLE)]
+    validation = "; ".join(
+        f"{regime}: " + ", ".join(f"{w} → {v['mean']:.1f}" for w, v in by_weight.items())
+        for regime, by_weight in settings["validation"].items()
+    )
+    lines = [
+        f"OVT experiment, {settings['date']}, {settings['minutes']} min: {settings['seeds']} test seeds, "
+        f"{settings['steps']} fine-tuning steps ({settings['pretrain_steps']} pretraining), {settings['objects']}; "
+        f"consistency weight chosen per regime on validation from {', '.join(f'{w:g}' for w in settings['weights'])} "
+        f"over {len(settings['validation_seeds'])} seeds: {weights} (validation accuracy per weight, {validation}). "
+        "Test-split objects. Accuracy: zero-shot top-1 (%) with prompts in the training-caption format averaged "
+        "over 32 viewpoint phrases, and on all views with the 80 ImageNet templates; invariance: mean cosine of an "
+        "object's views to their centre; own − global centre: that less their mean cosine to the centre of all "
+        "test views; same-object mAP (%) with an object's other views as the relevant ones. Mean ± std over seeds; "
+        "`ovt - plain` is the paired difference per seed.",
+        "",
+        "| regime | model | " + " | ".join(title for _, title in TABLE) + " |",
+        "| --- | --- |" + " --- |" * len(TABLE),
+    ]
     for regime, by_method in summary.items():
         for method, figures in by_method.items():
             cells = []
@@ -257,13 +325,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=REPO / "data" / "ovt-experiment")
     parser.add_argument("--seeds", type=int, default=10, help="test seeds (default 10)")
-    parser.add_argument("--validation-seeds", type=int, default=3, help="seeds per candidate weight on validation (default 3)")
+    parser.add_argument(
+        "--validation-seeds", type=int, default=3, help="seeds per candidate weight on validation (default 3)"
+    )
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--pretrain-steps", type=int, default=1000)
     parser.add_argument("--per-category", type=int, help="objects per category (default: the pipeline's 20)")
     parser.add_argument("--views", type=int, help="views per object (default: the pipeline's 24)")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="fine-tuning runs in parallel, one thread each (default: 2, or 1 on one core)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="fine-tuning runs in parallel, one thread each (default: 2, or 1 on one core)",
+    )
     args = parser.parse_args()
     import torch
 
@@ -273,18 +347,36 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print("1/4 data", flush=True)
     exports = {"all-captioned": build_data(args.root, args.per_category, args.views)}
-    exports["extreme-uncaptioned"] = uncaptioned_copy(exports["all-captioned"], args.root / "export-extreme-uncaptioned")
+    exports["extreme-uncaptioned"] = uncaptioned_copy(
+        exports["all-captioned"], args.root / "export-extreme-uncaptioned"
+    )
     print("2/4 base: tiny CLIP pretrained on canonical views", flush=True)
     base = pretrain_base(exports["all-captioned"], out / "base", args.pretrain_steps)
 
     # Spawned, not forked: this process has torch loaded and its threads set up.
     pool = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) if args.jobs > 1 else None
     validation_seeds = [VALIDATION_SEED0 + i for i in range(args.validation_seeds)]
-    print(f"3/4 consistency weight per regime, on the validation split (seeds {validation_seeds}, {args.jobs} at a time)", flush=True)
-    jobs = [{"base": base, "export": exports[regime], "out": out / "validation" / f"{regime}-w{weight}-seed{seed}",
-             "weight": weight, "seed": seed, "steps": args.steps, "split": "validation", "with_80": False,
-             "label": f"{regime} weight {weight} seed {seed} (validation)", "key": (regime, weight)}
-            for regime in REGIMES for weight in WEIGHTS for seed in validation_seeds]
+    print(
+        f"3/4 consistency weight per regime, on the validation split (seeds {validation_seeds}, {args.jobs} at a time)",
+        flush=True,
+    )
+    jobs = [
+        {
+            "base": base,
+            "export": exports[regime],
+            "out": out / "validation" / f"{regime}-w{weight}-seed{seed}",
+            "weight": weight,
+            "seed": seed,
+            "steps": args.steps,
+            "split": "validation",
+            "with_80": False,
+            "label": f"{regime} weight {weight} seed {seed} (validation)",
+            "key": (regime, weight),
+        }
+        for regime in REGIMES
+        for weight in WEIGHTS
+        for seed in validation_seeds
+    ]
     scores: dict = {}
     for job, figures in zip(jobs, run_jobs(jobs, pool)):
         scores.setdefault(job["key"], []).append(figures["all"])
@@ -292,19 +384,34 @@ def main() -> None:
     for regime in REGIMES:
         for weight in WEIGHTS:
             validation[regime][weight] = {**_mean_std(scores[regime, weight]), "per_seed": scores[regime, weight]}
-            print(f"  {regime} weight {weight}: validation accuracy {validation[regime][weight]['mean']:.1f} "
-                  f"± {validation[regime][weight]['std']:.1f}", flush=True)
+            print(
+                f"  {regime} weight {weight}: validation accuracy {validation[regime][weight]['mean']:.1f} "
+                f"± {validation[regime][weight]['std']:.1f}",
+                flush=True,
+            )
         # Ties (weight 0 and another) go to the smaller weight: the consistency term must earn its place.
         chosen[regime] = max(WEIGHTS, key=lambda w: (round(validation[regime][w]["mean"], 6), -w))
 
     print(f"4/4 test split: {args.seeds} seeds x {len(REGIMES)} regimes x plain / ovt (weights {chosen})", flush=True)
     runs = {regime: {"base": {}, "plain": {}, "ovt": {}} for regime in REGIMES}
-    jobs = [{"base": base, "export": exports[regime], "out": out / "test" / f"{regime}-w{weight}-seed{seed}",
-             "weight": weight, "seed": seed, "steps": args.steps, "split": "test", "with_80": True,
-             "label": f"{regime} {method} seed {seed}", "key": (regime, method, seed)}
-            for regime in REGIMES for seed in range(args.seeds)
-            for method, weight in (("plain", 0.0), ("ovt", chosen[regime]))
-            if not (method == "ovt" and weight == 0.0)]  # weight 0 chosen: `ovt` is the `plain` run itself
+    jobs = [
+        {
+            "base": base,
+            "export": exports[regime],
+            "out": out / "test" / f"{regime}-w{weight}-seed{seed}",
+            "weight": weight,
+            "seed": seed,
+            "steps": args.steps,
+            "split": "test",
+            "with_80": True,
+            "label": f"{regime} {method} seed {seed}",
+            "key": (regime, method, seed),
+        }
+        for regime in REGIMES
+        for seed in range(args.seeds)
+        for method, weight in (("plain", 0.0), ("ovt", chosen[regime]))
+        if not (method == "ovt" and weight == 0.0)
+    ]  # weight 0 chosen: `ovt` is the `plain` run itself
     for job, figures in zip(jobs, run_jobs(jobs, pool)):
         regime, method, seed = job["key"]
         runs[regime][method][seed] = figures
@@ -319,14 +426,34 @@ def main() -> None:
 
     from mvcap_build.eval.export_split import ExportSplit
 
-    sizes = {split: len(set(ExportSplit.open(exports["all-captioned"], split).keys)) for split in ("validation", "test")}
-    settings = {"date": dt.date.today().isoformat(), "seeds": args.seeds, "validation_seeds": validation_seeds,
-                "steps": args.steps, "pretrain_steps": args.pretrain_steps, "weights": list(WEIGHTS), "chosen_weight": chosen,
-                "validation": {r: {str(w): v for w, v in by_weight.items()} for r, by_weight in validation.items()},
-                "objects": f"{sizes['validation']} validation / {sizes['test']} test objects",
-                "fine_tuning": {"objects_per_batch": 12, "views_per_object": 4, "hard_views": 2, "lr": 1e-3, "lora_r": 8,
-                                "lora_alpha": 8, "anchor": "knn", "mining": "full_pass"},
-                "canonical": CANONICAL, "parallel_runs": args.jobs, "torch_threads": 1, "minutes": round((time.perf_counter() - started) / 60, 1)}
+    sizes = {
+        split: len(set(ExportSplit.open(exports["all-captioned"], split).keys)) for split in ("validation", "test")
+    }
+    settings = {
+        "date": dt.date.today().isoformat(),
+        "seeds": args.seeds,
+        "validation_seeds": validation_seeds,
+        "steps": args.steps,
+        "pretrain_steps": args.pretrain_steps,
+        "weights": list(WEIGHTS),
+        "chosen_weight": chosen,
+        "validation": {r: {str(w): v for w, v in by_weight.items()} for r, by_weight in validation.items()},
+        "objects": f"{sizes['validation']} validation / {sizes['test']} test objects",
+        "fine_tuning": {
+            "objects_per_batch": 12,
+            "views_per_object": 4,
+            "hard_views": 2,
+            "lr": 1e-3,
+            "lora_r": 8,
+            "lora_alpha": 8,
+            "anchor": "knn",
+            "mining": "full_pass",
+        },
+        "canonical": CANONICAL,
+        "parallel_runs": args.jobs,
+        "torch_threads": 1,
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+    }
     summary = summarise(runs)
     (out / "results.json").write_text(json.dumps({"settings": settings, "summary": summary, "runs": runs}, indent=1))
     (out / "results.md").write_text(markdown(summary, settings))

@@ -49,8 +49,14 @@ def wide_clip(folder: Path, width: int, texts: list[str]) -> str:
     build_tiny_clip(folder, texts=texts, image_size=64)
     if width > 32:
         config = CLIPConfig.from_pretrained(folder)
-        config.vision_config.update({"hidden_size": width, "intermediate_size": 4 * width,
-                                     "num_hidden_layers": 4, "num_attention_heads": width // 32})
+        config.vision_config.update(
+            {
+                "hidden_size": width,
+                "intermediate_size": 4 * width,
+                "num_hidden_layers": 4,
+                "num_attention_heads": width // 32,
+            }
+        )
         config.projection_dim = width
         CLIPModel(config).save_pretrained(folder)
     return str(folder)
@@ -87,21 +93,35 @@ def agreement(final: Path, data: ExportData, config: TrainOVTConfig) -> float:
     return len(a & b) / len(b)
 
 
-def run_mode(mining: str, export_dir: Path, base: str, steps_per_epoch: int, epochs: int, lr: float,
-             out: Path) -> dict:
-    config = TrainOVTConfig(clip_model=base, objects_per_batch=P, views_per_object=V, hard_views=K,
-                            anchor="knn", margin=0.3, mining=mining, lr=lr, schedule="constant", warmup_steps=0,
-                            viformer_heads=4, save_every=10**6, log_every=1, num_workers=0,
-                            max_steps=1 + epochs * steps_per_epoch + steps_per_epoch // 2)
+def run_mode(mining: str, export_dir: Path, base: str, steps_per_epoch: int, epochs: int, lr: float, out: Path) -> dict:
+    config = TrainOVTConfig(
+        clip_model=base,
+        objects_per_batch=P,
+        views_per_object=V,
+        hard_views=K,
+        anchor="knn",
+        margin=0.3,
+        mining=mining,
+        lr=lr,
+        schedule="constant",
+        warmup_steps=0,
+        viformer_heads=4,
+        save_every=10**6,
+        log_every=1,
+        num_workers=0,
+        max_steps=1 + epochs * steps_per_epoch + steps_per_epoch // 2,
+    )
     final = train_ovt(config, export_dir, out, images="training")
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     # s_per_step is cumulative from the loop's start: the time at the end of each step.
     at = [r["s_per_step"] * r["step"] for r in log]
     steps = epochs * steps_per_epoch  # steps 1 .. steps (0-based): passes at every epoch start
     data = ExportData.open(export_dir, "training")
-    return {"samples_s": steps * P * V / (at[steps] - at[0]),
-            "hard_rows": statistics.mean(r["hard_rows"] for r in log),
-            "agreement": agreement(final, data, config) if mining != "batch" else float("nan")}
+    return {
+        "samples_s": steps * P * V / (at[steps] - at[0]),
+        "hard_rows": statistics.mean(r["hard_rows"] for r in log),
+        "agreement": agreement(final, data, config) if mining != "batch" else float("nan"),
+    }
 
 
 def main() -> None:
@@ -115,28 +135,38 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mvcap-ovt-mining-"))
     try:
-        root = make_root(work / "root", args.objects, args.views, resolution=128,
-                         distinct_images=args.objects * args.views)
+        root = make_root(
+            work / "root", args.objects, args.views, resolution=128, distinct_images=args.objects * args.views
+        )
         config = ExportConfig.model_validate({"training_images": {"size": 64, "format": "jpeg"}})
         ExportStage(config, RunOptions(progress=False)).run(root)
         data = ExportData.open(root.export_dir, "training")
         n_views = len(data.dataset) / data.num_objects
         steps_per_epoch = len(data.dataset) // (P * V)
         base = wide_clip(work / "clip", args.width, data.captions())
-        print(f"{data.num_objects} objects x {n_views:.0f} views, batches {P} x {V}, K={K}, "
-              f"{steps_per_epoch} steps per epoch, vision width {args.width}, lr {args.lr}")
-        print(f"{'mining':10} {'samples/s':>10} {'vs bank':>8} {'hard rows/batch':>16} {'expected':>9} {'agreement':>10}")
+        print(
+            f"{data.num_objects} objects x {n_views:.0f} views, batches {P} x {V}, K={K}, "
+            f"{steps_per_epoch} steps per epoch, vision width {args.width}, lr {args.lr}"
+        )
+        print(
+            f"{'mining':10} {'samples/s':>10} {'vs bank':>8} {'hard rows/batch':>16} {'expected':>9} {'agreement':>10}"
+        )
         modes = ("bank", "full_pass", "batch")
         runs = {m: [] for m in modes}
         for i in range(args.repeats):  # interleaved: a change of load hits every mode
             for mining in modes:
-                runs[mining].append(run_mode(mining, root.export_dir, base, steps_per_epoch, args.epochs, args.lr,
-                                             work / f"{mining}-{i}"))
+                runs[mining].append(
+                    run_mode(
+                        mining, root.export_dir, base, steps_per_epoch, args.epochs, args.lr, work / f"{mining}-{i}"
+                    )
+                )
         median = {m: {k: statistics.median(r[k] for r in runs[m]) for k in runs[m][0]} for m in modes}
         for mining in modes:
             r, expected = median[mining], K * P * (V / n_views if mining != "batch" else 1)
-            print(f"{mining:10} {r['samples_s']:10.1f} {r['samples_s'] / median['bank']['samples_s']:8.2f} "
-                  f"{r['hard_rows']:16.2f} {expected:9.2f} {r['agreement']:10.2f}")
+            print(
+                f"{mining:10} {r['samples_s']:10.1f} {r['samples_s'] / median['bank']['samples_s']:8.2f} "
+                f"{r['hard_rows']:16.2f} {expected:9.2f} {r['agreement']:10.2f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -28,13 +28,33 @@ def make_root(root: DatasetRoot, config: RenderConfig) -> int:
     """Write a committed views manifest (no pixels) for every demo object of `config`."""
     stage = RenderStage(config)
     stage.prepare(root)  # the objects table, which caption planning reads
-    producer = RenderProducer(engine="CYCLES", samples=32, denoise=False, resolution=config.resolution,
-                              device="CPU", backend="NONE", devices=["CPU"], blender="5.0.1")
+    producer = RenderProducer(
+        engine="CYCLES",
+        samples=32,
+        denoise=False,
+        resolution=config.resolution,
+        device="CPU",
+        backend="NONE",
+        devices=["CPU"],
+        blender="5.0.1",
+    )
     for obj in stage.objects():
-        views = [ViewRecord(**{k: v for k, v in view.items() if k != "blender_c2w"}, width=config.resolution,
-                            height=config.resolution, coverage=0.3) for view in plan_views(obj, config)]
-        manifest = ViewsManifest(key=obj.key, normalization="unit_cube", producer=producer,
-                                 fingerprint=render_fingerprint(obj, config), views=views)
+        views = [
+            ViewRecord(
+                **{k: v for k, v in view.items() if k != "blender_c2w"},
+                width=config.resolution,
+                height=config.resolution,
+                coverage=0.3,
+            )
+            for view in plan_views(obj, config)
+        ]
+        manifest = ViewsManifest(
+            key=obj.key,
+            normalization="unit_cube",
+            producer=producer,
+            fingerprint=render_fingerprint(obj, config),
+            views=views,
+        )
         atomic_write_json(root.view_manifest(obj.key), manifest.model_dump())
     return len(stage.objects())
 
@@ -50,8 +70,13 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=20000)
     parser.add_argument("--views", type=int, default=24)
     args = parser.parse_args()
-    config = RenderConfig.model_validate({"source": {"kind": "demo", "per_category": max(1, args.objects // 10)},
-                                          "views": {"num_views": args.views}, "resolution": 512})
+    config = RenderConfig.model_validate(
+        {
+            "source": {"kind": "demo", "per_category": max(1, args.objects // 10)},
+            "views": {"num_views": args.views},
+            "resolution": 512,
+        }
+    )
     root = DatasetRoot(Path(tempfile.mkdtemp(prefix="mvcap-plan-")))
     seconds, n = timed(lambda: make_root(root, config))
     print(f"wrote {n} manifests of {args.views} views in {seconds:.1f} s")
@@ -64,10 +89,12 @@ def main() -> None:
     assert plan.summary.already_done == n and not plan.stale and not plan.todo
     assert len(caption_plan.todo) == n
     print(f"{'check':44} {'seconds':>8} {'per 100K':>9} {'ratio':>6}")
-    for name, s in (("views.json exists (before fingerprints)", exists_s),
-                    ("plan render with fingerprints", plan_s),
-                    ("plan caption with fingerprints", caption_s),
-                    ("validate every manifest in full", full_s)):
+    for name, s in (
+        ("views.json exists (before fingerprints)", exists_s),
+        ("plan render with fingerprints", plan_s),
+        ("plan caption with fingerprints", caption_s),
+        ("validate every manifest in full", full_s),
+    ):
         print(f"{name:44} {s:8.2f} {s * 100_000 / n:8.1f}s {s / exists_s:6.1f}")
 
 

@@ -25,10 +25,22 @@ import yaml
 def pipeline(path: Path, root: Path, address: str, shards: int, args) -> Path:
     config = {
         "root": str(root),
-        "render": {"source": {"kind": "demo", "per_category": args.per_category}, "views": {"num_views": args.views},
-                   "resolution": args.resolution, "samples": args.samples, "denoise": False, "device": "cpu", "workers": 1},
-        "runner": {"kind": "ray", "ray_address": address, "poll_s": 0.2, "defaults": {"cpus": 1},
-                   "stages": {"render": {"shards": shards}}},
+        "render": {
+            "source": {"kind": "demo", "per_category": args.per_category},
+            "views": {"num_views": args.views},
+            "resolution": args.resolution,
+            "samples": args.samples,
+            "denoise": False,
+            "device": "cpu",
+            "workers": 1,
+        },
+        "runner": {
+            "kind": "ray",
+            "ray_address": address,
+            "poll_s": 0.2,
+            "defaults": {"cpus": 1},
+            "stages": {"render": {"shards": shards}},
+        },
     }
     path.write_text(yaml.safe_dump(config))
     return path

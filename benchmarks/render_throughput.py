@@ -32,9 +32,22 @@ def run(settings: dict[str, str], args: argparse.Namespace, scratch: Path) -> tu
     root = scratch / "_".join(f"{k}{v}" for k, v in settings.items())
     shutil.rmtree(root, ignore_errors=True)
     command = [
-        sys.executable, "-m", "mvcap_build", "render", str(root), "--source", "demo",
-        "--per-category", "1", "--num-views", str(args.views), "--resolution", str(args.resolution),
-        "--samples", str(args.samples), "--quiet",
+        sys.executable,
+        "-m",
+        "mvcap_build",
+        "render",
+        str(root),
+        "--source",
+        "demo",
+        "--per-category",
+        "1",
+        "--num-views",
+        str(args.views),
+        "--resolution",
+        str(args.resolution),
+        "--samples",
+        str(args.samples),
+        "--quiet",
     ]
     for key, value in settings.items():
         flag = key.replace("_", "-")
@@ -56,7 +69,9 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=24)
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--runs", nargs="+", default=["device=cpu,workers=1", "device=auto,workers=1", "device=auto,workers=4"])
+    parser.add_argument(
+        "--runs", nargs="+", default=["device=cpu,workers=1", "device=auto,workers=1", "device=auto,workers=4"]
+    )
     parser.add_argument("--scratch", type=Path, default=None)
     args = parser.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="mvcap-bench-"))
@@ -66,7 +81,10 @@ def main() -> None:
         settings = dict(item.split("=", 1) for item in spec.split(","))
         rate, renderer = run(settings, args, scratch)
         baseline = baseline or rate
-        print(f"{spec:32} {rate:8.2f} {rate / baseline:6.2f}  {renderer['device']} {renderer.get('backend')} {renderer.get('devices')}", flush=True)
+        print(
+            f"{spec:32} {rate:8.2f} {rate / baseline:6.2f}  {renderer['device']} {renderer.get('backend')} {renderer.get('devices')}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

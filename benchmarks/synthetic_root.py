@@ -40,25 +40,52 @@ def blob_png(seed: int, size: int = 512) -> bytes:
     return buffer.getvalue()
 
 
-def make_root(path: Path, objects: int, views: int = 8, resolution: int = 512, distinct_images: int = 64) -> DatasetRoot:
+def make_root(
+    path: Path, objects: int, views: int = 8, resolution: int = 512, distinct_images: int = 64
+) -> DatasetRoot:
     """`objects` demo objects x `views` views, captioned; images drawn from a pool of distinct PNGs."""
     root = DatasetRoot(path).ensure_writable()
-    config = RenderConfig.model_validate({"source": {"kind": "demo", "per_category": max(1, objects // 10)},
-                                          "views": {"num_views": views}, "resolution": resolution})
+    config = RenderConfig.model_validate(
+        {
+            "source": {"kind": "demo", "per_category": max(1, objects // 10)},
+            "views": {"num_views": views},
+            "resolution": resolution,
+        }
+    )
     stage = RenderStage(config)
     stage.prepare(root)
     pool = [blob_png(seed, resolution) for seed in range(distinct_images)]
-    producer = RenderProducer(engine="CYCLES", samples=32, denoise=False, resolution=resolution,
-                              device="CPU", backend="NONE", devices=["CPU"], blender="5.0.1")
+    producer = RenderProducer(
+        engine="CYCLES",
+        samples=32,
+        denoise=False,
+        resolution=resolution,
+        device="CPU",
+        backend="NONE",
+        devices=["CPU"],
+        blender="5.0.1",
+    )
     for n, obj in enumerate(stage.objects()):
-        records = [ViewRecord(**{k: v for k, v in view.items() if k != "blender_c2w"}, width=resolution,
-                              height=resolution, coverage=0.3) for view in plan_views(obj, config)]
+        records = [
+            ViewRecord(
+                **{k: v for k, v in view.items() if k != "blender_c2w"},
+                width=resolution,
+                height=resolution,
+                coverage=0.3,
+            )
+            for view in plan_views(obj, config)
+        ]
         folder = root.view_dir(obj.key)
         folder.mkdir(parents=True, exist_ok=True)
         for i, view in enumerate(records):
             (folder / view.file).write_bytes(pool[(n * views + i) % len(pool)])
-        manifest = ViewsManifest(key=obj.key, normalization="unit_cube", producer=producer,
-                                 fingerprint=render_fingerprint(obj, config), views=records)
+        manifest = ViewsManifest(
+            key=obj.key,
+            normalization="unit_cube",
+            producer=producer,
+            fingerprint=render_fingerprint(obj, config),
+            views=records,
+        )
         atomic_write_json(root.view_manifest(obj.key), manifest.model_dump())
     caption = CaptionConfig.model_validate({"gates": {"enabled": False}})
     CaptionStage(caption, RunOptions(progress=False)).run(root)

@@ -42,8 +42,14 @@ def input_rate(export_dir: Path, images: str, samples: int) -> float:
 def trainer_rate(export_dir: Path, images: str, steps: int, work: Path) -> float:
     """Samples/s of the steps themselves: the time of a run of 1 + `steps` steps minus that of a
     1-step run (model build, data opening and the final checkpoint cancel out)."""
-    config = TrainOVTConfig(clip_model="tiny-random", objects_per_batch=8, views_per_object=4,
-                            save_every=10**6, num_workers=0, warmup_steps=0)
+    config = TrainOVTConfig(
+        clip_model="tiny-random",
+        objects_per_batch=8,
+        views_per_object=4,
+        save_every=10**6,
+        num_workers=0,
+        warmup_steps=0,
+    )
     seconds = []
     for n in (1, 1 + steps):
         start = time.perf_counter()
@@ -66,7 +72,10 @@ def main() -> None:
         print(f"{'shards':28} {'input samples/s':>16} {'trainer samples/s':>18}")
         rates = {}
         for images, name in (("original", "512 px PNG (baseline)"), ("training", "224 px JPEG")):
-            rates[images] = (input_rate(root.export_dir, images, 200), trainer_rate(root.export_dir, images, args.steps, work))
+            rates[images] = (
+                input_rate(root.export_dir, images, 200),
+                trainer_rate(root.export_dir, images, args.steps, work),
+            )
             print(f"{name:28} {rates[images][0]:16.1f} {rates[images][1]:18.1f}")
         (png_in, png_train), (jpg_in, jpg_train) = rates["original"], rates["training"]
         print(f"{'ratio JPEG / PNG':28} {jpg_in / png_in:16.2f} {jpg_train / png_train:18.2f}")

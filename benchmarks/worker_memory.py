@@ -23,17 +23,31 @@ from mvcap_build.render.workers import BlenderWorker
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=60)
-    parser.add_argument("--meshes", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "meshes")
+    parser.add_argument(
+        "--meshes", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "meshes"
+    )
     args = parser.parse_args()
-    files = sorted(p for p in args.meshes.iterdir() if p.suffix in (".glb", ".obj", ".ply", ".stl") and not p.name.startswith("empty"))
-    config = RenderConfig.model_validate({"resolution": 64, "samples": 4, "denoise": False, "device": "cpu", "views": {"num_views": 4}})
+    files = sorted(
+        p
+        for p in args.meshes.iterdir()
+        if p.suffix in (".glb", ".obj", ".ply", ".stl") and not p.name.startswith("empty")
+    )
+    config = RenderConfig.model_validate(
+        {"resolution": 64, "samples": 4, "denoise": False, "device": "cpu", "views": {"num_views": 4}}
+    )
     scratch = Path(tempfile.mkdtemp(prefix="mvcap-mem-"))
     worker = BlenderWorker(scratch / "worker.log")
     worker.start()
     process = psutil.Process(worker.process.pid)
     first = None
     for n, path in enumerate(itertools.islice(itertools.cycle(files), args.objects), start=1):
-        obj = ObjectRecord(key=f"local/{n}-{path.name}", source="local", source_id=f"{n}-{path.name}", category="x", asset={"kind": "file", "path": str(path)})
+        obj = ObjectRecord(
+            key=f"local/{n}-{path.name}",
+            source="local",
+            source_id=f"{n}-{path.name}",
+            category="x",
+            asset={"kind": "file", "path": str(path)},
+        )
         out = scratch / str(n)
         out.mkdir()
         worker.call(render_job(obj, config, out), timeout=120)

@@ -98,7 +98,12 @@ def relative_to_file(model: type[BaseModel], data: dict[str, Any], base: Path) -
             out[key] = _against(base, value)
         elif kinds["path"] and isinstance(value, list):
             out[key] = [_against(base, v) if isinstance(v, str) else v for v in value]
-        elif kinds["maybe"] and isinstance(value, str) and not Path(value).expanduser().is_absolute() and (base / value).exists():
+        elif (
+            kinds["maybe"]
+            and isinstance(value, str)
+            and not Path(value).expanduser().is_absolute()
+            and (base / value).exists()
+        ):
             out[key] = os.path.normpath(base / value)
     return out
 
@@ -115,7 +120,11 @@ def _field_kinds(model: type[BaseModel], key: str) -> dict[str, Any]:
     kinds: dict[str, Any] = {"path": False, "maybe": False, "models": []}
     if field is None:
         return kinds
-    kinds["maybe"] = bool(field.json_schema_extra and isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("path_if_exists"))
+    kinds["maybe"] = bool(
+        field.json_schema_extra
+        and isinstance(field.json_schema_extra, dict)
+        and field.json_schema_extra.get("path_if_exists")
+    )
     stack = [field.annotation]
     while stack:
         annotation = stack.pop()

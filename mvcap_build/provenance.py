@@ -14,8 +14,22 @@ from pathlib import Path
 from typing import Any
 
 # Read from the installed distributions' metadata: nothing here is imported (no torch, no bpy).
-PACKAGES = ("bpy", "torch", "transformers", "vllm", "peft", "accelerate", "datasets", "pyarrow",
-            "huggingface_hub", "pillow", "numpy", "pydantic", "submitit", "ray")
+PACKAGES = (
+    "bpy",
+    "torch",
+    "transformers",
+    "vllm",
+    "peft",
+    "accelerate",
+    "datasets",
+    "pyarrow",
+    "huggingface_hub",
+    "pillow",
+    "numpy",
+    "pydantic",
+    "submitit",
+    "ray",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,7 +58,9 @@ def _git_state(source: Path) -> dict[str, Any] | None:
         return None
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}

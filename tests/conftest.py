@@ -52,7 +52,9 @@ def pixels(path) -> np.ndarray:
 def assert_same_pixels(a: np.ndarray, b: np.ndarray, what: str) -> None:
     difference = np.abs(a - b)
     assert difference.max() <= PIXEL_TOLERANCE_LEVELS, f"{what}: a value differs by {difference.max()} levels"
-    assert (difference > 0).mean() <= PIXEL_TOLERANCE_FRACTION, f"{what}: {(difference > 0).mean():.2%} of values differ"
+    assert (difference > 0).mean() <= PIXEL_TOLERANCE_FRACTION, (
+        f"{what}: {(difference > 0).mean():.2%} of values differ"
+    )
 
 
 def render(root, settings, *, shard: int = 0, num_shards: int = 1, redo: str = "none", retry_failed: bool = False):
@@ -68,7 +70,16 @@ def render(root, settings, *, shard: int = 0, num_shards: int = 1, redo: str = "
     return RenderStage(config, options).run(root.ensure_writable(), shard, num_shards)
 
 
-def caption(root, settings=None, *, backend=None, shard: int = 0, num_shards: int = 1, redo: str = "none", retry_failed: bool = False):
+def caption(
+    root,
+    settings=None,
+    *,
+    backend=None,
+    shard: int = 0,
+    num_shards: int = 1,
+    redo: str = "none",
+    retry_failed: bool = False,
+):
     """Run the caption stage (template backend unless `settings` say otherwise); return its Summary."""
     from mvcap_build.caption.config import CaptionConfig
     from mvcap_build.caption.stage import CaptionStage
@@ -88,7 +99,9 @@ def export(root, **settings):
     from mvcap_build.export.stage import ExportStage
     from mvcap_build.pipeline.stage import RunOptions
 
-    return ExportStage(ExportConfig(**settings), RunOptions(progress=False)).run(root if isinstance(root, DatasetRoot) else DatasetRoot(root))
+    return ExportStage(ExportConfig(**settings), RunOptions(progress=False)).run(
+        root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    )
 
 
 def load_export(export_dir: Path):

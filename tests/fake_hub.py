@@ -206,8 +206,16 @@ class FakeHub:
         repo.branches[revision] = files
         self.commits.append(Commit(repo_id, revision, header.get("summary", ""), added, deleted, regular_bytes))
         oid = hashlib.sha1(f"{repo_id}@{len(self.commits)}".encode()).hexdigest()
-        return 200, {"commitUrl": f"{self.url}/datasets/{repo_id}/commit/{oid}", "commitOid": oid,
-                     "pullRequestUrl": None, "success": True}, {}
+        return (
+            200,
+            {
+                "commitUrl": f"{self.url}/datasets/{repo_id}/commit/{oid}",
+                "commitOid": oid,
+                "pullRequestUrl": None,
+                "success": True,
+            },
+            {},
+        )
 
     def take_commit_failure(self) -> str | None:
         with self._lock:
@@ -308,7 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- endpoints ----------------------------------------------------------------------------
     def whoami(self) -> None:
-        self._send(200, {"type": "user", "name": USER, "auth": {"accessToken": {"displayName": "test", "role": "write"}}})
+        self._send(
+            200, {"type": "user", "name": USER, "auth": {"accessToken": {"displayName": "test", "role": "write"}}}
+        )
 
     def create_repo(self) -> None:
         status, payload = self.hub.create_repo(self._json())
@@ -346,11 +356,16 @@ class _Handler(BaseHTTPRequestHandler):
         for file_path, entry in sorted(branch.items()):
             if not file_path.startswith(prefix):
                 continue
-            parts = file_path[len(prefix):].split("/")
+            parts = file_path[len(prefix) :].split("/")
             for depth in range(1, len(parts)):  # the folders on the way
                 if recursive or depth == 1:
                     folder = prefix + "/".join(parts[:depth])
-                    items[folder] = {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0, "path": folder}
+                    items[folder] = {
+                        "type": "directory",
+                        "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                        "size": 0,
+                        "path": folder,
+                    }
             if recursive or len(parts) == 1:
                 items[file_path] = entry.tree_item(file_path)
         if path and not items:
@@ -374,8 +389,14 @@ class _Handler(BaseHTTPRequestHandler):
             sample = base64.b64decode(file["sample"])
             lfs = stored_as_lfs(file["path"], file["size"]) or b"\0" in sample  # binary content goes to LFS too
             remote = branch.get(file["path"])
-            answers.append({"path": file["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                            "oid": remote.preupload_oid() if remote else None})
+            answers.append(
+                {
+                    "path": file["path"],
+                    "uploadMode": "lfs" if lfs else "regular",
+                    "shouldIgnore": False,
+                    "oid": remote.preupload_oid() if remote else None,
+                }
+            )
         self._send(200, {"files": answers, "commitOid": "0" * 40})
 
     def commit(self, repo: str, rev: str) -> None:

@@ -16,9 +16,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from PIL import Image
-
 from conftest import REPO, assert_same_pixels, tiny_render
+from PIL import Image
 
 # Enough objects that a shard holds several, and views slow enough (96 px, 16 samples, 8 views:
 # about half a second an object here) that a kill lands between two of a shard's objects.
@@ -34,8 +33,16 @@ def demo_pipeline(path: Path, root: Path, runner: dict, *, slow: bool = False, *
         "render": render,
         "caption": {"backend": "template"},
         "export": {"name": "launch-test", "rows_per_parquet": 20},
-        "train_ovt": {"clip_model": "tiny-random", "objects_per_batch": 2, "views_per_object": 2, "hard_views": 1,
-                      "max_steps": 2, "save_every": 2, "log_every": 1, "num_workers": 0},
+        "train_ovt": {
+            "clip_model": "tiny-random",
+            "objects_per_batch": 2,
+            "views_per_object": 2,
+            "hard_views": 1,
+            "max_steps": 2,
+            "save_every": 2,
+            "log_every": 1,
+            "num_workers": 0,
+        },
         "runner": runner,
         **sections,
     }
@@ -48,13 +55,24 @@ def shards(render: int = 3, caption: int = 2, **extra) -> dict:
 
 
 def mvcap(*args: str, env: dict | None = None, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mvcap_build", *args], capture_output=True, text=True,
-                          env=(os.environ | (env or {})), timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "mvcap_build", *args],
+        capture_output=True,
+        text=True,
+        env=(os.environ | (env or {})),
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def mvcap_background(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mvcap_build", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=(os.environ | (env or {})))
+    return subprocess.Popen(
+        [sys.executable, "-m", "mvcap_build", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=(os.environ | (env or {})),
+    )
 
 
 def committed_views(root: Path) -> set[str]:
@@ -74,7 +92,9 @@ def wait_for(condition, timeout: float = 300, every: float = 0.02, what: str = "
 def assert_same_root(reference: Path, root: Path) -> None:
     """Equal as `mvcap build` made it: objects, views (pixels within the Cycles tolerance),
     captions, metadata and the Parquet rows byte for byte, images by pixels."""
-    assert sorted(p.name for p in (root / "objects").iterdir()) == sorted(p.name for p in (reference / "objects").iterdir())
+    assert sorted(p.name for p in (root / "objects").iterdir()) == sorted(
+        p.name for p in (reference / "objects").iterdir()
+    )
     for table in (reference / "objects").iterdir():
         assert (root / "objects" / table.name).read_bytes() == table.read_bytes()
     ref_views = sorted(p.relative_to(reference) for p in (reference / "views").rglob("*") if p.is_file())

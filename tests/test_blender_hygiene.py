@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import numpy as np
+from conftest import render, tiny_render
 from PIL import Image
 
-from conftest import render, tiny_render
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_views_manifest
 
 

@@ -94,7 +94,13 @@ def test_framing_settings_are_in_the_render_fingerprint():
     from mvcap_build.render.config import RenderConfig
     from mvcap_build.render.fingerprint import render_fingerprint
 
-    obj = ObjectRecord(key="demo/a", source="demo", source_id="a", category="x", asset={"kind": "procedural", "builder": "mug", "seed": 1})
+    obj = ObjectRecord(
+        key="demo/a",
+        source="demo",
+        source_id="a",
+        category="x",
+        asset={"kind": "procedural", "builder": "mug", "seed": 1},
+    )
     base = render_fingerprint(obj, RenderConfig())
     assert render_fingerprint(obj, RenderConfig(views={"margin": 1.2})).digest != base.digest
     assert render_fingerprint(obj, RenderConfig(views={"framing": "fixed"})).digest != base.digest

@@ -12,8 +12,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import caption, render, tiny_render
+
 from mvcap_build.caption.backends.base import CaptionResult
 from mvcap_build.caption.config import GatesConfig
 from mvcap_build.caption.gates import DuplicateWatch, Gates, names_category
@@ -126,15 +126,24 @@ def test_a_killed_caption_run_resumes_to_the_same_captions(tmp_path):
 
     model = build_tiny_llava(tmp_path / "tiny-llava")
     reference = tmp_path / "reference"
-    demo = {"kind": "demo", "categories": ["chair", "table", "mug", "car", "lamp", "sofa", "stool", "bottle"], "per_category": 1}
+    demo = {
+        "kind": "demo",
+        "categories": ["chair", "table", "mug", "car", "lamp", "sofa", "stool", "bottle"],
+        "per_category": 1,
+    }
     assert render(reference, tiny_render(source=demo, views={"num_views": 3})).done == 8
     killed = tmp_path / "killed"
     shutil.copytree(reference, killed)
     args = ["--model", str(model), "--max-new-tokens", "24", "--batch-size", "1", "--no-gates", "--quiet"]
-    run = lambda root: subprocess.run([sys.executable, "-m", "mvcap_build", "caption", str(root), *args], capture_output=True, text=True)  # noqa: E731
+    run = lambda root: subprocess.run(
+        [sys.executable, "-m", "mvcap_build", "caption", str(root), *args], capture_output=True, text=True
+    )  # noqa: E731
     assert run(reference).returncode in (0, 1)
-    process = subprocess.Popen([sys.executable, "-m", "mvcap_build", "caption", str(killed), *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mvcap_build", "caption", str(killed), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if len(list((killed / "captions").glob("*/*.json"))) >= 2:
@@ -147,9 +156,15 @@ def test_a_killed_caption_run_resumes_to_the_same_captions(tmp_path):
     assert run(killed).returncode in (0, 1)
 
     def captions(root):
-        return {p.name: [r["caption"] for r in json.loads(p.read_text())["rows"]] for p in (root / "captions").glob("*/*.json")}
+        return {
+            p.name: [r["caption"] for r in json.loads(p.read_text())["rows"]]
+            for p in (root / "captions").glob("*/*.json")
+        }
 
-    assert captions(killed) == captions(reference) and len(captions(reference)) + len(list((reference / "failures").rglob("*.json"))) == 8
+    assert (
+        captions(killed) == captions(reference)
+        and len(captions(reference)) + len(list((reference / "failures").rglob("*.json"))) == 8
+    )
     assert not list(killed.rglob(".tmp-*"))
 
 
@@ -159,7 +174,10 @@ class _Unguided:
     name, model_id = "hf", "unguided"
 
     def caption(self, requests):
-        return [CaptionResult.ok(f"Something with {['round', 'square', 'tall', 'flat'][r.view_index % 4]} parts.") for r in requests]
+        return [
+            CaptionResult.ok(f"Something with {['round', 'square', 'tall', 'flat'][r.view_index % 4]} parts.")
+            for r in requests
+        ]
 
 
 def test_caption_report_compares_two_caption_runs(captioned_root, copy_of, tmp_path):
@@ -169,8 +187,22 @@ def test_caption_report_compares_two_caption_runs(captioned_root, copy_of, tmp_p
     shutil.rmtree(plain.path / "captions")
     caption(plain, {"prompt": "plain", "gates": {"enabled": False}}, backend=_Unguided())
     env = {k: v for k, v in os.environ.items() if "DISABLE_PROGRESS_BARS" not in k}  # as a user's shell has it
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", "caption-report", str(guided.path), "--compare", str(plain.path),
-                             "-o", str(tmp_path / "report.json")], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mvcap_build",
+            "caption-report",
+            str(guided.path),
+            "--compare",
+            str(plain.path),
+            "-o",
+            str(tmp_path / "report.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     ours, theirs = json.loads((tmp_path / "report.json").read_text())
     assert (ours["objects"], ours["views"], ours["naming_category"]) == (3, 12, 1.0)

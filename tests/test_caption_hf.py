@@ -54,9 +54,7 @@ def requests(tmp_path_factory: pytest.TempPathFactory) -> list[CaptionRequest]:
         path = folder / f"{index:03d}.png"
         image.save(path)
         result.append(
-            CaptionRequest(
-                key=f"test/obj{index}", view_index=index, image_path=path, prompt=prompt, category="chair"
-            )
+            CaptionRequest(key=f"test/obj{index}", view_index=index, image_path=path, prompt=prompt, category="chair")
         )
     return result
 
@@ -111,9 +109,7 @@ def test_captions_match_unbatched_reference(
     assert captions == [_reference_caption(tiny_llava, request) for request in requests]
 
 
-def test_chunking_does_not_change_output(
-    backend: HFBackend, requests: list[CaptionRequest], tiny_llava: Path
-) -> None:
+def test_chunking_does_not_change_output(backend: HFBackend, requests: list[CaptionRequest], tiny_llava: Path) -> None:
     whole = _texts(backend.caption(requests))
     by_two = HFBackend(HFBackendConfig(model=str(tiny_llava), max_new_tokens=MAX_NEW_TOKENS, batch_size=2))
     chunked = by_two.caption(requests)

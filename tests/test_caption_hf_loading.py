@@ -256,14 +256,17 @@ def test_model_revision_of_a_local_folder_follows_its_config(tiny_llava: Path, t
     assert revision() != changed  # the weights' sizes count too
 
 
-
 def _mvcap(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", *args], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "mvcap_build", *args], env=env, capture_output=True, text=True, timeout=300
+    )
     return result, time.monotonic() - start
 
 
-def test_caption_command_with_an_unreachable_model_fails_within_seconds(captioned_root: Path, copy_of, tmp_path: Path) -> None:
+def test_caption_command_with_an_unreachable_model_fails_within_seconds(
+    captioned_root: Path, copy_of, tmp_path: Path
+) -> None:
     """The issue's case end to end: `mvcap caption ROOT --model <not cached>` without network."""
     root = copy_of(captioned_root)
     runs_before = sorted((root / "runs").iterdir())
@@ -276,13 +279,17 @@ def test_caption_command_with_an_unreachable_model_fails_within_seconds(captione
     assert sorted((root / "runs").iterdir()) == runs_before  # the run never started
 
 
-def test_caption_command_uses_the_cached_model_and_records_its_commit(tiny_llava: Path, captioned_root: Path, copy_of, tmp_path: Path) -> None:
+def test_caption_command_uses_the_cached_model_and_records_its_commit(
+    tiny_llava: Path, captioned_root: Path, copy_of, tmp_path: Path
+) -> None:
     root = copy_of(captioned_root)
     shutil.rmtree(root / "captions")
     hf_home = tmp_path / "hf-home"
     _lay_out_as_hub_cache(tiny_llava, hf_home, TINY_ID, COMMIT)
     env = _child_env(hf_home, f"http://127.0.0.1:{_closed_port()}")
-    result, _ = _mvcap(["caption", str(root), "--model", TINY_ID, "--max-new-tokens", "4", "--no-gates", "--quiet"], env)
+    result, _ = _mvcap(
+        ["caption", str(root), "--model", TINY_ID, "--max-new-tokens", "4", "--no-gates", "--quiet"], env
+    )
     assert result.returncode in (0, 1), result.stderr  # 1 only if the random model said nothing at all
     manifests = [json.loads(p.read_text()) for p in (root / "captions").rglob("*.json")]
     assert manifests, result.stdout + result.stderr

@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import caption
 from PIL import Image, ImageDraw
 
-from conftest import caption
 from mvcap_build.caption.backends.base import CaptionRequest
 from mvcap_build.caption.backends.openai import OpenAIBackend, OpenAIBackendError
 from mvcap_build.caption.config import OpenAIBackendConfig
@@ -137,7 +137,11 @@ class FakeVLM:
             return None
         self._stop.wait(self.answer_delay_s)
         image = self._check_image(url)
-        _send(handler, 200, {"choices": [{"message": {"role": "assistant", "content": f"  {server_caption(text, image)}\n"}}]})
+        _send(
+            handler,
+            200,
+            {"choices": [{"message": {"role": "assistant", "content": f"  {server_caption(text, image)}\n"}}]},
+        )
 
     def _check_image(self, url: str) -> Image.Image:
         """Decode the data URL and note whatever a real model would have been wrong to get."""
@@ -210,7 +214,11 @@ def make_requests(folder: Path, count: int) -> list[CaptionRequest]:
         path = folder / f"{index:03d}.png"
         image.save(path)
         key, view = f"test/obj{index // 4}", index % 4
-        result.append(CaptionRequest(key=key, view_index=view, image_path=path, prompt=f"Describe thing {index}.", category="thing"))
+        result.append(
+            CaptionRequest(
+                key=key, view_index=view, image_path=path, prompt=f"Describe thing {index}.", category="thing"
+            )
+        )
     return result
 
 
@@ -255,7 +263,9 @@ def test_batch_comes_back_in_order_with_bounded_concurrency(server, tmp_path):
 def test_png_images_at_their_own_max_side(server, tmp_path):
     server.expected_format, server.expected_max_side = "PNG", 40
     results = make_backend(server, image_format="png", image_max_side=40).caption(make_requests(tmp_path, 2))
-    assert [r.text for r in results] == [f"A {c} thing (40x27) for 'Describe thing {i}.'." for i, c in enumerate(["red", "green"])]
+    assert [r.text for r in results] == [
+        f"A {c} thing (40x27) for 'Describe thing {i}.'." for i, c in enumerate(["red", "green"])
+    ]
 
 
 def test_429_and_500_are_retried_honouring_retry_after(server, tmp_path):
@@ -351,14 +361,19 @@ def test_a_closed_port_stops_the_run_quickly(tmp_path):
     config = OpenAIBackendConfig(model="fake-vlm", base_url=url, retries=2, backoff_s=0.05, max_concurrency=4)
     backend = OpenAIBackend(config)
     started = time.monotonic()
-    with pytest.raises(EnvironmentBroken, match=rf"cannot reach {url} after 3 attempts.*start the server or set base_url/OPENAI_BASE_URL"):
+    with pytest.raises(
+        EnvironmentBroken,
+        match=rf"cannot reach {url} after 3 attempts.*start the server or set base_url/OPENAI_BASE_URL",
+    ):
         backend.caption(make_requests(tmp_path, 8))
     assert time.monotonic() - started < 3
 
 
 def test_an_unknown_model_or_endpoint_stops_the_run(server, tmp_path):
     wrong_root = server.url.removesuffix("/v1")  # the usual mistake: base_url without /v1
-    with pytest.raises(OpenAIBackendError, match="no model 'fake-vlm' or no chat-completions endpoint.*usually ending in /v1"):
+    with pytest.raises(
+        OpenAIBackendError, match="no model 'fake-vlm' or no chat-completions endpoint.*usually ending in /v1"
+    ):
         make_backend(server, base_url=wrong_root).caption(make_requests(tmp_path, 2))
 
 
@@ -388,7 +403,9 @@ def test_identity_names_the_server_without_key_or_request(monkeypatch):
     }
     monkeypatch.setenv("OPENAI_BASE_URL", "http://gpu-box:8000/v1/")
     assert OpenAIBackend.identity(config)["server"] == "http://gpu-box:8000/v1"
-    assert OpenAIBackend.identity(config.model_copy(update={"base_url": "http://other/v1"}))["server"] == "http://other/v1"
+    assert (
+        OpenAIBackend.identity(config.model_copy(update={"base_url": "http://other/v1"}))["server"] == "http://other/v1"
+    )
     assert "sk-never-in-identity" not in json.dumps(OpenAIBackend.identity(config))
 
 

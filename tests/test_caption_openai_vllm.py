@@ -135,21 +135,33 @@ class VLLMServe:
             log.write(f"\n==== start on port {self.port} ====\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO, start_new_session=True
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=REPO,
+                start_new_session=True,
             )
         deadline = started + START_TIMEOUT_S
         while True:
             if self.process.poll() is not None:
-                pytest.fail(f"vllm serve exited with {self.process.returncode} while starting; log {self.log_path}:\n{self.log_tail()}")
+                pytest.fail(
+                    f"vllm serve exited with {self.process.returncode} while starting; log {self.log_path}:\n{self.log_tail()}"
+                )
             try:
-                answer = requests_lib.get(f"{self.url}/models", headers={"Authorization": f"Bearer {SERVER_KEY}"}, timeout=2)
+                answer = requests_lib.get(
+                    f"{self.url}/models", headers={"Authorization": f"Bearer {SERVER_KEY}"}, timeout=2
+                )
                 if answer.status_code == 200:
                     break
             except requests_lib.RequestException:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                pytest.fail(f"vllm serve did not answer /v1/models within {START_TIMEOUT_S:g} s; log {self.log_path}:\n{self.log_tail()}")
+                pytest.fail(
+                    f"vllm serve did not answer /v1/models within {START_TIMEOUT_S:g} s; log {self.log_path}:\n{self.log_tail()}"
+                )
             time.sleep(0.25)
         self.started_s.append(time.monotonic() - started)
         print(f"\nvllm serve on port {self.port} answered /v1/models after {self.started_s[-1]:.1f} s")
@@ -223,7 +235,9 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> list[CaptionRequest]:
             draw.rectangle((10, 4 + 3 * index, 60, 40 + 2 * index), fill=colour + (160,))
         path = folder / f"{index:03d}.png"
         image.save(path)
-        result.append(CaptionRequest(key=f"test/obj{index}", view_index=index, image_path=path, prompt=prompt, category="chair"))
+        result.append(
+            CaptionRequest(key=f"test/obj{index}", view_index=index, image_path=path, prompt=prompt, category="chair")
+        )
     return result
 
 
@@ -235,7 +249,15 @@ def backend(server: VLLMServe, **overrides) -> OpenAIBackend:
 def message(request: CaptionRequest) -> list[dict]:
     """The messages the backend sends for one request (PNG: lossless, as the hf backend reads it)."""
     data_url = encode_image(request.image_path, 512, "png")
-    return [{"role": "user", "content": [{"type": "text", "text": request.prompt}, {"type": "image_url", "image_url": {"url": data_url}}]}]
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": request.prompt},
+                {"type": "image_url", "image_url": {"url": data_url}},
+            ],
+        }
+    ]
 
 
 def settled(text: str) -> str:
@@ -262,8 +284,15 @@ def test_openai_backend_captions_from_vllm_serve_against_hf(server, views, tiny_
     headers = {"Authorization": f"Bearer {SERVER_KEY}"}
     bos = hf._processor.tokenizer.bos_token_id
     for request in views:
-        with Image.open(io.BytesIO(base64.b64decode(encode_image(request.image_path, 512, "png").split(",", 1)[1]))) as sent:
-            hf_ids = [int(i) for i in hf._processor(images=[sent.convert("RGB")], text=[hf.format_prompt(request.prompt)])["input_ids"][0]]
+        with Image.open(
+            io.BytesIO(base64.b64decode(encode_image(request.image_path, 512, "png").split(",", 1)[1]))
+        ) as sent:
+            hf_ids = [
+                int(i)
+                for i in hf._processor(images=[sent.convert("RGB")], text=[hf.format_prompt(request.prompt)])[
+                    "input_ids"
+                ][0]
+            ]
         answer = requests_lib.post(
             f"http://127.0.0.1:{server.port}/tokenize",
             headers=headers,
@@ -276,7 +305,13 @@ def test_openai_backend_captions_from_vllm_serve_against_hf(server, views, tiny_
     # With BOS added (vLLM's extension field), the server's greedy captions are hf's.
     with_bos = []
     for request in views:
-        body = {"model": MODEL_NAME, "messages": message(request), "max_tokens": MAX_NEW_TOKENS, "temperature": 0, "add_special_tokens": True}
+        body = {
+            "model": MODEL_NAME,
+            "messages": message(request),
+            "max_tokens": MAX_NEW_TOKENS,
+            "temperature": 0,
+            "add_special_tokens": True,
+        }
         answer = requests_lib.post(f"{server.url}/chat/completions", headers=headers, json=body, timeout=30)
         assert answer.status_code == 200, answer.text
         with_bos.append(answer.json()["choices"][0]["message"]["content"])

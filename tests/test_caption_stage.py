@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import caption, render, tiny_render
+
 from mvcap_build.caption.backends.base import CaptionResult
 from mvcap_build.caption.prompts import PromptError, load_prompt
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_caption_manifest, read_objects, read_views_manifest
@@ -68,7 +68,11 @@ def test_rerun_does_nothing(captioned_root, copy_of):
 def test_hf_backend_through_the_stage(captioned_root, copy_of, tiny_llava):
     root = _uncaptioned(copy_of, captioned_root)
     # A random model names nothing: the gates are off here, the plumbing is what is tested.
-    settings = {"prompt": "plain", "backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 5, "max_new_tokens": 8}, "gates": {"enabled": False}}
+    settings = {
+        "prompt": "plain",
+        "backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 5, "max_new_tokens": 8},
+        "gates": {"enabled": False},
+    }
     summary = caption(root, settings)
     assert summary.done + sum(summary.failed.values()) == 3
     for path in root.caption_manifests():
@@ -86,7 +90,10 @@ def test_one_unreadable_view_fails_its_object_only(captioned_root, copy_of, tiny
     root = _uncaptioned(copy_of, captioned_root)
     broken = root.view_dir("demo/mug-000") / "002.png"
     broken.write_bytes(broken.read_bytes()[:40])
-    settings = {"backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 12, "max_new_tokens": 4}, "gates": {"enabled": False}}
+    settings = {
+        "backend": {"kind": "hf", "model": str(tiny_llava), "batch_size": 12, "max_new_tokens": 4},
+        "gates": {"enabled": False},
+    }
     summary = caption(root, settings)
     assert summary.failed["unreadable_image"] == 1
     entry = FailureLedger(root, "caption").get("demo/mug-000")
@@ -118,7 +125,11 @@ def test_changed_prompt_stops_and_redo_stale_redoes_exactly_the_stale(captioned_
     before = {p: p.read_bytes() for p in root.caption_manifests()}
     with pytest.raises(StaleUnitsError) as stopped:
         caption(root, {"prompt": "plain"})
-    assert "3 of 3 objects" in str(stopped.value) and "prompt" in str(stopped.value) and "--redo stale" in str(stopped.value)
+    assert (
+        "3 of 3 objects" in str(stopped.value)
+        and "prompt" in str(stopped.value)
+        and "--redo stale" in str(stopped.value)
+    )
     assert {p: p.read_bytes() for p in root.caption_manifests()} == before  # nothing was touched
     assert len(root.run_configs("caption")) == 1  # the refused run never started: no run config
     # One object made with the new prompt already: only the two others are stale.
@@ -148,7 +159,9 @@ def test_model_without_backend_runs_the_hf_backend(captioned_root, copy_of, tiny
 
     root = _uncaptioned(copy_of, captioned_root)
     env = {k: v for k, v in os.environ.items() if "DISABLE_PROGRESS_BARS" not in k}  # as a user's shell has it
-    result = mvcap("caption", str(root.path), "--model", str(tiny_llava), "--max-new-tokens", "4", "--no-gates", "--quiet", env=env)
+    result = mvcap(
+        "caption", str(root.path), "--model", str(tiny_llava), "--max-new-tokens", "4", "--no-gates", "--quiet", env=env
+    )
     assert result.returncode in (0, 1), result.stderr  # 1 only if the random model said nothing at all
     rows = [row for path in root.caption_manifests() for row in read_caption_manifest(path).rows]
     assert rows and {(r.backend, r.model) for r in rows} == {("hf", str(tiny_llava))}
@@ -168,7 +181,7 @@ def test_another_model_stops_before_loading_it(captioned_root, copy_of, tiny_lla
     settings = {"backend": {"kind": "hf", "model": str(tiny_llava), "max_new_tokens": 4}, "gates": {"enabled": False}}
     with pytest.raises(StaleUnitsError) as stopped:
         caption(root, settings)
-    assert "backend: \"template\" -> \"hf\"" in str(stopped.value) and f"-> \"{tiny_llava}\"" in str(stopped.value)
+    assert 'backend: "template" -> "hf"' in str(stopped.value) and f'-> "{tiny_llava}"' in str(stopped.value)
     summary = caption(root, settings, redo="stale")
     assert summary.done + sum(summary.failed.values()) == 3 and summary.redone == summary.done
     # A redo that failed (a random model may say nothing) removes the stale captions it replaced.
@@ -183,4 +196,8 @@ def test_model_flag_keeps_a_model_backend_and_replaces_only_the_template():
     assert apply_backend_flags({}, None, "m", {})["backend"] == {"kind": "hf", "model": "m"}
     assert apply_backend_flags({"backend": "template"}, None, "m", {})["backend"] == {"kind": "hf", "model": "m"}
     for kind in ("vllm", "openai"):  # a file's model backend stays; the flag only names the model
-        assert apply_backend_flags({"backend": {"kind": kind, "batch_size": 4}}, None, "m", {})["backend"] == {"kind": kind, "batch_size": 4, "model": "m"}
+        assert apply_backend_flags({"backend": {"kind": kind, "batch_size": 4}}, None, "m", {})["backend"] == {
+            "kind": kind,
+            "batch_size": 4,
+            "model": "m",
+        }

@@ -49,7 +49,7 @@ HEAVY = ("vllm", "torch", "transformers")
 # Runs in .venv-vllm: the backend built from its config as the caption stage builds it, with the
 # settings that make vLLM on CPU match transformers exactly (float32, eager). vLLM logs to stdout,
 # so the answer goes to a file.
-CHILD_SCRIPT = '''
+CHILD_SCRIPT = """
 import json
 import sys
 from pathlib import Path
@@ -80,7 +80,7 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def vllm_python() -> Path:
@@ -92,8 +92,12 @@ def vllm_python() -> Path:
 
 def run_in_vllm_env(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    process = subprocess.run([str(vllm_python()), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
-    assert process.returncode == 0, f"{args[:3]} failed ({process.returncode}):\n{process.stdout[-4000:]}\n{process.stderr[-6000:]}"
+    process = subprocess.run(
+        [str(vllm_python()), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+    )
+    assert process.returncode == 0, (
+        f"{args[:3]} failed ({process.returncode}):\n{process.stdout[-4000:]}\n{process.stderr[-6000:]}"
+    )
     return process
 
 
@@ -120,7 +124,9 @@ def requests(tmp_path_factory: pytest.TempPathFactory) -> list[CaptionRequest]:
             else:
                 draw.rectangle((10, 4 + 3 * index, 60, 40 + 2 * index), fill=colour + (160,))
             image.save(path)
-        result.append(CaptionRequest(key=f"test/obj{index}", view_index=index, image_path=path, prompt=prompt, category="chair"))
+        result.append(
+            CaptionRequest(key=f"test/obj{index}", view_index=index, image_path=path, prompt=prompt, category="chair")
+        )
     return result
 
 
@@ -133,7 +139,9 @@ def hf_results(tiny_llava: Path, requests: list[CaptionRequest]):
 
 def vllm_config(model: Path) -> VLLMBackendConfig:
     # batch_size 2: five requests take three engine calls, one holding the unreadable image.
-    return VLLMBackendConfig(model=str(model), dtype="float32", enforce_eager=True, max_new_tokens=MAX_NEW_TOKENS, batch_size=2)
+    return VLLMBackendConfig(
+        model=str(model), dtype="float32", enforce_eager=True, max_new_tokens=MAX_NEW_TOKENS, batch_size=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +157,13 @@ def vllm_answer(tiny_llava: Path, requests: list[CaptionRequest], tmp_path_facto
                 "heavy": HEAVY,
                 "unreadable": UNREADABLE,
                 "requests": [
-                    {"key": r.key, "view_index": r.view_index, "image_path": str(r.image_path), "prompt": r.prompt, "category": r.category}
+                    {
+                        "key": r.key,
+                        "view_index": r.view_index,
+                        "image_path": str(r.image_path),
+                        "prompt": r.prompt,
+                        "category": r.category,
+                    }
                     for r in requests
                 ],
             }
@@ -202,11 +216,15 @@ def test_identity_needs_no_vllm_torch_or_transformers(vllm_answer, tiny_llava):
         "alias = VLLMBackend.identity(VLLMBackendConfig(model='llava', revision='0123456789abcdef0123456789abcdef01234567'))\n"
         f"print(json.dumps([local, alias, sorted(m for m in {HEAVY!r} if m in sys.modules)]))\n"
     )
-    output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     local, alias, heavy = json.loads(output.strip().splitlines()[-1])
     assert heavy == []
     assert local == identity
-    assert alias["model"] == "llava-hf/llava-1.5-7b-hf" and alias["revision"] == "0123456789abcdef0123456789abcdef01234567"
+    assert (
+        alias["model"] == "llava-hf/llava-1.5-7b-hf" and alias["revision"] == "0123456789abcdef0123456789abcdef01234567"
+    )
 
 
 def test_without_vllm_the_backend_says_how_to_get_it(tiny_llava, monkeypatch):
@@ -219,9 +237,15 @@ def test_without_vllm_the_backend_says_how_to_get_it(tiny_llava, monkeypatch):
 
 
 def test_config_validates_and_maps_the_alias():
-    config = CaptionConfig.model_validate({"backend": {"kind": "vllm", "model": "llava", "batch_size": 64, "image_max_side": 336}})
+    config = CaptionConfig.model_validate(
+        {"backend": {"kind": "vllm", "model": "llava", "batch_size": 64, "image_max_side": 336}}
+    )
     assert isinstance(config.backend, VLLMBackendConfig)
-    assert (config.backend.batch_size, config.backend.max_new_tokens, config.backend.tensor_parallel_size) == (64, 77, 1)
+    assert (config.backend.batch_size, config.backend.max_new_tokens, config.backend.tensor_parallel_size) == (
+        64,
+        77,
+        1,
+    )
     assert resolve_model(config.backend.model) == "llava-hf/llava-1.5-7b-hf"
     with pytest.raises(ValueError):
         CaptionConfig.model_validate({"backend": {"kind": "vllm", "device": "cuda"}})  # an hf setting
@@ -239,16 +263,35 @@ def test_mvcap_caption_cli_in_the_vllm_env(captioned_root, copy_of, tiny_llava, 
     gates = {"gates": {"enabled": False}} if "gates" in CaptionConfig.model_fields else {}  # random text fails them
     config = tmp_path / "caption.yaml"
     config.write_text(
-        json.dumps({"backend": {"kind": "vllm", "dtype": "float32", "enforce_eager": True, "max_new_tokens": 8}, **gates})
+        json.dumps(
+            {"backend": {"kind": "vllm", "dtype": "float32", "enforce_eager": True, "max_new_tokens": 8}, **gates}
+        )
     )
     run_in_vllm_env(
-        ["-m", "mvcap_build", "caption", str(roots["vllm"]), "--backend", "vllm", "--model", str(tiny_llava), "--config", str(config), "--quiet"]
+        [
+            "-m",
+            "mvcap_build",
+            "caption",
+            str(roots["vllm"]),
+            "--backend",
+            "vllm",
+            "--model",
+            str(tiny_llava),
+            "--config",
+            str(config),
+            "--quiet",
+        ]
     )
-    caption(roots["hf"], {"backend": {"kind": "hf", "model": str(tiny_llava), "dtype": "float32", "max_new_tokens": 8}, **gates})
+    caption(
+        roots["hf"],
+        {"backend": {"kind": "hf", "model": str(tiny_llava), "dtype": "float32", "max_new_tokens": 8}, **gates},
+    )
 
     manifests = {name: sorted(DatasetRoot(root).caption_manifests()) for name, root in roots.items()}
     assert len(manifests["vllm"]) == 3
-    assert [p.relative_to(roots["vllm"]) for p in manifests["vllm"]] == [p.relative_to(roots["hf"]) for p in manifests["hf"]]
+    assert [p.relative_to(roots["vllm"]) for p in manifests["vllm"]] == [
+        p.relative_to(roots["hf"]) for p in manifests["hf"]
+    ]
     for vllm_path, hf_path in zip(manifests["vllm"], manifests["hf"], strict=True):
         vllm_manifest, hf_manifest = read_caption_manifest(vllm_path), read_caption_manifest(hf_path)
         assert {(row.backend, row.model) for row in vllm_manifest.rows} == {("vllm", str(tiny_llava))}

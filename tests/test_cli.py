@@ -16,7 +16,10 @@ HEAVY = ("bpy", "torch", "vllm", "transformers", "datasets", "ray", "submitit")
 
 
 def test_cli_import_does_not_load_heavy_modules():
-    code = "import sys, json; import mvcap_build.cli; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (HEAVY,)
+    code = (
+        "import sys, json; import mvcap_build.cli; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))"
+        % (HEAVY,)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
 
@@ -28,14 +31,36 @@ def test_help_is_fast_and_lists_every_stage():
         result = subprocess.run([sys.executable, "-m", "mvcap_build", "--help"], capture_output=True, text=True)
         best = min(best, time.perf_counter() - start)
         assert result.returncode == 0, result.stderr
-    for command in ("build", "render", "extract", "caption", "export", "train-ovt", "status", "preview", "caption-report", "eval"):
+    for command in (
+        "build",
+        "render",
+        "extract",
+        "caption",
+        "export",
+        "train-ovt",
+        "status",
+        "preview",
+        "caption-report",
+        "eval",
+    ):
         assert command in result.stdout
     assert best < 1.0, f"mvcap --help took {best:.2f} s at best"
 
 
 def test_each_command_has_help():
     runner = CliRunner()
-    for command in ("build", "render", "extract", "caption", "export", "train-ovt", "status", "preview", "caption-report", "eval"):
+    for command in (
+        "build",
+        "render",
+        "extract",
+        "caption",
+        "export",
+        "train-ovt",
+        "status",
+        "preview",
+        "caption-report",
+        "eval",
+    ):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
@@ -65,28 +90,55 @@ def test_status_reports_each_stage_and_failures(captioned_root, copy_of):
 def test_status_puts_export_and_train_details_in_their_own_column(captioned_root, copy_of):
     root = copy_of(captioned_root)
     (root / "export").mkdir()
-    (root / "export" / "export.json").write_text(json.dumps({"objects": 3, "views": 12, "parquet_files": ["data/train-00000-of-00001.parquet"]}))
+    (root / "export" / "export.json").write_text(
+        json.dumps({"objects": 3, "views": 12, "parquet_files": ["data/train-00000-of-00001.parquet"]})
+    )
     (root / "train" / "ovt" / "checkpoints" / "step-00000002").mkdir(parents=True)
     result = CliRunner().invoke(app, ["status", str(root)])
     assert result.exit_code == 0, result.output
     header = next(line for line in result.output.splitlines() if line.startswith("┃"))
     columns = [cell.strip() for cell in header.strip("┃").split("┃")]
     assert columns == ["stage", "objects", "views", "failures", "stale", "details"]
-    rows = {cells[0]: dict(zip(columns, cells)) for line in result.output.splitlines() if line.startswith("│")
-            for cells in [[cell.strip() for cell in line.strip("│").split("│")]]}
+    rows = {
+        cells[0]: dict(zip(columns, cells))
+        for line in result.output.splitlines()
+        if line.startswith("│")
+        for cells in [[cell.strip() for cell in line.strip("│").split("│")]]
+    }
     assert rows["export"]["failures"] == "" and rows["export"]["details"] == "1 parquet file(s)"
-    assert rows["train"]["failures"] == "" and rows["train"]["details"] == "latest checkpoint: train/ovt/checkpoints/step-00000002"
+    assert (
+        rows["train"]["failures"] == ""
+        and rows["train"]["details"] == "latest checkpoint: train/ovt/checkpoints/step-00000002"
+    )
     assert rows["render"]["failures"] == "0" and rows["render"]["details"] == ""
 
 
 def test_render_without_a_source_says_it_renders_the_demo(tmp_path):
     # shard 0 of 1000 holds none of the 30 demo objects: nothing renders, the message still shows
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", "render", str(tmp_path / "root"), "--shard", "0", "--num-shards", "1000"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mvcap_build", "render", str(tmp_path / "root"), "--shard", "0", "--num-shards", "1000"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "no --source given: rendering the embedded demo" in result.stderr
-    quiet = subprocess.run([sys.executable, "-m", "mvcap_build", "render", str(tmp_path / "root2"), "--source", "demo",
-                            "--shard", "0", "--num-shards", "1000"], capture_output=True, text=True)
+    quiet = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mvcap_build",
+            "render",
+            str(tmp_path / "root2"),
+            "--source",
+            "demo",
+            "--shard",
+            "0",
+            "--num-shards",
+            "1000",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert quiet.returncode == 0 and "no --source given" not in quiet.stderr
 
 
@@ -111,7 +163,7 @@ def _option_row(output: str, flag: str) -> str:
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if re.match(rf"│\s+{re.escape(flag)}(\s|,)", line))
     row = [lines[start]]
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if re.match(r"│\s+-", line) or not line.startswith("│"):
             break
         row.append(line)
@@ -125,8 +177,13 @@ def test_stage_flags_show_the_config_defaults():
 
     render, frames, train = RenderConfig(), FramesConfig(), TrainStageConfig()
     expected = {
-        "render": {"--resolution": render.resolution, "--num-views": render.views.num_views, "--samples": render.samples,
-                   "--lighting": render.lighting.preset, "--source": render.source.kind},
+        "render": {
+            "--resolution": render.resolution,
+            "--num-views": render.views.num_views,
+            "--samples": render.samples,
+            "--lighting": render.lighting.preset,
+            "--source": render.source.kind,
+        },
         "extract": {"--resolution": frames.resolution, "--num-frames": frames.num_frames},
         "train-ovt": {"--clip-model": train.clip_model, "--lr": train.lr, "--max-steps": train.max_steps},
     }
@@ -134,7 +191,11 @@ def test_stage_flags_show_the_config_defaults():
         output = _help(command)
         for flag, value in flags.items():
             row = _option_row(output, flag)
-            assert (f"[default: {value}]" in row) if value is not None else ("[default:" not in row), (command, flag, row)
+            assert (f"[default: {value}]" in row) if value is not None else ("[default:" not in row), (
+                command,
+                flag,
+                row,
+            )
 
 
 def test_config_default_reads_nested_and_optional_fields():
@@ -144,7 +205,9 @@ def test_config_default_reads_nested_and_optional_fields():
 
     assert config_default(RenderConfig, "views.num_views") == ViewsConfig().num_views
     assert config_default(RenderConfig, "source.kind") == RenderConfig().source.kind
-    assert config_default(ExportConfig, "training_images.quality") == TrainingImagesConfig().quality  # a section that defaults to None
+    assert (
+        config_default(ExportConfig, "training_images.quality") == TrainingImagesConfig().quality
+    )  # a section that defaults to None
     assert config_default(RenderConfig, "views.distance") is None
 
 
@@ -180,7 +243,11 @@ def test_version():
 def test_shell_completion():
     output = _help()
     assert "--install-completion" in output and "--show-completion" in output
-    result = CliRunner().invoke(app, [], prog_name="mvcap",
-                                env={"_MVCAP_COMPLETE": "complete_bash", "COMP_WORDS": "mvcap ren", "COMP_CWORD": "1"})
+    result = CliRunner().invoke(
+        app,
+        [],
+        prog_name="mvcap",
+        env={"_MVCAP_COMPLETE": "complete_bash", "COMP_WORDS": "mvcap ren", "COMP_CWORD": "1"},
+    )
     assert result.exit_code == 0, result.output
     assert result.output.split() == ["render"]

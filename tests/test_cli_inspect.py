@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 from typer.testing import CliRunner
 
-from conftest import REPO
 from mvcap_build.cli import app
 from mvcap_build.dataset import DatasetRoot, FailureLedger
 from mvcap_build.dataset.keys import in_shard
@@ -47,7 +47,9 @@ def mesh_folder(tmp_path_factory, meshes_dir) -> Path:
     for name in ("cubevc.glb", "nested.glb", "empty_nodes.glb"):
         shutil.copy(meshes_dir / name, folder / name)
     (folder / "x.glb").write_bytes(b"\x93not a glTF at all\x00\xff" * 40)
-    (folder / "categories.csv").write_text("file,category\ncubevc.glb,cube\nnested.glb,block\nempty_nodes.glb,nothing\nx.glb,box\n")
+    (folder / "categories.csv").write_text(
+        "file,category\ncubevc.glb,cube\nnested.glb,block\nempty_nodes.glb,nothing\nx.glb,box\n"
+    )
     return folder
 
 
@@ -71,7 +73,11 @@ def test_failures_lists_the_ledger_with_reasons_and_writes_nothing(failed_root):
     assert set(rows) == set(FAILED)
     for key, reason in FAILED.items():
         assert reason in rows[key] and "render" in rows[key]
-    assert "render: 2 failed (" in result.output and "import_failed: 1" in result.output and "no_geometry: 1" in result.output
+    assert (
+        "render: 2 failed (" in result.output
+        and "import_failed: 1" in result.output
+        and "no_geometry: 1" in result.output
+    )
     for key, args in (("local/x.glb", ()), (None, ("--reason", "no_geometry")), ("local/nope.glb", ())):
         mvcap("failures", failed_root, *([key] if key else []), *args)
     assert tree(failed_root) == before
@@ -147,7 +153,11 @@ def test_keys_render_exactly_those_and_unknown_keys_stop(tmp_path, mesh_folder):
     root = tmp_path / "root"
     result = render(root, mesh_folder, "--keys", "local/nested.glb,local/nope.glb", "--keys", "local/gone.obj")
     assert result.exit_code == 2, result.output
-    assert len(error_lines(result)) == 1 and "local/nope.glb" in error_lines(result)[0] and "local/gone.obj" in error_lines(result)[0]
+    assert (
+        len(error_lines(result)) == 1
+        and "local/nope.glb" in error_lines(result)[0]
+        and "local/gone.obj" in error_lines(result)[0]
+    )
     assert "local/nested.glb" not in error_lines(result)[0].split("(not among")[0]
     assert rendered(root) == set() and not (root / "runs").exists()
     result = render(root, mesh_folder, "--keys", "local/nested.glb")
@@ -165,7 +175,9 @@ def test_caption_takes_a_subset_too(failed_root, copy_of):
     root = copy_of(failed_root)
     result = mvcap("caption", root, "--no-gates", "--quiet", "--limit", "1")
     assert result.exit_code == 0, result.output
-    assert {p.relative_to(root / "captions").as_posix() for p in DatasetRoot(root).caption_manifests()} == {"local/cubevc.glb.json"}
+    assert {p.relative_to(root / "captions").as_posix() for p in DatasetRoot(root).caption_manifests()} == {
+        "local/cubevc.glb.json"
+    }
     result = mvcap("caption", root, "--no-gates", "--quiet", "--keys", "local/x.glb")
     assert result.exit_code == 2 and "local/x.glb" in error_lines(result)[0]  # has no views: not a caption unit
 
@@ -182,7 +194,9 @@ def test_config_show_is_the_defaults_merged_with_the_file(tmp_path):
     assert shown == RenderConfig.model_validate(file_section).model_dump(mode="json")
     defaults = RenderConfig().model_dump(mode="json")
     assert file_section and all(shown[name] == value for name, value in defaults.items() if name not in file_section)
-    assert all(shown[name][k] == v for name, part in file_section.items() if isinstance(part, dict) for k, v in part.items())
+    assert all(
+        shown[name][k] == v for name, part in file_section.items() if isinstance(part, dict) for k, v in part.items()
+    )
     assert shown["resolution"] == file_section["resolution"] != defaults["resolution"]  # the file wins
     # A stage file (no `root:`) is that stage's settings alone; no file: the defaults.
     stage_file = tmp_path / "render.yaml"
@@ -194,4 +208,6 @@ def test_config_show_is_the_defaults_merged_with_the_file(tmp_path):
 def test_config_show_of_an_unknown_stage_names_the_known_ones():
     result = mvcap("config", "show", "rendr")
     assert result.exit_code == 2
-    assert len(error_lines(result)) == 1 and all(name in error_lines(result)[0] for name in ("render", "extract", "caption", "export"))
+    assert len(error_lines(result)) == 1 and all(
+        name in error_lines(result)[0] for name in ("render", "extract", "caption", "export")
+    )

@@ -93,11 +93,27 @@ def test_objects_table_round_trip_and_duplicates(tmp_path):
 def test_readme_documents_every_recorded_field():
     """The layout section of README.md names every field a stage writes (keep the two in step)."""
     from mvcap_build.dataset.export_schema import COLUMNS
-    from mvcap_build.dataset.records import CaptionManifest, CaptionRow, CaptureProducer, FailureRecord, RenderProducer, ViewRecord, ViewsManifest
+    from mvcap_build.dataset.records import (
+        CaptionManifest,
+        CaptionRow,
+        CaptureProducer,
+        FailureRecord,
+        RenderProducer,
+        ViewRecord,
+        ViewsManifest,
+    )
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     layout = readme[readme.index("## Dataset root layout") :]
-    for model in (ViewsManifest, ViewRecord, RenderProducer, CaptureProducer, CaptionManifest, CaptionRow, FailureRecord):
+    for model in (
+        ViewsManifest,
+        ViewRecord,
+        RenderProducer,
+        CaptureProducer,
+        CaptionManifest,
+        CaptionRow,
+        FailureRecord,
+    ):
         for name in model.model_fields:
             assert name in layout, f"README's layout section does not mention {model.__name__}.{name}"
     for column in COLUMNS:

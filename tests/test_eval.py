@@ -41,7 +41,9 @@ VIEWS = [(0, 5), (45, 20), (90, 35), (135, 50), (180, 65), (225, 80), (270, 90),
 N_OBJECTS, TEST_OBJECTS = 8, (5, 6, 7)
 
 
-def shape_image(colour: str, shape: str, shift: int = 0, size: tuple[int, int] = (64, 64), mode: str = "RGB") -> Image.Image:
+def shape_image(
+    colour: str, shape: str, shift: int = 0, size: tuple[int, int] = (64, 64), mode: str = "RGB"
+) -> Image.Image:
     image = Image.new(mode, size, (255, 255, 255) if mode == "RGB" else (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
     r, c = 12 + shift, 24 + 2 * shift
@@ -76,7 +78,9 @@ def imagefolder(tmp_path_factory) -> Path:
         (root / folder / "sub").mkdir(parents=True)
         shape_image(colours[0], shape, 0).save(root / folder / "a.png")
         shape_image(colours[1], shape, 3, size=(80, 64)).save(root / folder / "b.JPG", quality=95)
-        shape_image(colours[2], shape, 6, mode="RGBA").save(root / folder / "sub" / "c.png")  # nested, as ImageFolder finds it
+        shape_image(colours[2], shape, 6, mode="RGBA").save(
+            root / folder / "sub" / "c.png"
+        )  # nested, as ImageFolder finds it
     (root / "n001_apple" / "notes.txt").write_text("not an image")
     (root / "README.md").write_text("files directly under the root are not images of a class")
     return root
@@ -129,9 +133,26 @@ def test_imagefolder_top1_top5_equal_a_hand_computation(tiny_clip, imagefolder, 
     label_set = [EXTRA_LABELS[0], "circle", EXTRA_LABELS[1], "square", *EXTRA_LABELS[2:], "triangle"]
     labels.write_text("\n".join(label_set) + "\n")
     out = tmp_path / "out"
-    result = runner_invoke([str(tiny_clip), "--imagefolder", str(imagefolder), "--classnames", str(classnames),
-                            "--label-set", str(labels), "--device", "cpu", "--batch-size", "4", "--workers", "2",
-                            "--quiet", "-o", str(out)])
+    result = runner_invoke(
+        [
+            str(tiny_clip),
+            "--imagefolder",
+            str(imagefolder),
+            "--classnames",
+            str(classnames),
+            "--label-set",
+            str(labels),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+            "--workers",
+            "2",
+            "--quiet",
+            "-o",
+            str(out),
+        ]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "results.json").read_text())
     [bench] = report["imagefolder"]
@@ -140,7 +161,9 @@ def test_imagefolder_top1_top5_equal_a_hand_computation(tiny_clip, imagefolder, 
     got = bench["results"]["tiny-clip"]
 
     # By hand: the images in ImageFolder order (sorted folders, sorted paths), targets by name.
-    paths = [p for f in sorted(FOLDERS) for p in sorted((imagefolder / f).rglob("*")) if p.suffix.lower() in (".png", ".jpg")]
+    paths = [
+        p for f in sorted(FOLDERS) for p in sorted((imagefolder / f).rglob("*")) if p.suffix.lower() in (".png", ".jpg")
+    ]
     images = [Image.open(p) for p in paths]
     targets = np.array([label_set.index(FOLDERS[p.relative_to(imagefolder).parts[0]]) for p in paths])
     logits = hand_zero_shot(tiny_clip, images, label_set)
@@ -168,8 +191,24 @@ def test_unreadable_image_is_skipped_and_reported(tiny_clip, imagefolder, tmp_pa
     shutil.copytree(imagefolder, root)
     (root / "n002_boat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     out = tmp_path / "out"
-    result = runner_invoke([str(tiny_clip), "--imagefolder", str(root), "--classnames", str(write_classnames(tmp_path / "c.txt")),
-                            "--templates", "1", "--device", "cpu", "--workers", "0", "--quiet", "-o", str(out)])
+    result = runner_invoke(
+        [
+            str(tiny_clip),
+            "--imagefolder",
+            str(root),
+            "--classnames",
+            str(write_classnames(tmp_path / "c.txt")),
+            "--templates",
+            "1",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--quiet",
+            "-o",
+            str(out),
+        ]
+    )
     assert result.exit_code == 0, result.output
     [bench] = json.loads((out / "results.json").read_text())["imagefolder"]
     assert bench["images"] == 10
@@ -185,27 +224,47 @@ def test_unreadable_image_is_skipped_and_reported(tiny_clip, imagefolder, tmp_pa
 EXPECTED = {"n001_apple": "square", "n002_boat": "circle", "n003_cat": "triangle, pointed"}
 
 
-@pytest.mark.parametrize("name, text", [
-    ("names.txt", "square\n\ncircle\ntriangle, pointed\n"),
-    ("names.json", json.dumps(["square", "circle", "triangle, pointed"])),
-    ("names.json", json.dumps({"n003_cat": "triangle, pointed", "n001_apple": "square", "n002_boat": "circle", "n999_extra": "x"})),
-    ("imagenet_class_index.json", json.dumps({"0": ["n001_apple", "square"], "1": ["n002_boat", "circle"], "2": ["n003_cat", "triangle, pointed"]})),
-    ("names.csv", 'folder,name\nn002_boat,circle\nn001_apple,square\nn003_cat,"triangle, pointed"\n'),
-    ("names.csv", "n001_apple,square\nn002_boat,circle\nn003_cat,triangle, pointed\n"),  # unquoted comma
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("names.txt", "square\n\ncircle\ntriangle, pointed\n"),
+        ("names.json", json.dumps(["square", "circle", "triangle, pointed"])),
+        (
+            "names.json",
+            json.dumps(
+                {"n003_cat": "triangle, pointed", "n001_apple": "square", "n002_boat": "circle", "n999_extra": "x"}
+            ),
+        ),
+        (
+            "imagenet_class_index.json",
+            json.dumps(
+                {"0": ["n001_apple", "square"], "1": ["n002_boat", "circle"], "2": ["n003_cat", "triangle, pointed"]}
+            ),
+        ),
+        ("names.csv", 'folder,name\nn002_boat,circle\nn001_apple,square\nn003_cat,"triangle, pointed"\n'),
+        ("names.csv", "n001_apple,square\nn002_boat,circle\nn003_cat,triangle, pointed\n"),  # unquoted comma
+    ],
+)
 def test_classname_file_forms(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
     assert read_classnames(path, sorted(EXPECTED)) == EXPECTED
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("names.txt", "square\ncircle\n", "has 2 class names but the benchmark has 3 class folders"),
-    ("names.json", json.dumps(["a", "b", "c", "d"]), "has 4 class names but the benchmark has 3"),
-    ("names.json", json.dumps({"n001_apple": "square"}), "names no class for 2 of the 3 class folders: n002_boat, n003_cat"),
-    ("names.csv", "n001_apple\n", "row 1 is not `folder,name`"),
-    ("names.json", "{not json", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("names.txt", "square\ncircle\n", "has 2 class names but the benchmark has 3 class folders"),
+        ("names.json", json.dumps(["a", "b", "c", "d"]), "has 4 class names but the benchmark has 3"),
+        (
+            "names.json",
+            json.dumps({"n001_apple": "square"}),
+            "names no class for 2 of the 3 class folders: n002_boat, n003_cat",
+        ),
+        ("names.csv", "n001_apple\n", "row 1 is not `folder,name`"),
+        ("names.json", "{not json", "not valid JSON"),
+    ],
+)
 def test_bad_classname_files_are_clear_errors(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)
@@ -244,17 +303,33 @@ def write_export(root: Path) -> Path:
         split = "test" if obj in TEST_OBJECTS else "train"
         for view, (azimuth, elevation) in enumerate(VIEWS):
             path = f"views/demo/{shape}-{obj:03d}/{view:03d}.png"
-            row = ExportRow(path=path, caption=f"a {colour} {shape} from view {view}", obj_id=obj, img_id=obj * 100 + view,
-                            key=f"demo/{shape}-{obj:03d}", split=split, category=shape, source="demo", view_index=view,
-                            azimuth_deg=float(azimuth), elevation_deg=float(elevation), distance=2.0, fov_deg=40.0,
-                            c2w=np.eye(4).tolist(), caption_backend="template", caption_model="none").as_dict()
+            row = ExportRow(
+                path=path,
+                caption=f"a {colour} {shape} from view {view}",
+                obj_id=obj,
+                img_id=obj * 100 + view,
+                key=f"demo/{shape}-{obj:03d}",
+                split=split,
+                category=shape,
+                source="demo",
+                view_index=view,
+                azimuth_deg=float(azimuth),
+                elevation_deg=float(elevation),
+                distance=2.0,
+                fov_deg=40.0,
+                c2w=np.eye(4).tolist(),
+                caption_backend="template",
+                caption_model="none",
+            ).as_dict()
             row[IMAGE_COLUMN] = {"bytes": png(shape_image(colour, shape, view % 5, mode="RGBA")), "path": path}
             rows[split].append(row)
     (root / "data").mkdir(parents=True)
     for split, part in rows.items():
         columns = {name: [r[name] for r in part] for name in part[0]}
         Dataset.from_dict(columns, features=features()).to_parquet(str(root / f"data/{split}-00000-of-00001.parquet"))
-    (root / "export.json").write_text(json.dumps({"categories": {s: 1 for s in SHAPES}, "image_sets": {"data": {"images": "original files"}}}))
+    (root / "export.json").write_text(
+        json.dumps({"categories": {s: 1 for s in SHAPES}, "image_sets": {"data": {"images": "original files"}}})
+    )
     return root
 
 
@@ -267,8 +342,24 @@ def test_export_split_per_view_bins_and_invariance(tiny_clip, export_dir, tmp_pa
     import pyarrow.parquet as pq
 
     out = tmp_path / "out"
-    result = runner_invoke([str(tiny_clip), "--export", str(export_dir), "--device", "cpu", "--batch-size", "64",
-                            "--azimuth-bin", "45", "--elevation-bin", "30", "--quiet", "-o", str(out)])
+    result = runner_invoke(
+        [
+            str(tiny_clip),
+            "--export",
+            str(export_dir),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "64",
+            "--azimuth-bin",
+            "45",
+            "--elevation-bin",
+            "30",
+            "--quiet",
+            "-o",
+            str(out),
+        ]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "results.json").read_text())
     export = report["export"]
@@ -300,7 +391,9 @@ def test_export_split_per_view_bins_and_invariance(tiny_clip, export_dir, tmp_pa
     assert all(v["prediction"] in SHAPES and v["top1"] == (v["prediction"] == v["category"]) for v in views)
 
     # Canonical: elevation 0..30 and azimuth within 45 of the front; extreme: the rest.
-    canonical = [0 <= v["elevation_deg"] <= 30 and min(v["azimuth_deg"] % 360, 360 - v["azimuth_deg"] % 360) <= 45 for v in views]
+    canonical = [
+        0 <= v["elevation_deg"] <= 30 and min(v["azimuth_deg"] % 360, 360 - v["azimuth_deg"] % 360) <= 45 for v in views
+    ]
     assert [v["canonical"] for v in views] == canonical
     assert got["canonical"]["n"] == sum(canonical) == 3 * 4 and got["canonical"]["n"] + got["extreme"]["n"] == n
 
@@ -334,7 +427,9 @@ def test_export_split_per_view_bins_and_invariance(tiny_clip, export_dir, tmp_pa
 
 
 def test_retrieval_and_invariance_on_known_embeddings():
-    e = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7]]), dim=-1)
+    e = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7]]), dim=-1
+    )
     ids = np.array([0, 0, 1, 1, 2])
     got = metrics.same_object_retrieval(e, ids)
     assert got["queries"] == 4 and got["recall_at_1"] == 100.0 and got["map"] == 100.0
@@ -351,7 +446,14 @@ def test_retrieval_and_invariance_on_known_embeddings():
 
 
 def test_viewpoint_bins_at_their_edges():
-    assert metrics.azimuth_bin_index(np.array([-15.0, 14.99, 15.0, 345.0, 359.0, 720.0]), 30).tolist() == [0, 0, 1, 0, 0, 0]
+    assert metrics.azimuth_bin_index(np.array([-15.0, 14.99, 15.0, 345.0, 359.0, 720.0]), 30).tolist() == [
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+    ]
     assert metrics.elevation_bin_index(np.array([-90.0, -75.0, 0.0, 89.0, 90.0]), 15).tolist() == [0, 1, 6, 11, 11]
     assert len(metrics.elevation_bins(40)) == 5 and metrics.elevation_bins(40)[-1]["hi"] == 90.0
     mask = metrics.canonical_mask(np.array([0, 45, 46, 315, 314, 0]), np.array([0, 30, 10, 10, 10, 31]), (0, 30), 45)
@@ -380,15 +482,44 @@ def test_ovt_checkpoint_and_its_base_side_by_side(export_dir, imagefolder, tmp_p
     from mvcap_build.train.config import TrainOVTConfig
     from mvcap_build.train.trainer import train_ovt
 
-    config = TrainOVTConfig(clip_model="tiny-random", objects_per_batch=4, views_per_object=2, hard_views=1, lr=3e-3,
-                            warmup_steps=0, schedule="constant", max_steps=2, save_every=2, log_every=1,
-                            num_workers=0, viformer_heads=4, lora_r=4, lora_alpha=8)
+    config = TrainOVTConfig(
+        clip_model="tiny-random",
+        objects_per_batch=4,
+        views_per_object=2,
+        hard_views=1,
+        lr=3e-3,
+        warmup_steps=0,
+        schedule="constant",
+        max_steps=2,
+        save_every=2,
+        log_every=1,
+        num_workers=0,
+        viformer_heads=4,
+        lora_r=4,
+        lora_alpha=8,
+    )
     run = tmp_path / "run"
     train_ovt(config, export_dir, run)
     out = tmp_path / "out"
-    result = runner_invoke([str(run), "--with-base", "--export", str(export_dir), "--imagefolder", str(imagefolder),
-                            "--classnames", str(write_classnames(tmp_path / "c.txt")), "--templates", "1",
-                            "--device", "cpu", "--quiet", "-o", str(out)])
+    result = runner_invoke(
+        [
+            str(run),
+            "--with-base",
+            "--export",
+            str(export_dir),
+            "--imagefolder",
+            str(imagefolder),
+            "--classnames",
+            str(write_classnames(tmp_path / "c.txt")),
+            "--templates",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+            "-o",
+            str(out),
+        ]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "results.json").read_text())
     assert [(m["name"], m["kind"]) for m in report["models"]] == [("run@2", "ovt"), ("run/base-model", "clip")]
@@ -408,9 +539,22 @@ def ovt_run(export_dir, tmp_path_factory) -> Path:
     from mvcap_build.train.config import TrainOVTConfig
     from mvcap_build.train.trainer import train_ovt
 
-    config = TrainOVTConfig(clip_model="tiny-random", objects_per_batch=4, views_per_object=2, hard_views=1, lr=3e-3,
-                            warmup_steps=0, schedule="constant", max_steps=2, save_every=2, log_every=1,
-                            num_workers=0, viformer_heads=4, lora_r=4, lora_alpha=8)
+    config = TrainOVTConfig(
+        clip_model="tiny-random",
+        objects_per_batch=4,
+        views_per_object=2,
+        hard_views=1,
+        lr=3e-3,
+        warmup_steps=0,
+        schedule="constant",
+        max_steps=2,
+        save_every=2,
+        log_every=1,
+        num_workers=0,
+        viformer_heads=4,
+        lora_r=4,
+        lora_alpha=8,
+    )
     run = tmp_path_factory.mktemp("runs") / "run"
     train_ovt(config, export_dir, run)
     return run
@@ -439,7 +583,10 @@ def test_eval_refuses_a_split_the_checkpoint_was_trained_on(ovt_run, export_dir,
     out = tmp_path / "held-out"
     result = runner_invoke([str(ovt_run), *common, "-o", str(out)])  # the test split: objects 5-7, never trained on
     assert result.exit_code == 0, result.output
-    assert "WARNING" not in result.output and "trained_on_split_objects" not in json.loads((out / "results.json").read_text())["models"][0]
+    assert (
+        "WARNING" not in result.output
+        and "trained_on_split_objects" not in json.loads((out / "results.json").read_text())["models"][0]
+    )
 
 
 def test_polar_plots_draw_empty_bins_unlike_zero_percent_bins():
@@ -447,15 +594,27 @@ def test_polar_plots_draw_empty_bins_unlike_zero_percent_bins():
     from mvcap_build.eval.report import polar_figure
 
     lows = [-45.0, 45.0, 135.0, 225.0]
-    bins = [{"lo": lo, "hi": lo + 90, "centre": lo + 45, "n": n, "top1": top1}
-            for lo, (n, top1) in zip(lows, [(3, 50.0), (0, None), (2, 0.0), (0, None)])]
-    results = {"models": [{"name": "m"}], "export": {"export_dir": "/x/export", "split": "test",
-                                                    "results": {"m": {"top1": 20.0, "n": 5, "azimuth_bins": bins}}}}
+    bins = [
+        {"lo": lo, "hi": lo + 90, "centre": lo + 45, "n": n, "top1": top1}
+        for lo, (n, top1) in zip(lows, [(3, 50.0), (0, None), (2, 0.0), (0, None)])
+    ]
+    results = {
+        "models": [{"name": "m"}],
+        "export": {
+            "export_dir": "/x/export",
+            "split": "test",
+            "results": {"m": {"top1": 20.0, "n": 5, "azimuth_bins": bins}},
+        },
+    }
     figure = polar_figure(results, "azimuth")
     ax = figure.axes[0]
 
     def at(centre: float) -> list:
-        return [p for p in ax.patches if abs(p.get_x() + p.get_width() / 2 - math.radians(centre)) < 1e-6 and p.get_height() > 0]
+        return [
+            p
+            for p in ax.patches
+            if abs(p.get_x() + p.get_width() / 2 - math.radians(centre)) < 1e-6 and p.get_height() > 0
+        ]
 
     for empty in (90.0, 270.0):
         (wedge,) = at(empty)
@@ -474,16 +633,36 @@ def test_eval_keeps_the_libraries_progress_bars_and_warnings_out(ovt_run, export
 
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if "DISABLE_PROGRESS_BARS" not in k}  # as a user's shell has it
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", "eval", str(ovt_run), "--with-base", "--export", str(export_dir),
-                             "--templates", "1", "--device", "cpu", "-o", str(out)], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mvcap_build",
+            "eval",
+            str(ovt_run),
+            "--with-base",
+            "--export",
+            str(export_dir),
+            "--templates",
+            "1",
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "Loading weights" not in result.stderr and "Warning" not in result.stderr, result.stderr
     assert "run@2 on export:test finished: 30 done, 0 failed of 30" in result.stderr
     assert (out / "results.json").is_file()
 
 
-def test_eval_writes_beside_what_it_evaluates_not_in_the_current_folder(ovt_run, export_dir, tiny_clip, imagefolder,
-                                                                         tmp_path, monkeypatch):
+def test_eval_writes_beside_what_it_evaluates_not_in_the_current_folder(
+    ovt_run, export_dir, tiny_clip, imagefolder, tmp_path, monkeypatch
+):
     import shutil
 
     cwd = tmp_path / "cwd"
@@ -521,7 +700,9 @@ def _plain_help() -> str:
 def test_cli_errors_are_one_line(tiny_clip, imagefolder, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("square\ncircle\n")
-    result = runner_invoke([str(tiny_clip), "--imagefolder", str(imagefolder), "--classnames", str(bad), "-o", str(tmp_path / "o")])
+    result = runner_invoke(
+        [str(tiny_clip), "--imagefolder", str(imagefolder), "--classnames", str(bad), "-o", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "has 2 class names but the benchmark has 3 class folders" in errors[0]
@@ -544,7 +725,15 @@ def test_cli_errors_are_one_line(tiny_clip, imagefolder, tmp_path):
 def test_cli_help():
     result = runner_invoke(["--help"])
     assert result.exit_code == 0 and "Usage" in result.output
-    for option in ("--imagefolder", "--classnames", "--label-set", "--export", "--with-base", "--templates", "--canonical-elevation"):
+    for option in (
+        "--imagefolder",
+        "--classnames",
+        "--label-set",
+        "--export",
+        "--with-base",
+        "--templates",
+        "--canonical-elevation",
+    ):
         assert option in result.output
     from mvcap_build.cli import app
 
@@ -552,9 +741,11 @@ def test_cli_help():
 
 
 def test_cli_module_does_not_import_heavy_modules():
-    code = ("import sys, mvcap_build.cli, mvcap_build.cli.eval, mvcap_build.eval.settings, "
-            "mvcap_build.eval.model_specs, mvcap_build.clip.classnames; print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'datasets', "
-            "'pyarrow', 'peft') if m in sys.modules))")
+    code = (
+        "import sys, mvcap_build.cli, mvcap_build.cli.eval, mvcap_build.eval.settings, "
+        "mvcap_build.eval.model_specs, mvcap_build.clip.classnames; print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'datasets', "
+        "'pyarrow', 'peft') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -572,7 +763,9 @@ def test_a_real_export_with_a_test_split(captioned_root, copy_of, tiny_clip, tmp
     root = copy_of(captioned_root)
     export(root, splits={"train": train, "test": 1 - train})
     out = tmp_path / "out"
-    result = runner_invoke([str(tiny_clip), "--export", str(root), "--templates", "1", "--device", "cpu", "--quiet", "-o", str(out)])
+    result = runner_invoke(
+        [str(tiny_clip), "--export", str(root), "--templates", "1", "--device", "cpu", "--quiet", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     export_result = json.loads((out / "results.json").read_text())["export"]
     assert export_result["split"] == "test" and export_result["objects"] == 2 and export_result["views"] == 8

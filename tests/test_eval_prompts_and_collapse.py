@@ -26,7 +26,9 @@ def test_caption_templates_are_the_captioners_sentence_over_every_viewpoint_phra
     backend = TemplateBackend()
     for azimuth in range(0, 360, 15):
         for elevation in (-40, 0, 20, 40, 80):
-            request = CaptionRequest("k", 0, Path("v.png"), "", "chair", {"azimuth_deg": azimuth, "elevation_deg": elevation})
+            request = CaptionRequest(
+                "k", 0, Path("v.png"), "", "chair", {"azimuth_deg": azimuth, "elevation_deg": elevation}
+            )
             assert backend.caption([request])[0].text in prompts
     # The 80 templates are filled as before.
     assert fill(templates_for("80")[0], "apple") == "a bad photo of a apple."
@@ -68,7 +70,9 @@ def test_centre_contrast_separates_gathering_by_object_from_collapse():
     assert result["own_centre"] == pytest.approx(1 / math.sqrt(2), abs=1e-6)
     assert result["global_centre"] == pytest.approx(1.5 / math.sqrt(6), abs=1e-6)
     assert result["own_minus_global"] == pytest.approx(1 / math.sqrt(2) - 1.5 / math.sqrt(6), abs=1e-6)
-    assert metrics.mean_cosine_to_centre(embeddings, groups)["mean_cosine_to_centre"] == pytest.approx(result["own_centre"])
+    assert metrics.mean_cosine_to_centre(embeddings, groups)["mean_cosine_to_centre"] == pytest.approx(
+        result["own_centre"]
+    )
 
     # Collapse: every view near one point. Invariance looks perfect, the contrast is ~0.
     collapsed = _unit([1, 0.01, 0], [1, 0, 0.01], [1, -0.01, 0], [1, 0, -0.01])
@@ -84,7 +88,11 @@ def test_centre_contrast_separates_gathering_by_object_from_collapse():
 def test_centre_contrast_skips_single_view_objects_and_reports_none_without_any():
     embeddings = _unit([1, 0, 0], [0, 1, 0], [0, 0, 1])
     assert metrics.centre_contrast(embeddings, [np.array([0]), np.array([1]), np.array([2])]) == {
-        "own_centre": None, "global_centre": None, "own_minus_global": None, "objects": 0}
+        "own_centre": None,
+        "global_centre": None,
+        "own_minus_global": None,
+        "objects": 0,
+    }
     result = metrics.centre_contrast(embeddings, [np.array([0, 1]), np.array([2])])
     assert result["objects"] == 1
     # The global centre is over every view given (all three), not only those of 2+ view objects.

@@ -7,8 +7,8 @@ import hashlib
 import json
 
 import pytest
-
 from conftest import caption, export, load_export
+
 from mvcap_build.caption.backends.base import CaptionResult
 from mvcap_build.dataset import DatasetRoot, read_caption_manifest, read_objects, read_views_manifest
 from mvcap_build.dataset.export_schema import COLUMNS, IMAGE_COLUMN, MVCAP_COLUMNS, TRAINING_COLUMNS
@@ -46,7 +46,11 @@ def test_every_row_matches_the_manifests(exported):
         assert row["path"] == f"views/{key}/{view.file}"
         assert row["image"]["bytes"] == (root.path / row["path"]).read_bytes()
         assert row["caption"] == captions[key][view_index].caption
-        assert (row["azimuth_deg"], row["elevation_deg"], row["c2w"]) == (view.azimuth_deg, view.elevation_deg, view.c2w)
+        assert (row["azimuth_deg"], row["elevation_deg"], row["c2w"]) == (
+            view.azimuth_deg,
+            view.elevation_deg,
+            view.c2w,
+        )
         assert row["category"] == objects[key].category
         seen.add((key, view_index))
     assert len(seen) == len(table)  # no duplicates
@@ -76,7 +80,11 @@ def test_card_and_shards(exported):
 
 
 def _digests(folder) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_exporting_an_unchanged_root_again_is_byte_identical(exported, copy_of):
@@ -136,7 +144,12 @@ def test_card_lists_licences_and_attribution_travels_with_the_data(exported, cop
     for row in rows:
         if row["key"] in licences:
             code, author = licences[row["key"]]
-            row["attrs"] = {"license": code, "author": author, "name": row["key"], "source_url": f"https://example.org/{row['source_id']}"}
+            row["attrs"] = {
+                "license": code,
+                "author": author,
+                "name": row["key"],
+                "source_url": f"https://example.org/{row['source_id']}",
+            }
     table.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     export(root)
     card = (root.export_dir / "README.md").read_text()
@@ -144,8 +157,10 @@ def test_card_lists_licences_and_attribution_travels_with_the_data(exported, cop
     assert "1 objects are under licences that require attribution" in card
     lines = (root.export_dir / "attribution.csv").read_text().splitlines()
     assert lines[0] == "key,name,author,author_url,source_url,license"
-    assert lines[1:] == ["demo/car-000,demo/car-000,Ada,,https://example.org/car-000,by",
-                         "demo/chair-000,demo/chair-000,Bo,,https://example.org/chair-000,cc0"]
+    assert lines[1:] == [
+        "demo/car-000,demo/car-000,Ada,,https://example.org/car-000,by",
+        "demo/chair-000,demo/chair-000,Bo,,https://example.org/chair-000,cc0",
+    ]
 
 
 def test_object_level_splits_size_rolled_shards_and_viewer_row_groups(captioned_root, copy_of):
@@ -174,7 +189,9 @@ def test_object_level_splits_size_rolled_shards_and_viewer_row_groups(captioned_
     for split in set(expected.values()):
         assert f"split: {split}" in card and f"data/{split}-*.parquet" in card
     loaded = datasets.load_dataset(str(root.export_dir), cache_dir=str(root.path / ".hf-cache"))
-    assert {name: len(part) for name, part in loaded.items()} == {s: 4 * list(expected.values()).count(s) for s in set(expected.values())}
+    assert {name: len(part) for name, part in loaded.items()} == {
+        s: 4 * list(expected.values()).count(s) for s in set(expected.values())
+    }
     assert split_of("demo/car-000", fractions) == split_of("demo/car-000", fractions)  # stable
 
 
@@ -185,7 +202,9 @@ def test_splits_flag_sets_the_object_level_splits(captioned_root, copy_of):
     from mvcap_build.export.shards import split_of
 
     root = DatasetRoot(copy_of(captioned_root))
-    result = CliRunner().invoke(app, ["export", str(root.path), "--quiet", "--splits", "train=0.5, validation=0.25,test=0.25"])
+    result = CliRunner().invoke(
+        app, ["export", str(root.path), "--quiet", "--splits", "train=0.5, validation=0.25,test=0.25"]
+    )
     assert result.exit_code == 0, result.output
     fractions = {"train": 0.5, "validation": 0.25, "test": 0.25}
     expected = {key: split_of(key, fractions) for key in ("demo/car-000", "demo/chair-000", "demo/mug-000")}
@@ -195,17 +214,20 @@ def test_splits_flag_sets_the_object_level_splits(captioned_root, copy_of):
     assert {p.name.split("-")[0] for p in (root.export_dir / "data").glob("*.parquet")} == set(expected.values())
 
 
-@pytest.mark.parametrize("value, message", [
-    ("train=0.9,test=0.2", "the fractions add up to 1.1, not 1"),
-    ("train=0.5", "the fractions add up to 0.5, not 1"),
-    ("train:0.9,test:0.1", "'train:0.9' is not NAME=FRACTION"),
-    ("train=0.9,,test=0.1", "'' is not NAME=FRACTION"),
-    ("=1", "'=1' is not NAME=FRACTION"),
-    ("train=ninety", "the fraction of 'train' is 'ninety', not a number"),
-    ("train=1.5,test=-0.5", "the fraction of 'train' is 1.5, not between 0 and 1"),
-    ("train=0.5,train=0.5", "'train' is given twice"),
-    ("tr/ain=1", "letters, digits and underscores, not 'tr/ain'"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("train=0.9,test=0.2", "the fractions add up to 1.1, not 1"),
+        ("train=0.5", "the fractions add up to 0.5, not 1"),
+        ("train:0.9,test:0.1", "'train:0.9' is not NAME=FRACTION"),
+        ("train=0.9,,test=0.1", "'' is not NAME=FRACTION"),
+        ("=1", "'=1' is not NAME=FRACTION"),
+        ("train=ninety", "the fraction of 'train' is 'ninety', not a number"),
+        ("train=1.5,test=-0.5", "the fraction of 'train' is 1.5, not between 0 and 1"),
+        ("train=0.5,train=0.5", "'train' is given twice"),
+        ("tr/ain=1", "letters, digits and underscores, not 'tr/ain'"),
+    ],
+)
 def test_bad_splits_are_one_line(captioned_root, copy_of, value, message):
     from typer.testing import CliRunner
 
@@ -243,7 +265,10 @@ def test_mvcap_released_layout_for_the_original_ovt_code(captioned_root, copy_of
         image = folder / entry["path"]
         source = root.path / by_img[entry["img_id"]]["path"]
         assert image.read_bytes() == source.read_bytes()
-        assert (entry["caption"], entry["obj_id"]) == (by_img[entry["img_id"]]["caption"], by_img[entry["img_id"]]["obj_id"])
+        assert (entry["caption"], entry["obj_id"]) == (
+            by_img[entry["img_id"]]["caption"],
+            by_img[entry["img_id"]]["obj_id"],
+        )
 
 
 def test_train_ovt_reads_the_mvcap_layout_like_the_parquet(captioned_root, copy_of):
@@ -273,7 +298,9 @@ def test_a_missing_or_broken_view_file_stops_export_with_one_line(captioned_root
     assert "Traceback" not in result.stderr and not (root / "export").exists()
 
     views[1].write_bytes(saved[: len(saved) // 3])  # a truncated PNG: only decoding finds it
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", "export", str(root), "--image-size", "16"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mvcap_build", "export", str(root), "--image-size", "16"], capture_output=True, text=True
+    )
     assert result.returncode == 2, result.stderr
     assert "not a readable image" in result.stderr and views[1].name in result.stderr
     assert "Traceback" not in result.stderr and not (root / "export").exists()

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, caption, export
+
 from mvcap_build.dataset import DatasetRoot
 from mvcap_build.extract.config import ExtractConfig
 from mvcap_build.extract.stage import ExtractStage
@@ -31,7 +31,9 @@ def read_card(export_dir: Path):
 
 
 def _extracted_and_captioned(root: Path, source: dict) -> DatasetRoot:
-    config = ExtractConfig.model_validate({"source": source, "frames": {"num_frames": 6, "min_frames": 4, "resolution": 48}})
+    config = ExtractConfig.model_validate(
+        {"source": source, "frames": {"num_frames": 6, "min_frames": 4, "resolution": 48}}
+    )
     root = DatasetRoot(root)
     assert ExtractStage(config, RunOptions(progress=False)).run(root.ensure_writable()).done == 1
     caption(root)
@@ -67,7 +69,11 @@ def test_card_licence_comes_from_the_export_config(captioned_root, copy_of):
     assert not (root.export_dir / "LICENSE.md").exists()  # nothing links to it
     export(root, license_name="objaverse-mixed", license_link="https://example.org/terms")
     card = read_card(root.export_dir)
-    assert (card.license, card.license_name, card.license_link) == ("other", "objaverse-mixed", "https://example.org/terms")
+    assert (card.license, card.license_name, card.license_link) == (
+        "other",
+        "objaverse-mixed",
+        "https://example.org/terms",
+    )
     assert not (root.export_dir / "LICENSE.md").exists()
 
 
@@ -75,8 +81,14 @@ def test_size_categories_follow_the_hub_buckets():
     from mvcap_build.export.card import size_category
 
     buckets = _resource("size_categories.json")
-    for rows, expected in [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (12_345, "10K<n<100K"),
-                           (4_600_000, "1M<n<10M"), (10**12, "n>1T")]:
+    for rows, expected in [
+        (0, "n<1K"),
+        (999, "n<1K"),
+        (1000, "1K<n<10K"),
+        (12_345, "10K<n<100K"),
+        (4_600_000, "1M<n<10M"),
+        (10**12, "n>1T"),
+    ]:
         assert size_category(rows) == expected and expected in buckets
 
 

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import export
 from PIL import Image
 
-from conftest import export
 from mvcap_build.dataset import DatasetRoot, FailureLedger
 from mvcap_build.export.image_sets import shard_folder
 from mvcap_build.imaging import composite_on_white
@@ -28,7 +28,9 @@ def _load(files: list[str]):
 
     import datasets
 
-    return datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=tempfile.mkdtemp(prefix="hf-"), keep_in_memory=True)
+    return datasets.load_dataset(
+        "parquet", data_files=files, split="train", cache_dir=tempfile.mkdtemp(prefix="hf-"), keep_in_memory=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +51,11 @@ def test_training_ready_shards_beside_the_originals(beside):
     ready = _load([str(p) for p in sorted((export_dir / "data-16px-jpeg").glob("*.parquet"))])
     assert len(ready) == len(originals) == 12
     assert isinstance(ready.features["image"], datasets.Image)
-    for original, small in zip(originals.cast_column("image", datasets.Image(decode=False)),
-                               ready.cast_column("image", datasets.Image(decode=False)), strict=True):
+    for original, small in zip(
+        originals.cast_column("image", datasets.Image(decode=False)),
+        ready.cast_column("image", datasets.Image(decode=False)),
+        strict=True,
+    ):
         assert (original["key"], original["view_index"]) == (small["key"], small["view_index"])
         assert original["image"]["bytes"] == (beside.path / original["path"]).read_bytes()
         with Image.open(io.BytesIO(small["image"]["bytes"])) as image:
@@ -127,7 +132,9 @@ def test_cli_training_image_flags(captioned_root, copy_of):
     cli = [sys.executable, "-m", "mvcap_build", "export", str(root), "--quiet"]
     lone = subprocess.run([*cli, "--image-format", "webp"], capture_output=True, text=True)
     assert lone.returncode == 2 and "need --image-size" in lone.stderr
-    ok = subprocess.run([*cli, "--image-size", "16", "--image-format", "png", "--no-originals"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [*cli, "--image-size", "16", "--image-format", "png", "--no-originals"], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     sets = json.loads((root / "export" / "export.json").read_text())["image_sets"]
     assert sets == {"data": {"images": "training-ready", "shorter_side": 16, "format": "png"}}

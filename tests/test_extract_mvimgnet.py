@@ -168,7 +168,11 @@ def make_zip(path: Path, members: dict[str, bytes]) -> Path:
 
 def fixture_members() -> dict[str, bytes]:
     folder = MVIMGNET / INSTANCE
-    return {f"{INSTANCE}/{p.relative_to(folder).as_posix()}": p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        f"{INSTANCE}/{p.relative_to(folder).as_posix()}": p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_zip_parts_are_read_in_place_and_unsafe_members_refused(tmp_path: Path, capture):
@@ -300,7 +304,9 @@ def test_sparse_points_project_into_every_frame(capture):
     for frame in capture.frames:
         pixels, depth = project(capture.points, frame.c2w, frame.K)
         assert (depth > 0).all(), frame.name
-        inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < frame.width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < frame.height)
+        inside = (
+            (pixels[:, 0] >= 0) & (pixels[:, 0] < frame.width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < frame.height)
+        )
         assert inside.mean() > 0.9, (frame.name, inside.mean())
 
 
@@ -374,7 +380,12 @@ def test_up_is_the_ring_normal_or_the_mean_camera_up():
     up, method, fit = camera_plane_up(np.array(ring()))
     assert np.allclose(up, [0, 0, 1], atol=1e-9) and "plane" in method and fit["cameras"] == 20
     jitter = np.random.default_rng(0).normal(scale=0.01, size=(5, 2))  # a straight walk, hand-held
-    line = np.array([look_at(np.array([x, -5.0 + dy, 1.0 + dz]), [0.0, 0.0, 0.0]) for x, (dy, dz) in zip(np.linspace(-1, 1, 5), jitter)])
+    line = np.array(
+        [
+            look_at(np.array([x, -5.0 + dy, 1.0 + dz]), [0.0, 0.0, 0.0])
+            for x, (dy, dz) in zip(np.linspace(-1, 1, 5), jitter)
+        ]
+    )
     up, method, _ = camera_plane_up(line)  # centres along a line: no plane to take the normal of
     assert "do not span a plane" in method and up @ [0, 0, 1] > 0.9
 

@@ -320,7 +320,11 @@ def test_paths_leaving_the_object_folder_are_refused_unread(tmp_path):
     ]
     capture = read_folder(write_object(folder, frames))
     assert capture.details["unsafe_frames"] == [
-        "../../etc/passwd", "/etc/passwd", "../secret", "train/link", "train/../../cup_01/train/ok",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "../secret",
+        "train/link",
+        "train/../../cup_01/train/ok",
     ]
     assert [f.name for f in capture.frames] == ["ok"]
 
@@ -394,8 +398,20 @@ def test_val_split_is_read_only_when_configured_and_its_names_stay_unique(tmp_pa
         ({"camera_angle_x": 0.7, "frames": [{"transform_matrix": np.eye(4).tolist()}]}, "file_path"),
         ({"camera_angle_x": 0.7, "frames": [{"file_path": "a", "transform_matrix": [[1, 0], [0, 1]]}]}, "4x4"),
         ({"camera_angle_x": 0.7, "frames": [{"file_path": "a", "transform_matrix": "eye"}]}, "matrix"),
-        ({"camera_angle_x": 0.7, "frames": [{"file_path": "a", "transform_matrix": np.diag([2.0, 2, 2, 1]).tolist()}]}, "rotation"),
-        ({"camera_angle_x": 0.7, "frames": [{"file_path": "a", "transform_matrix": np.diag([1.0, 1, -1, 1]).tolist()}]}, "rotation"),
+        (
+            {
+                "camera_angle_x": 0.7,
+                "frames": [{"file_path": "a", "transform_matrix": np.diag([2.0, 2, 2, 1]).tolist()}],
+            },
+            "rotation",
+        ),
+        (
+            {
+                "camera_angle_x": 0.7,
+                "frames": [{"file_path": "a", "transform_matrix": np.diag([1.0, 1, -1, 1]).tolist()}],
+            },
+            "rotation",
+        ),
         ({"camera_angle_x": "wide", "frames": []}, "camera_angle_x"),
         ({"frames": [{"file_path": "a", "transform_matrix": np.eye(4).tolist()}]}, "focal"),
     ],
@@ -424,7 +440,9 @@ def test_parallel_optical_axes_fall_back_to_the_origin():
     looking_in = [look_at_origin(az, 20, 3) for az in (0, 120, 240)]
     for c2w in looking_in:
         c2w[:3, 3] += [0.5, -0.25, 1.0]
-    np.testing.assert_allclose(nearest_point_to_axes(looking_in, min_eigen_ratio=PARALLEL_AXES_RATIO), [0.5, -0.25, 1.0], atol=1e-9)
+    np.testing.assert_allclose(
+        nearest_point_to_axes(looking_in, min_eigen_ratio=PARALLEL_AXES_RATIO), [0.5, -0.25, 1.0], atol=1e-9
+    )
 
 
 def test_identity_follows_the_transforms_files(tmp_path):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, caption, export, load_export
 from PIL import Image
 
-from conftest import FIXTURES, caption, export, load_export
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_objects, read_views_manifest
 from mvcap_build.extract.config import ExtractConfig
 from mvcap_build.extract.select import spread, view_directions
@@ -73,7 +73,9 @@ def test_im3d_origin_projects_inside_the_object_in_every_view(im3d_root):
         x, y = pix[0]
         assert cols.min() <= x <= cols.max() + 1 and rows.min() <= y <= rows.max() + 1, (view.file, x, y)
         assert 0 <= view.elevation_deg <= 90 and view.distance == pytest.approx(4.03, abs=0.01)
-        assert view.coverage == pytest.approx((np.asarray(Image.open(im3d_root.view_dir(manifest.key) / view.file).getchannel("A")) > 0).mean())
+        assert view.coverage == pytest.approx(
+            (np.asarray(Image.open(im3d_root.view_dir(manifest.key) / view.file).getchannel("A")) > 0).mean()
+        )
 
 
 def test_chosen_frames_cover_more_directions_than_evenly_spaced_ones(im3d_root):
@@ -138,8 +140,11 @@ def test_a_killed_extract_resumes_to_the_same_root(tmp_path):
     args = ["--source", "im3d", "--folder", str(captures), "--num-frames", "12", "--resolution", "128", "--quiet"]
     assert mvcap("extract", str(reference), *args).returncode == 0
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "mvcap_build", "extract", str(killed), *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mvcap_build", "extract", str(killed), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if len(list((killed / "views").glob("*/*/views.json"))) >= 2:
@@ -153,7 +158,9 @@ def test_a_killed_extract_resumes_to_the_same_root(tmp_path):
     assert result.returncode == 0 and f"{8 - done_at_kill} extracted, {done_at_kill} already done" in result.stdout
 
     def files(root: Path) -> dict[str, bytes]:
-        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / "views").rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / "views").rglob("*")) if p.is_file()
+        }
 
     assert files(killed) == files(reference)  # extraction is deterministic: the same bytes
     assert not list(killed.rglob(".tmp-*"))
@@ -185,7 +192,9 @@ def test_small_frames_are_not_enlarged_unless_asked(tmp_path):
     assert kept.returncode == 0, kept.stderr
     assert "smaller than resolution 256: kept at their own size" in kept.stdout and "upsample" in kept.stdout
     manifest = read_views_manifest(DatasetRoot(tmp_path / "kept").view_manifest("im3d/throne_01"))
-    assert max(v.width for v in manifest.views) <= 128 and manifest.producer.details["kept_below_resolution"]["views"] == 6
+    assert (
+        max(v.width for v in manifest.views) <= 128 and manifest.producer.details["kept_below_resolution"]["views"] == 6
+    )
     for view in manifest.views:
         with Image.open(tmp_path / "kept" / "views" / "im3d" / "throne_01" / view.file) as image:
             assert image.size == (view.width, view.height)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import tiny_render
+
 from mvcap_build.dataset import DatasetRoot
 
 CATEGORIES = ["chair", "table", "stool", "mug", "bottle", "lamp"]
@@ -24,7 +24,9 @@ def mvcap(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mvcap_build", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mvcap_build", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def render_config(path: Path, categories=CATEGORIES, **overrides) -> Path:
@@ -35,8 +37,10 @@ def render_config(path: Path, categories=CATEGORIES, **overrides) -> Path:
 
 def committed(root: Path) -> dict[str, str]:
     """Key -> fingerprint digest of every committed object."""
-    return {json.loads(m.read_text())["key"]: json.loads(m.read_text())["fingerprint"]["digest"]
-            for m in DatasetRoot(root).view_manifests()}
+    return {
+        json.loads(m.read_text())["key"]: json.loads(m.read_text())["fingerprint"]["digest"]
+        for m in DatasetRoot(root).view_manifests()
+    }
 
 
 def ledger(root: Path, stage: str) -> list[str]:
@@ -98,8 +102,10 @@ def test_a_claim_is_exclusive_and_dies_with_its_process(tmp_path):
     assert again is not None
     again.release()
     # A process killed while holding a claim does not block the next run.
-    code = ("import os, sys; from pathlib import Path; from mvcap_build.dataset.claims import try_claim; "
-            f"c = try_claim(Path({str(final)!r})); print('held', flush=True); os.kill(os.getpid(), 9)")
+    code = (
+        "import os, sys; from pathlib import Path; from mvcap_build.dataset.claims import try_claim; "
+        f"c = try_claim(Path({str(final)!r})); print('held', flush=True); os.kill(os.getpid(), 9)"
+    )
     killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert killed.returncode == -9 and "held" in killed.stdout
     after = try_claim(final)
@@ -145,7 +151,11 @@ def test_a_full_disk_in_caption_and_export_is_one_line(small_disk, captioned_roo
     shutil.rmtree(uncaptioned / "captions")
     shutil.copytree(captioned_root, captioned)
     fill(small_disk, leave_bytes=0)
-    for args in (["caption", str(uncaptioned)], ["export", str(captioned)], ["export", str(captioned), "--image-size", "16"]):
+    for args in (
+        ["caption", str(uncaptioned)],
+        ["export", str(captioned)],
+        ["export", str(captioned), "--image-size", "16"],
+    ):
         result = mvcap(*args, "--quiet")
         assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
         assert "No space left on device" in result.stderr or "is full" in result.stderr, (args, result.stderr)
@@ -163,7 +173,11 @@ def test_a_layout_folder_that_is_a_file_is_one_line(tmp_path, folder):
     root = tmp_path / "root"
     root.mkdir()
     (root / folder).write_text("not a folder")
-    for args in (["render", str(root), "--config", str(render_config(tmp_path / "r.yaml"))], ["caption", str(root)], ["export", str(root)]):
+    for args in (
+        ["render", str(root), "--config", str(render_config(tmp_path / "r.yaml"))],
+        ["caption", str(root)],
+        ["export", str(root)],
+    ):
         result = mvcap(*args, "--quiet")
         assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
         assert f"{root / folder} is a file" in result.stderr, (args, result.stderr)

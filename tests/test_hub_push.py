@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from conftest import export
 from fake_hub import VALID_TOKEN, FakeHub
+from typer.testing import CliRunner
+
 from mvcap_build.cli import app
 from mvcap_build.dataset import DatasetRoot
 from mvcap_build.export.config import HubConfig
@@ -63,8 +63,11 @@ def export_dir(exported_root) -> Path:
 def pushed(export_dir: Path) -> dict[str, bytes]:
     """What the Hub should hold: every file of the export but MVCap's layout."""
     files = (path for path in sorted(export_dir.rglob("*")) if path.is_file())
-    return {path.relative_to(export_dir).as_posix(): path.read_bytes() for path in files
-            if path.relative_to(export_dir).parts[0] != "mvcap"}
+    return {
+        path.relative_to(export_dir).as_posix(): path.read_bytes()
+        for path in files
+        if path.relative_to(export_dir).parts[0] != "mvcap"
+    }
 
 
 def lfs_oids(files: dict[str, bytes]) -> set[str]:
@@ -129,7 +132,11 @@ def test_a_failed_commit_is_a_clear_error_and_the_rerun_uploads_only_the_rest(ex
     message = str(failure.value)
     total = math.ceil(len(expected) / 2)
     assert f"failed in commit 2 of {total}: " in message
-    why = {"commit 500": "HTTP 500 from ", "commit dropped": "RemoteProtocolError: ", "upload refused": "HTTP 403 from "}
+    why = {
+        "commit 500": "HTTP 500 from ",
+        "commit dropped": "RemoteProtocolError: ",
+        "upload refused": "HTTP 403 from ",
+    }
     assert why[how] in message and "\n" not in message
     assert f"2 of the {len(expected)} files to upload are on the Hub" in message
     assert "rerun the same command to upload the rest" in message
@@ -142,7 +149,7 @@ def test_a_failed_commit_is_a_clear_error_and_the_rerun_uploads_only_the_rest(ex
     rerun_commits = fake_hub.commits[1:]
     assert {p for c in rerun_commits for p in c.added} == set(expected) - first  # only the rest
     assert sorted(summary.uploaded) == sorted(set(expected) - first) and summary.unchanged == len(first)
-    puts_after = [oid for oid, _ in fake_hub.lfs_puts][len(puts_before):]
+    puts_after = [oid for oid, _ in fake_hub.lfs_puts][len(puts_before) :]
     assert not set(puts_after) & puts_before  # no byte uploaded twice
     assert set(puts_after) | puts_before == lfs_oids(expected)
     assert repo_content(fake_hub) == expected
@@ -196,7 +203,9 @@ def test_files_are_hashed_a_chunk_at_a_time(tmp_path):
     zeros = bytes(size)
     sha256, blob = hashlib.sha256(zeros).hexdigest(), hashlib.sha1(b"blob %d\0" % size + zeros).hexdigest()
     del zeros
-    as_lfs = RepoFile(path="big.parquet", size=size, oid="0" * 40, lfs={"oid": sha256, "size": size, "pointerSize": 134})
+    as_lfs = RepoFile(
+        path="big.parquet", size=size, oid="0" * 40, lfs={"oid": sha256, "size": size, "pointerSize": 134}
+    )
     as_regular = RepoFile(path="big.parquet", size=size, oid=blob)
     tracemalloc.start()
     try:
@@ -207,7 +216,9 @@ def test_files_are_hashed_a_chunk_at_a_time(tmp_path):
     assert peak < 4_000_000, f"hashing a {size / 1e6:.0f} MB file held {peak / 1e6:.0f} MB at once"
 
 
-def test_a_reexport_with_fewer_shards_deletes_the_stale_ones_and_keeps_the_users_files(exported_root, copy_of, fake_hub):
+def test_a_reexport_with_fewer_shards_deletes_the_stale_ones_and_keeps_the_users_files(
+    exported_root, copy_of, fake_hub
+):
     root = copy_of(exported_root)
     export_dir = DatasetRoot(root).export_dir
     push_export(export_dir, HubConfig(repo_id=REPO), progress=False)
@@ -223,16 +234,23 @@ def test_a_reexport_with_fewer_shards_deletes_the_stale_ones_and_keeps_the_users
     summary = push_export(export_dir, HubConfig(repo_id=REPO, max_files_per_commit=1), progress=False)
 
     on_hub = fake_hub.files(REPO)
-    assert sorted(p for p in on_hub if p.startswith("data/")) == [f"data/train-0000{i}-of-00002.parquet" for i in range(2)]
+    assert sorted(p for p in on_hub if p.startswith("data/")) == [
+        f"data/train-0000{i}-of-00002.parquet" for i in range(2)
+    ]
     assert summary.deleted == stale
     assert on_hub["notes.md"] == b"my own notes" and "extra/figure.png" in on_hub and ".gitattributes" in on_hub
     this_push = fake_hub.commits[commits:]
     assert this_push[-1].deleted == stale and not any(c.deleted for c in this_push[:-1])  # with the card, last
-    assert {p: c for p, c in on_hub.items() if p not in ("notes.md", "extra/figure.png", ".gitattributes")} == pushed(export_dir)
+    assert {p: c for p, c in on_hub.items() if p not in ("notes.md", "extra/figure.png", ".gitattributes")} == pushed(
+        export_dir
+    )
 
 
 def test_the_hub_limits_are_checked_before_any_request(export_dir, fake_hub):
-    with pytest.raises(HubError, match=r"export/data/ has 4 files .* at most 3 per folder .*max_shard_bytes or export\.rows_per_parquet"):
+    with pytest.raises(
+        HubError,
+        match=r"export/data/ has 4 files .* at most 3 per folder .*max_shard_bytes or export\.rows_per_parquet",
+    ):
         push_export(export_dir, HubConfig(repo_id=REPO, max_files_per_folder=3), progress=False)
     files = len(pushed(export_dir))
     with pytest.raises(HubError, match=rf"the export has {files} files to push .* at most {files - 1}"):
@@ -257,7 +275,18 @@ def test_our_layout_keeps_within_the_limits_it_checks(export_dir, fake_hub):
 
 def test_revision_creates_the_branch_and_private_the_repo(exported_root, copy_of, fake_hub):
     root = copy_of(exported_root)
-    args = ["export", str(root), "--rows-per-parquet", "3", "--hf-push", REPO, "--revision", "dev", "--private", "--quiet"]
+    args = [
+        "export",
+        str(root),
+        "--rows-per-parquet",
+        "3",
+        "--hf-push",
+        REPO,
+        "--revision",
+        "dev",
+        "--private",
+        "--quiet",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "revision dev" in result.output
@@ -273,8 +302,15 @@ def test_revision_creates_the_branch_and_private_the_repo(exported_root, copy_of
 def test_the_hub_section_of_a_pipeline_file_is_read(exported_root, copy_of, fake_hub, tmp_path):
     root = copy_of(exported_root)
     pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(yaml.safe_dump({"root": str(root), "export": {"rows_per_parquet": 3},
-                                        "hub": {"repo_id": "owner/from-file", "max_files_per_commit": 3}}))
+    pipeline.write_text(
+        yaml.safe_dump(
+            {
+                "root": str(root),
+                "export": {"rows_per_parquet": 3},
+                "hub": {"repo_id": "owner/from-file", "max_files_per_commit": 3},
+            }
+        )
+    )
 
     result = CliRunner().invoke(app, ["export", str(root), "--config", str(pipeline), "--quiet"])
     assert result.exit_code == 0, result.output
@@ -289,8 +325,14 @@ def test_the_hub_section_of_a_pipeline_file_is_read(exported_root, copy_of, fake
 def run_cli(root: Path, hub: FakeHub, tmp_path: Path, **env_overrides) -> subprocess.CompletedProcess:
     """`mvcap export ROOT --hf-push owner/name` in a fresh process pointed at the fake Hub, with an empty
     HF_HOME so that a login saved on this machine cannot be used."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "MVCAP_DEBUG")}
-    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "MVCAP_DEBUG")
+    }
+    env.update(
+        HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1"
+    )
     env.update(env_overrides)
     command = [sys.executable, "-m", "mvcap_build", "export", str(root), "--hf-push", REPO, "--quiet"]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -303,8 +345,10 @@ def test_a_refused_token_is_one_clear_line_that_never_shows_the_token(exported_r
     result = run_cli(root, fake_hub, tmp_path, HF_TOKEN=secret)
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: cannot push to {REPO} on {fake_hub.url}: the Hub refused the token (HTTP 401): "
-                      "set HF_TOKEN to a valid token or run `hf auth login`"]
+    assert errors == [
+        f"error: cannot push to {REPO} on {fake_hub.url}: the Hub refused the token (HTTP 401): "
+        "set HF_TOKEN to a valid token or run `hf auth login`"
+    ]
     assert "Traceback" not in result.stderr
     assert secret not in result.stdout + result.stderr
     assert "GET /api/whoami-v2" in fake_hub.requests

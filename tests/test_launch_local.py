@@ -6,13 +6,17 @@ import json
 import shutil
 
 import yaml
-
 from launch_fixtures import assert_same_root, demo_pipeline, markers, mvcap, reference_root, shards  # noqa: F401
 
 
 def test_local_launch_equals_build_and_relaunch_submits_nothing(tmp_path, reference_root):  # noqa: F811
     root = tmp_path / "root"
-    pipeline = demo_pipeline(tmp_path / "p.yaml", root, shards(render=3, caption=2, defaults={"array_parallelism": 2}) | {"kind": "local"}, slow=True)
+    pipeline = demo_pipeline(
+        tmp_path / "p.yaml",
+        root,
+        shards(render=3, caption=2, defaults={"array_parallelism": 2}) | {"kind": "local"},
+        slow=True,
+    )
     result = mvcap("launch", str(pipeline))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "render: 3 of 3 shard(s) done" in result.stdout
@@ -35,7 +39,12 @@ def test_local_launch_equals_build_and_relaunch_submits_nothing(tmp_path, refere
 
 def test_dry_run_prints_commands_and_writes_nothing(tmp_path):
     root = tmp_path / "root"
-    pipeline = demo_pipeline(tmp_path / "p.yaml", root, shards(render=4, caption=2) | {"kind": "slurm", "defaults": {"partition": "gpu", "gpus": 1, "time_min": 90}, "slurm_max_array_size": 3})
+    pipeline = demo_pipeline(
+        tmp_path / "p.yaml",
+        root,
+        shards(render=4, caption=2)
+        | {"kind": "slurm", "defaults": {"partition": "gpu", "gpus": 1, "time_min": 90}, "slurm_max_array_size": 3},
+    )
     result = mvcap("launch", str(pipeline), "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert not root.exists()
@@ -109,12 +118,17 @@ def test_a_shard_that_fails_on_bad_input_is_reported_and_later_stages_wait(tmp_p
 
 def test_a_shard_past_its_deadline_is_stopped_and_reported(tmp_path):
     root = tmp_path / "root"
-    runner = {"kind": "local", "stages": {"render": {"shards": 1, "time_min": 0.02}}}  # 1.2 s: Blender alone takes longer
+    runner = {
+        "kind": "local",
+        "stages": {"render": {"shards": 1, "time_min": 0.02}},
+    }  # 1.2 s: Blender alone takes longer
     pipeline = demo_pipeline(tmp_path / "p.yaml", root, runner, slow=True)
     result = mvcap("launch", str(pipeline))
     assert result.returncode == 1
     assert "render shard 0/1 ended without finishing: past its deadline" in result.stdout
-    assert not (root / "launch" / "markers" / "render").exists() or not list((root / "launch" / "markers" / "render").glob("*/*.json"))
+    assert not (root / "launch" / "markers" / "render").exists() or not list(
+        (root / "launch" / "markers" / "render").glob("*/*.json")
+    )
 
 
 def test_runner_config_errors_are_one_line(tmp_path):
@@ -130,7 +144,9 @@ def test_runner_config_errors_are_one_line(tmp_path):
         result = mvcap("launch", str(pipeline))
         assert result.returncode == 2, (runner, result.stdout, result.stderr)
         assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
-    vllm = demo_pipeline(tmp_path / "v.yaml", root, {"kind": "local"}, caption={"backend": {"kind": "vllm", "model": "x"}})
+    vllm = demo_pipeline(
+        tmp_path / "v.yaml", root, {"kind": "local"}, caption={"backend": {"kind": "vllm", "model": "x"}}
+    )
     result = mvcap("launch", str(vllm), "--dry-run")
     assert result.returncode == 2 and "runner.stages.caption.python" in result.stderr
     assert not root.exists()
@@ -147,10 +163,18 @@ def test_run_shard_checks_its_arguments(tmp_path):
 
 def test_a_cluster_launch_without_shard_counts_sizes_them(tmp_path):
     root = tmp_path / "root"
-    big = {"source": {"kind": "demo", "per_category": 200}, "views": {"num_views": 24}, "resolution": 512, "samples": 32, "workers": 4}
+    big = {
+        "source": {"kind": "demo", "per_category": 200},
+        "views": {"num_views": 24},
+        "resolution": 512,
+        "samples": 32,
+        "workers": 4,
+    }
 
     def sized(target_min: float) -> dict[str, int]:
-        pipeline = demo_pipeline(tmp_path / "p.yaml", root, {"kind": "slurm", "target_shard_min": target_min}, render=big)
+        pipeline = demo_pipeline(
+            tmp_path / "p.yaml", root, {"kind": "slurm", "target_shard_min": target_min}, render=big
+        )
         result = mvcap("launch", str(pipeline), "--dry-run")
         assert result.returncode == 0, result.stdout + result.stderr
         counts = {}

@@ -9,7 +9,6 @@ import re
 import signal
 
 import psutil
-
 from launch_fixtures import (  # noqa: F401 - fixtures
     assert_same_root,
     committed_views,
@@ -27,7 +26,12 @@ SHARD0_FIRST = {"chair-000", "mug-000", "bottle-000", "sofa-000"}  # shard 0 of 
 
 
 def ray_runner(address: str, **extra) -> dict:
-    runner = shards(render=3, caption=2) | {"kind": "ray", "ray_address": address, "poll_s": 0.5, "defaults": {"cpus": 1}}
+    runner = shards(render=3, caption=2) | {
+        "kind": "ray",
+        "ray_address": address,
+        "poll_s": 0.5,
+        "defaults": {"cpus": 1},
+    }
     runner["stages"]["render"]["array_parallelism"] = 1  # shard 0 first, alone: a kill lands where the test expects
     runner.update(extra)
     return runner

@@ -117,7 +117,9 @@ def test_a_preempted_shard_is_requeued_by_submitit_and_resumes(tmp_path, slurm_c
     release(job)
     out, _ = launch.communicate(timeout=600)
     assert launch.returncode == 0, out
-    submitit_log = "".join(p.read_text(errors="replace") for p in (root / "logs" / "launch" / "slurm" / "render").glob("*/*_log.*"))
+    submitit_log = "".join(
+        p.read_text(errors="replace") for p in (root / "logs" / "launch" / "slurm" / "render").glob("*/*_log.*")
+    )
     assert "requeu" in submitit_log.lower(), submitit_log[-2000:]
     assert_shard0_resumed(root)
     assert_same_root(reference_root, root)

@@ -251,17 +251,22 @@ def test_cut_body_is_detected_and_retried(hub, data, cache):
     assert hub.count() == 2
 
 
-@pytest.mark.parametrize(("fault", "requests", "said"), [
-    ("truncate", 3, "body cut after"),  # a cut transfer may come whole next time: every retry
-    ("bad_magic", 2, "not a GLB"),  # complete but wrong bytes: asked once more only
-    ("empty", 2, "an empty file (0 bytes), not a GLB"),
-])
+@pytest.mark.parametrize(
+    ("fault", "requests", "said"),
+    [
+        ("truncate", 3, "body cut after"),  # a cut transfer may come whole next time: every retry
+        ("bad_magic", 2, "not a GLB"),  # complete but wrong bytes: asked once more only
+        ("empty", 2, "an empty file (0 bytes), not a GLB"),
+    ],
+)
 def test_a_download_that_stays_bad_is_corrupt(hub, data, cache, fault, requests, said):
     hub.fail(data.path("duck"), fault, fault, fault)
     with make_fetcher(config(cache, uids=["x"])) as fetcher, pytest.raises(AssetUnavailable) as raised:
         fetcher.fetch(data.asset("duck"))
     assert raised.value.reason == "corrupt_download"
-    assert said in raised.value.detail and data.path("duck") in raised.value.detail and ".tmp-" not in raised.value.detail
+    assert (
+        said in raised.value.detail and data.path("duck") in raised.value.detail and ".tmp-" not in raised.value.detail
+    )
     assert hub.count() == requests
     folder = cache / data.path("duck")
     assert not folder.exists() and leftovers(folder.parent) == []

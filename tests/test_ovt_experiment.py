@@ -16,9 +16,27 @@ REPO = Path(__file__).resolve().parent.parent
 def test_experiment_runs_end_to_end_and_reports_paired_differences(tmp_path):
     root = tmp_path / "experiment"
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "ovt_experiment.py"), "--root", str(root), "--per-category", "4",
-         "--views", "8", "--seeds", "2", "--validation-seeds", "2", "--steps", "4", "--pretrain-steps", "4"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "ovt_experiment.py"),
+            "--root",
+            str(root),
+            "--per-category",
+            "4",
+            "--views",
+            "8",
+            "--seeds",
+            "2",
+            "--validation-seeds",
+            "2",
+            "--steps",
+            "4",
+            "--pretrain-steps",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((root / "results" / "results.json").read_text())
@@ -52,8 +70,11 @@ def test_experiment_runs_end_to_end_and_reports_paired_differences(tmp_path):
 
     import pyarrow.parquet as pq
 
-    rows = [r for shard in sorted((root / "export" / "data").glob("*.parquet"))
-            for r in pq.read_table(shard, columns=["key", "category", "split"]).to_pylist()]
+    rows = [
+        r
+        for shard in sorted((root / "export" / "data").glob("*.parquet"))
+        for r in pq.read_table(shard, columns=["key", "category", "split"]).to_pylist()
+    ]
     per_category = collections.Counter((r["category"], r["split"]) for r in {r["key"]: r for r in rows}.values())
     categories = {c for c, _ in per_category}
     assert len(categories) == 10

@@ -94,14 +94,18 @@ def test_knn_anchor_discounts_a_crowd_of_similar_views():
 
 def test_consistency_is_a_hinge_on_the_hard_views_toward_a_detached_anchor():
     image = _views(0, 2, 60, -20, 180, 200, 181, 179).requires_grad_(True)
-    targets = BatchMiner(k=1, method="mean", neighbors=5, views_per_object=4).targets(image, torch.arange(8), torch.arange(2).repeat_interleave(4))
+    targets = BatchMiner(k=1, method="mean", neighbors=5, views_per_object=4).targets(
+        image, torch.arange(8), torch.arange(2).repeat_interleave(4)
+    )
     terms = ViewConsistencyLoss(margin=0.3, weight=2.0)(image, targets)
     terms["consistency_loss"].backward()
     has_grad = image.grad.abs().sum(-1) > 0
     # Only the mined views (2 and 5) receive gradient: the anchor is a target, not a variable.
     assert has_grad.tolist() == [False, False, True, False, False, True, False, False]
-    gaps = [1 - _views(*hard)[0] @ F.normalize(_views(*group).mean(0), dim=0) + 0.3
-            for hard, group in (((60,), (0, 2, 60, -20)), ((200,), (180, 200, 181, 179)))]
+    gaps = [
+        1 - _views(*hard)[0] @ F.normalize(_views(*group).mean(0), dim=0) + 0.3
+        for hard, group in (((60,), (0, 2, 60, -20)), ((200,), (180, 200, 181, 179)))
+    ]
     assert terms["consistency_loss"].item() == pytest.approx(2.0 * (gaps[0] + gaps[1]).item() / 2)
     none = Targets(targets.anchors, torch.zeros(8, dtype=torch.bool))
     assert ViewConsistencyLoss()(image, none)["consistency_loss"].item() == 0.0

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-
 from conftest import assert_same_pixels, load_export, tiny_render
 
 CATEGORIES = ["chair", "table", "stool", "mug", "bottle", "lamp", "car", "sofa"]
@@ -21,7 +20,9 @@ CATEGORIES = ["chair", "table", "stool", "mug", "bottle", "lamp", "car", "sofa"]
 def write_pipeline(path: Path, root: Path, **sections) -> Path:
     config = {
         "root": str(root),
-        "render": tiny_render(source={"kind": "demo", "categories": CATEGORIES, "per_category": 1}, views={"num_views": 6}),
+        "render": tiny_render(
+            source={"kind": "demo", "categories": CATEGORIES, "per_category": 1}, views={"num_views": 6}
+        ),
         "caption": {"backend": "template"},
         "export": {"name": "kill-test", "rows_per_parquet": 20},
         **sections,
@@ -54,7 +55,11 @@ def test_killed_build_resumes_to_the_same_dataset(tmp_path):
 
     killed = tmp_path / "killed"
     pipeline = write_pipeline(tmp_path / "b.yaml", killed)
-    process = subprocess.Popen([sys.executable, "-m", "mvcap_build", "build", str(pipeline), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mvcap_build", "build", str(pipeline), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while committed(killed) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -90,7 +95,9 @@ def test_bad_pipeline_key_is_named(tmp_path):
 
 def test_bad_values_and_broken_yaml_are_clear_errors(tmp_path):
     pipeline = tmp_path / "bad.yaml"
-    pipeline.write_text(yaml.safe_dump({"root": str(tmp_path / "r"), "render": {"resolution": -5}, "train_ovt": {"hard_views": 0}}))
+    pipeline.write_text(
+        yaml.safe_dump({"root": str(tmp_path / "r"), "render": {"resolution": -5}, "train_ovt": {"hard_views": 0}})
+    )
     result = mvcap("build", str(pipeline))
     assert result.returncode == 2 and "render.resolution" in result.stderr
     pipeline.write_text("root: [unclosed\n")
@@ -100,7 +107,9 @@ def test_bad_values_and_broken_yaml_are_clear_errors(tmp_path):
 
 def test_bad_train_section_fails_before_rendering(tmp_path):
     pipeline = tmp_path / "bad.yaml"
-    pipeline.write_text(yaml.safe_dump({"root": str(tmp_path / "r"), "render": tiny_render(), "train_ovt": {"hard_views": 0}}))
+    pipeline.write_text(
+        yaml.safe_dump({"root": str(tmp_path / "r"), "render": tiny_render(), "train_ovt": {"hard_views": 0}})
+    )
     result = mvcap("build", str(pipeline))
     assert result.returncode == 2 and "hard_views" in result.stderr
     assert not (tmp_path / "r" / "views").exists()

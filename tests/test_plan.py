@@ -20,8 +20,15 @@ from mvcap_build.plan.sample import measure, pick_shard, split_time
 def pipeline(path, root) -> PipelineConfig:
     data = {
         "root": str(root),
-        "render": {"source": {"kind": "demo", "per_category": 3}, "views": {"num_views": 8}, "resolution": 96,
-                   "samples": 16, "denoise": False, "device": "cpu", "workers": 1},
+        "render": {
+            "source": {"kind": "demo", "per_category": 3},
+            "views": {"num_views": 8},
+            "resolution": 96,
+            "samples": 16,
+            "denoise": False,
+            "device": "cpu",
+            "workers": 1,
+        },
         "caption": {"backend": "template"},
         "export": {"name": "plan-test"},
     }
@@ -50,7 +57,9 @@ def test_a_three_object_sample_predicts_a_thirty_object_build(tmp_path):
     assert {s.stage for s in predicted.stages} == {"render", "caption", "export"}
 
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", "launch", str(tmp_path / "p.yaml")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mvcap_build", "launch", str(tmp_path / "p.yaml")], capture_output=True, text=True
+    )
     measured = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     error = abs(predicted.wall_s - measured) / measured
@@ -68,8 +77,14 @@ def test_a_three_object_sample_predicts_a_thirty_object_build(tmp_path):
 
 def test_plan_cli_says_what_is_wrong(tmp_path):
     pipeline(tmp_path / "p.yaml", tmp_path / "root")
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", "plan", str(tmp_path / "p.yaml"), "--gpu", "tpu"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mvcap_build", "plan", str(tmp_path / "p.yaml"), "--gpu", "tpu"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "no stored rates for GPU 'tpu'" in result.stderr
     (tmp_path / "e.yaml").write_text(yaml.safe_dump({"root": str(tmp_path / "r"), "export": {}}))
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", "plan", str(tmp_path / "e.yaml")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mvcap_build", "plan", str(tmp_path / "e.yaml")], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "render or extract section" in result.stderr

@@ -45,9 +45,17 @@ def gallery_root(captioned_root, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("preview") / "root"
     shutil.copytree(captioned_root, root)
     dataset = DatasetRoot(root)
-    lamp = ObjectRecord(key=LAMP, source="demo", source_id="lamp-000", category=LAMP_CATEGORY, asset={"kind": "procedural", "builder": "lamp"})
+    lamp = ObjectRecord(
+        key=LAMP,
+        source="demo",
+        source_id="lamp-000",
+        category=LAMP_CATEGORY,
+        asset={"kind": "procedural", "builder": "lamp"},
+    )
     write_objects_table(dataset, "demo", [*read_objects(dataset).values(), lamp])
-    FailureLedger(dataset, "render").record(LAMP, "timeout", "Blender gave no answer within 120 s; log: logs/render/worker-0.log <end>")
+    FailureLedger(dataset, "render").record(
+        LAMP, "timeout", "Blender gave no answer within 120 s; log: logs/render/worker-0.log <end>"
+    )
     dataset.caption_manifest(MUG).unlink()
     FailureLedger(dataset, "caption").record(MUG, "category_missing", "views [1, 3] of 4: 'A cup <i>on</i> a table.'")
     _edit_caption(dataset, CAR, 0, caption=HOSTILE)
@@ -69,8 +77,16 @@ def expected(root: Path) -> dict[str, dict]:
     for key, record in read_objects(dataset).items():
         views_path, captions_path = dataset.view_manifest(key), dataset.caption_manifest(key)
         views = read_views_manifest(views_path).views if views_path.is_file() else []
-        rows = {row.view_index: row for row in read_caption_manifest(captions_path).rows} if captions_path.is_file() else {}
-        failures = [(e.stage, e.reason, e.detail) for stage in ("render", "caption") if (e := FailureLedger(dataset, stage).get(key))]
+        rows = (
+            {row.view_index: row for row in read_caption_manifest(captions_path).rows}
+            if captions_path.is_file()
+            else {}
+        )
+        failures = [
+            (e.stage, e.reason, e.detail)
+            for stage in ("render", "caption")
+            if (e := FailureLedger(dataset, stage).get(key))
+        ]
         objects[key] = {"category": record.category, "views": views, "captions": rows, "failures": failures}
     return objects
 
@@ -87,7 +103,9 @@ def browser():
         pytest.fail("playwright is not installed: pip install -e '.[test]'")
     with sync_playwright() as playwright:
         # Root in a container needs --no-sandbox; file:// pages load the data as <script src>.
-        chromium = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--allow-file-access-from-files"])
+        chromium = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--allow-file-access-from-files"]
+        )
         yield chromium
         chromium.close()
 
@@ -126,7 +144,9 @@ def act(tab, action) -> None:
     """Do something that re-renders the list, and wait until the new list and its images are in."""
     before = tab.evaluate("document.body.dataset.renders || '0'")
     action()
-    tab.wait_for_function("before => document.body.dataset.state === 'ready' && document.body.dataset.renders !== before", arg=before)
+    tab.wait_for_function(
+        "before => document.body.dataset.state === 'ready' && document.body.dataset.renders !== before", arg=before
+    )
     _settle(tab)
 
 
@@ -178,10 +198,16 @@ def check_card(card: dict, want: dict) -> None:
     assert card["empty"] == (not want["views"]), key
     for tile, view in zip(card["views"], want["views"]):
         assert tile["index"] == view.view_index
-        assert tile["azimuth"] == pytest.approx(view.azimuth_deg) and tile["elevation"] == pytest.approx(view.elevation_deg)
+        assert tile["azimuth"] == pytest.approx(view.azimuth_deg) and tile["elevation"] == pytest.approx(
+            view.elevation_deg
+        )
         az, el = map(float, re.fullmatch(r"az (-?[\d.]+)° · el (-?[\d.]+)°", tile["label"]).groups())
-        assert az == pytest.approx(view.azimuth_deg, abs=0.051) and el == pytest.approx(view.elevation_deg, abs=0.051), tile["label"]
-        assert tile["image"] is not None and tile["image"]["width"] > 0, f"{key} view {view.view_index}: thumbnail did not load"
+        assert az == pytest.approx(view.azimuth_deg, abs=0.051) and el == pytest.approx(
+            view.elevation_deg, abs=0.051
+        ), tile["label"]
+        assert tile["image"] is not None and tile["image"]["width"] > 0, (
+            f"{key} view {view.view_index}: thumbnail did not load"
+        )
         row = want["captions"].get(view.view_index)
         if row is None:
             assert tile["missing"] and tile["tries"] is None, f"{key} view {view.view_index} shows a caption it has not"
@@ -298,8 +324,8 @@ def test_interrupted_run_keeps_the_previous_preview(captioned_root, copy_of, mon
 def test_pool_gives_what_one_process_gives(captioned_root, tmp_path):
     from functools import partial
 
-    from mvcap_build.preview.collect import CollectSettings, collect, failure_stages, iter_objects
     from mvcap_build.parallel import ordered_map
+    from mvcap_build.preview.collect import CollectSettings, collect, failure_stages, iter_objects
 
     dataset = DatasetRoot(captioned_root)
     objects = [(o.key, o.category) for o in iter_objects(dataset)]
@@ -324,7 +350,9 @@ def test_unreadable_files_show_as_preview_failures(captioned_root, copy_of):
     dataset.caption_manifest(CHAIR).write_text("{not json")
     assert "3 objects (3 with views, 2 captioned, 2 with failures)" in run_preview(root).output
     [chunk] = (root / "preview" / "data").glob("run-*/chunks/000/chunk-00000.js")
-    objects = {o["key"]: o for o in json.loads(re.fullmatch(r"mvcapChunk\(0, (.*)\);\n", chunk.read_text(), re.S).group(1))}
+    objects = {
+        o["key"]: o for o in json.loads(re.fullmatch(r"mvcapChunk\(0, (.*)\);\n", chunk.read_text(), re.S).group(1))
+    }
     assert [(f["stage"], f["reason"]) for f in objects[CAR]["failures"]] == [("preview", "thumbnail_failed")]
     assert "001.png" in objects[CAR]["failures"][0]["detail"] and len(objects[CAR]["views"]) == 4
     assert [(f["stage"], f["reason"]) for f in objects[CHAIR]["failures"]] == [("preview", "unreadable_captions")]

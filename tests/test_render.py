@@ -8,14 +8,15 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import assert_same_pixels, render, tiny_render
+from conftest import pixels as _pixels
 from PIL import Image
 
-from conftest import assert_same_pixels, pixels as _pixels, render, tiny_render
 from mvcap_build.dataset import DatasetRoot, FailureLedger, read_objects, read_views_manifest
 from mvcap_build.imaging import png_chunk_types, strip_png_metadata
 from mvcap_build.render import cameras
-from mvcap_build.render.view_stats import view_stats
 from mvcap_build.render.sources.demo import DEMO_CATEGORIES
+from mvcap_build.render.view_stats import view_stats
 
 # Fixture files that cannot become views, and the ledger reason each must get.
 EXPECTED_FAILURES = {
@@ -91,7 +92,9 @@ def test_objects_fill_the_frame_without_touching_its_border(fixtures_root):
         medians.append(float(np.median([s.coverage for s in stats])))
         assert not any(s.touches_border for s in stats), manifest.key
         framing = manifest.producer.framing
-        assert framing["mode"] == "fit" and framing["distance"] == pytest.approx(1.05 * framing["radius"] / np.sin(np.radians(20)))
+        assert framing["mode"] == "fit" and framing["distance"] == pytest.approx(
+            1.05 * framing["radius"] / np.sin(np.radians(20))
+        )
         assert all(v.distance == pytest.approx(framing["distance"]) for v in manifest.views)
     assert np.median(medians) >= 0.20, sorted(medians)
 
@@ -145,7 +148,9 @@ def test_empty_render_and_surfaceless_assets_are_caught(tmp_path):
         "end_header\n0 0 0\n1 0 0\n0 1 1\n"
     )
     (folder / "flat.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
-    (folder / "categories.csv").write_text("file,category\nwire.obj,wire\npoints.ply,dots\nflat.obj,sliver\nmissing.glb,ghost\n")
+    (folder / "categories.csv").write_text(
+        "file,category\nwire.obj,wire\npoints.ply,dots\nflat.obj,sliver\nmissing.glb,ghost\n"
+    )
     root = DatasetRoot(tmp_path / "root")
     summary = render(root, tiny_render(source={"kind": "local", "folder": str(folder)}))
     assert summary.failed == {"no_surface": 2, "empty_render": 1, "missing_file": 1}
@@ -166,7 +171,9 @@ def test_csv_paths_cannot_escape_the_folder(tmp_path):
 
 
 def test_demo_builders_match_the_host_list():
-    code = "import json; from mvcap_build.render.blender.procedural import BUILDERS; print(json.dumps(sorted(BUILDERS)))"
+    code = (
+        "import json; from mvcap_build.render.blender.procedural import BUILDERS; print(json.dumps(sorted(BUILDERS)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == sorted(DEMO_CATEGORIES)
     assert len(DEMO_CATEGORIES) >= 8
@@ -190,7 +197,11 @@ def test_renders_agree_across_runs_and_worker_counts(captioned_root, tmp_path):
     other = _pixels(again.view_dir("demo/chair-001") / "001.png")
     assert np.abs(one - other).mean() > 5, "two chairs drawn from different seeds look the same"
     manifest = read_views_manifest(again.view_manifest("demo/chair-000"))
-    assert manifest.producer.kind == "render" and manifest.producer.engine == "CYCLES" and manifest.producer.device == "CPU"
+    assert (
+        manifest.producer.kind == "render"
+        and manifest.producer.engine == "CYCLES"
+        and manifest.producer.device == "CPU"
+    )
     assert manifest.camera_convention == "opencv" and manifest.normalization == "unit_cube"
 
 
@@ -266,7 +277,9 @@ def test_fixed_framing_keeps_one_distance_and_records_it(tmp_path):
 def test_pngs_compressed_on_the_host_hold_the_same_pixels(tmp_path):
     """Blender writes uncompressed PNGs and the host compresses them (off the render loop), or
     Blender compresses them itself: the same pixels either way, and no raw-sized files."""
-    settings = tiny_render(engine="BLENDER_WORKBENCH", resolution=64, source={"kind": "demo", "categories": ["mug"], "per_category": 1})
+    settings = tiny_render(
+        engine="BLENDER_WORKBENCH", resolution=64, source={"kind": "demo", "categories": ["mug"], "per_category": 1}
+    )
     host, blender = DatasetRoot(tmp_path / "host"), DatasetRoot(tmp_path / "blender")
     assert render(host, settings).done == 1
     assert render(blender, {**settings, "png_on_host": False}).done == 1

@@ -8,8 +8,8 @@ import csv
 import shutil
 
 import pytest
-
 from conftest import MESHES, caption, export, load_export, render, tiny_render
+
 from mvcap_build.dataset import DatasetRoot, read_objects
 from mvcap_build.errors import SourceError
 from mvcap_build.render.config import LocalSourceConfig
@@ -33,14 +33,17 @@ def _folder_with(tmp_path, *names: str, csv_rows: list[dict] | None = None):
     return folder
 
 
-@pytest.mark.parametrize(("name", "category"), [
-    ("CesiumMilkTruck.glb", "cesium milk truck"),
-    ("office_chair_03.obj", "office chair"),
-    ("chairs/Chair2.ply", "chair"),
-    ("TestScene.gltf", "test scene"),
-    ("notenoughindices.obj", "notenoughindices"),
-    ("007.stl", "007"),
-])
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("CesiumMilkTruck.glb", "cesium milk truck"),
+        ("office_chair_03.obj", "office chair"),
+        ("chairs/Chair2.ply", "chair"),
+        ("TestScene.gltf", "test scene"),
+        ("notenoughindices.obj", "notenoughindices"),
+        ("007.stl", "007"),
+    ],
+)
 def test_a_category_from_a_file_name_reads_as_words(name, category):
     from mvcap_build.render.sources.local import category_from_file_name
 
@@ -55,8 +58,10 @@ def test_a_folder_without_a_csv_lists_every_mesh_named_from_its_file(tmp_path):
     config = LocalSourceConfig(folder=folder)
     objects = list_objects(config)
     assert {o.source_id: o.category for o in objects} == {
-        "CesiumMilkTruck.glb": "cesium milk truck", "Duck.glb": "duck",
-        "notenoughindices.obj": "notenoughindices", "sub/cubevc.glb": "cubevc",
+        "CesiumMilkTruck.glb": "cesium milk truck",
+        "Duck.glb": "duck",
+        "notenoughindices.obj": "notenoughindices",
+        "sub/cubevc.glb": "cubevc",
     }
     [note] = listing_notes(config, objects)
     assert "4 object(s) named from their file names" in note and "no " + str(folder / "categories.csv") in note
@@ -76,8 +81,10 @@ def test_an_unknown_category_is_named_from_the_file_and_the_render_summary_says_
     assert objects["local/Duck.glb"].category == "duck" and not objects["local/Duck.glb"].attrs
     named = objects["local/notenoughindices.obj"]
     assert named.category == "notenoughindices" and named.attrs["category_from"] == "file name"
-    assert any("1 object(s) named from their file names" in note and "notenoughindices.obj -> 'notenoughindices'" in note
-               for note in summary.notes), summary.notes
+    assert any(
+        "1 object(s) named from their file names" in note and "notenoughindices.obj -> 'notenoughindices'" in note
+        for note in summary.notes
+    ), summary.notes
     assert "named from their file names" in str(summary)  # what the CLI prints
     caption(root)
     export(root)

@@ -16,9 +16,9 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from conftest import render, tiny_render
 from PIL import Image
 
-from conftest import render, tiny_render
 from mvcap_build.dataset import DatasetRoot, read_objects, read_views_manifest
 
 # Canonical tower, Z-up: base 0.8 x 0.8 x 0.2, column 0.2 x 0.2 x 0.8 on top of it.
@@ -59,7 +59,10 @@ def write_ply(path, up: str) -> None:
 
 def write_obj(path, up: str) -> None:
     vertices, triangles = tower(up)
-    path.write_text("".join(f"v {x} {y} {z}\n" for x, y, z in vertices) + "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in triangles))
+    path.write_text(
+        "".join(f"v {x} {y} {z}\n" for x, y, z in vertices)
+        + "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in triangles)
+    )
 
 
 def write_stl(path, up: str) -> None:
@@ -82,14 +85,22 @@ def write_gltf(path, up: str) -> None:
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0}],
         "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "indices": 1}]}],
-        "buffers": [{"byteLength": len(blob), "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}],
+        "buffers": [
+            {"byteLength": len(blob), "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}
+        ],
         "bufferViews": [
             {"buffer": 0, "byteOffset": 0, "byteLength": positions.nbytes},
             {"buffer": 0, "byteOffset": positions.nbytes, "byteLength": indices.nbytes},
         ],
         "accessors": [
-            {"bufferView": 0, "componentType": 5126, "count": len(positions), "type": "VEC3",
-             "min": positions.min(axis=0).tolist(), "max": positions.max(axis=0).tolist()},
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": len(positions),
+                "type": "VEC3",
+                "min": positions.min(axis=0).tolist(),
+                "max": positions.max(axis=0).tolist(),
+            },
             {"bufferView": 1, "componentType": 5123, "count": len(indices), "type": "SCALAR"},
         ],
     }
@@ -134,7 +145,9 @@ def assert_upright_tower(root: DatasetRoot, key: str) -> None:
         assert height > 1.1 * width, f"{key} view {view.view_index}: {height} px tall, {width} px wide (lying down?)"
         widths = mask[rows].sum(axis=1)
         quarter = max(1, len(rows) // 4)
-        assert widths[-quarter:].mean() > 2 * widths[:quarter].mean(), f"{key} view {view.view_index}: not wider at the bottom (upside down?)"
+        assert widths[-quarter:].mean() > 2 * widths[:quarter].mean(), (
+            f"{key} view {view.view_index}: not wider at the bottom (upside down?)"
+        )
 
 
 def test_y_up_ply_and_the_stanford_bunny_stand_upright_by_default(tmp_path, meshes_dir):
@@ -198,7 +211,9 @@ def test_changing_the_up_axis_makes_committed_objects_stale(tmp_path):
     PLY already, keeps it."""
     folder = mesh_folder(tmp_path / "meshes", [("tower.ply", "Y", None)])
     config = tmp_path / "render.yaml"
-    config.write_text(yaml.safe_dump(tiny_render(source={"kind": "local", "folder": str(folder)}, views={"num_views": 1})))
+    config.write_text(
+        yaml.safe_dump(tiny_render(source={"kind": "local", "folder": str(folder)}, views={"num_views": 1}))
+    )
     root = tmp_path / "root"
     first = mvcap("render", str(root), "--config", str(config), "--quiet")
     assert first.returncode == 0, first.stderr
@@ -208,7 +223,9 @@ def test_changing_the_up_axis_makes_committed_objects_stale(tmp_path):
     assert same.returncode == 0 and "1 already done" in same.stdout, same.stdout + same.stderr
 
     changed = mvcap("render", str(root), "--config", str(config), "--up-axis", "Z", "--quiet")
-    assert changed.returncode != 0 and "asset.up_axis" in changed.stderr and "--redo stale" in changed.stderr, changed.stderr
+    assert changed.returncode != 0 and "asset.up_axis" in changed.stderr and "--redo stale" in changed.stderr, (
+        changed.stderr
+    )
     assert "Traceback" not in changed.stderr
 
     redone = mvcap("render", str(root), "--config", str(config), "--up-axis", "Z", "--redo", "stale", "--quiet")

@@ -7,8 +7,8 @@ import time
 
 import psutil
 import pytest
-
 from conftest import render, tiny_render
+
 from mvcap_build.dataset import DatasetRoot, FailureLedger
 
 WORKER_MODULE = "mvcap_build.render.blender.worker"
@@ -126,12 +126,23 @@ def test_workers_share_the_cores_and_the_kernel_cache(tmp_path):
 
 def test_worker_messages_round_trip_and_reject_stray_lines():
     """The host and a Blender worker speak typed messages; a stray line is a clear protocol error."""
-    from mvcap_build.render.protocol import ProtocolError, Ready, RenderFailed, RenderJob, Rendered, decode, encode
+    from mvcap_build.render.protocol import ProtocolError, Ready, Rendered, RenderFailed, RenderJob, decode, encode
 
-    job = RenderJob(key="demo/mug-000", asset={"kind": "procedural", "builder": "mug", "seed": 3}, out_dir="/tmp/x",
-                    views=[{"file": "000.png"}], lighting={"kind": "studio"}, framing={"mode": "fit"}, settings={"engine": "CYCLES"})
-    for message in (job, Ready("5.0.1", 42), Rendered("demo/mug-000", {"engine": "CYCLES"}, {"distance": 2.0}),
-                    RenderFailed("demo/mug-000", "timeout", "no answer", fatal=False)):
+    job = RenderJob(
+        key="demo/mug-000",
+        asset={"kind": "procedural", "builder": "mug", "seed": 3},
+        out_dir="/tmp/x",
+        views=[{"file": "000.png"}],
+        lighting={"kind": "studio"},
+        framing={"mode": "fit"},
+        settings={"engine": "CYCLES"},
+    )
+    for message in (
+        job,
+        Ready("5.0.1", 42),
+        Rendered("demo/mug-000", {"engine": "CYCLES"}, {"distance": 2.0}),
+        RenderFailed("demo/mug-000", "timeout", "no answer", fatal=False),
+    ):
         line = encode(message)
         assert line.endswith("\n") and line.count("\n") == 1
         assert decode(line) == message

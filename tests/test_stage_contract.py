@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import assert_same_pixels, caption, load_export, pixels, render, tiny_render
+
 from mvcap_build.dataset import DatasetRoot, read_views_manifest
 from mvcap_build.dataset.fingerprint import Fingerprint, changed_fields
 from mvcap_build.errors import StaleUnitsError
@@ -23,14 +23,21 @@ CATEGORIES = ["chair", "table", "stool", "mug", "bottle", "lamp"]
 
 
 def mvcap(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mvcap_build", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "mvcap_build", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
 
 
 def pipeline_file(path: Path, root: Path, num_views: int, **sections) -> Path:
     config = {
         "root": str(root),
-        "render": tiny_render(source={"kind": "demo", "categories": CATEGORIES, "per_category": 1}, views={"num_views": num_views}),
+        "render": tiny_render(
+            source={"kind": "demo", "categories": CATEGORIES, "per_category": 1}, views={"num_views": num_views}
+        ),
         "caption": {"backend": "template"},
         "export": {"name": "redo-test"},
         **sections,
@@ -48,7 +55,9 @@ def test_fingerprint_names_what_changed():
     new = Fingerprint.of({"resolution": 32, "views": {"num_views": 4, "fov_deg": 40.0}})
     assert old.fields == {"resolution": 64, "views.num_views": 4, "views.fov_deg": 40.0}
     assert changed_fields(old, new) == ["resolution"] and changed_fields(old, old) == []
-    assert Fingerprint.of({"views": {"fov_deg": 40.0, "num_views": 4}, "resolution": 64}).digest == old.digest  # order-free
+    assert (
+        Fingerprint.of({"views": {"fov_deg": 40.0, "num_views": 4}, "resolution": 64}).digest == old.digest
+    )  # order-free
     assert changed_fields(None, new) == ["(no fingerprint recorded)"]
 
 
@@ -74,7 +83,12 @@ def test_manifests_written_before_fingerprints_are_stale(captioned_root, copy_of
     data = json.loads(path.read_text())
     producer = data.pop("producer")
     producer.pop("kind")
-    old = {**{k: v for k, v in data.items() if k != "fingerprint"}, "schema_version": 1, "category": "mug", "renderer": producer}
+    old = {
+        **{k: v for k, v in data.items() if k != "fingerprint"},
+        "schema_version": 1,
+        "category": "mug",
+        "renderer": producer,
+    }
     path.write_text(json.dumps(old))
     assert read_views_manifest(path).producer.engine == "CYCLES"
     with pytest.raises(StaleUnitsError, match="no fingerprint recorded"):
@@ -95,8 +109,11 @@ def test_killed_redo_stale_resumes_to_the_same_root(tmp_path):
     refused = mvcap("build", str(new), "--quiet")
     assert refused.returncode == 2 and "views.num_views: 2 -> 3 (6 units)" in refused.stderr
 
-    process = subprocess.Popen([sys.executable, "-m", "mvcap_build", "build", str(new), "--redo", "stale", "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mvcap_build", "build", str(new), "--redo", "stale", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if sum(d != old_prints[k] for k, d in fingerprints(root).items()) >= 2:
@@ -127,8 +144,13 @@ def test_killed_redo_stale_resumes_to_the_same_root(tmp_path):
 def test_a_root_that_is_a_file_is_a_clear_error(tmp_path):
     file = tmp_path / "a-file"
     file.write_text("not a folder")
-    for args in (["render", str(file)], ["caption", str(file)], ["export", str(file)], ["status", str(file)],
-                 ["render", str(file / "below")]):
+    for args in (
+        ["render", str(file)],
+        ["caption", str(file)],
+        ["export", str(file)],
+        ["status", str(file)],
+        ["render", str(file / "below")],
+    ):
         result = mvcap(*args, "--quiet") if args[0] != "status" else mvcap(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr and "a-file" in result.stderr, (args, result.stderr)
@@ -149,14 +171,46 @@ def test_render_exits_non_zero_when_every_object_failed(tmp_path, meshes_dir):
     (folder / "empty.stl").write_bytes((meshes_dir / "empty.stl").read_bytes())
     (folder / "categories.csv").write_text("file,category\nempty.stl,nothing\nmissing.obj,ghost\n")
     root = tmp_path / "root"
-    result = mvcap("render", str(root), "--folder", str(folder), "--resolution", "32", "--samples", "2",
-                   "--device", "cpu", "--num-views", "2", "--quiet")
+    result = mvcap(
+        "render",
+        str(root),
+        "--folder",
+        str(folder),
+        "--resolution",
+        "32",
+        "--samples",
+        "2",
+        "--device",
+        "cpu",
+        "--num-views",
+        "2",
+        "--quiet",
+    )
     assert result.returncode == 1, result.stderr
     assert "0 rendered" in result.stdout and "2 failed" in result.stdout
-    assert "every one of the 2 objects it tried failed" in result.stderr and str(root / "failures" / "render") in result.stderr
+    assert (
+        "every one of the 2 objects it tried failed" in result.stderr
+        and str(root / "failures" / "render") in result.stderr
+    )
     # Nothing left to try (both in the ledger): not a failure of this run.
-    assert mvcap("render", str(root), "--folder", str(folder), "--resolution", "32", "--samples", "2",
-                 "--device", "cpu", "--num-views", "2", "--quiet").returncode == 0
+    assert (
+        mvcap(
+            "render",
+            str(root),
+            "--folder",
+            str(folder),
+            "--resolution",
+            "32",
+            "--samples",
+            "2",
+            "--device",
+            "cpu",
+            "--num-views",
+            "2",
+            "--quiet",
+        ).returncode
+        == 0
+    )
 
 
 def test_invalid_config_leaves_no_run_config(tmp_path):
@@ -183,16 +237,46 @@ def test_our_own_bugs_keep_their_traceback(tmp_path):
 
 
 def test_progress_lines_when_output_is_not_a_terminal(tmp_path):
-    result = mvcap("render", str(tmp_path / "root"), "--source", "demo", "--per-category", "1", "--num-views", "1",
-                   "--resolution", "16", "--samples", "1", "--device", "cpu", env={"MVCAP_PROGRESS_INTERVAL": "0"})
+    result = mvcap(
+        "render",
+        str(tmp_path / "root"),
+        "--source",
+        "demo",
+        "--per-category",
+        "1",
+        "--num-views",
+        "1",
+        "--resolution",
+        "16",
+        "--samples",
+        "1",
+        "--device",
+        "cpu",
+        env={"MVCAP_PROGRESS_INTERVAL": "0"},
+    )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "render progress:" in line]
     assert len(lines) >= 10 and "3 done, 0 failed of 10," in "\n".join(lines)
     assert "/s, elapsed" in lines[-1] and "ETA" in lines[-1]
     assert "render finished: 10 done, 0 failed of 10," in result.stderr
     assert "render: 10 rendered" in result.stdout
-    quiet = mvcap("render", str(tmp_path / "root"), "--source", "demo", "--per-category", "1", "--num-views", "1",
-                  "--resolution", "16", "--samples", "1", "--device", "cpu", "--quiet")
+    quiet = mvcap(
+        "render",
+        str(tmp_path / "root"),
+        "--source",
+        "demo",
+        "--per-category",
+        "1",
+        "--num-views",
+        "1",
+        "--resolution",
+        "16",
+        "--samples",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert "progress" not in quiet.stderr and "10 already done" in quiet.stdout
 
 
@@ -215,8 +299,16 @@ def test_train_ovt_reads_its_section_of_a_pipeline_file(captioned_root, copy_of,
     root = copy_of(captioned_root)
     assert mvcap("export", str(root), "--quiet").returncode == 0
     pipeline = tmp_path / "pipeline.yaml"
-    train = {"clip_model": "tiny-random", "objects_per_batch": 2, "views_per_object": 2, "hard_views": 1,
-             "max_steps": 2, "save_every": 2, "num_workers": 0, "viformer_heads": 4}
+    train = {
+        "clip_model": "tiny-random",
+        "objects_per_batch": 2,
+        "views_per_object": 2,
+        "hard_views": 1,
+        "max_steps": 2,
+        "save_every": 2,
+        "num_workers": 0,
+        "viformer_heads": 4,
+    }
     pipeline.write_text(yaml.safe_dump({"root": str(root), "train_ovt": train}))
     result = mvcap("train-ovt", str(root), "--config", str(pipeline))
     assert result.returncode == 0, result.stderr
@@ -241,7 +333,11 @@ def test_status_shows_stale_captions_after_a_rerender(captioned_root, copy_of):
     assert rows["render"][5].strip() == "0" and rows["caption"][5].strip() == "3"
     assert "--redo stale" in stale.stdout
     caption(root, redo="stale")
-    rows = {line.split()[1]: line.split("│") for line in mvcap("status", str(root)).stdout.splitlines() if line.startswith("│")}
+    rows = {
+        line.split()[1]: line.split("│")
+        for line in mvcap("status", str(root)).stdout.splitlines()
+        if line.startswith("│")
+    }
     assert rows["caption"][5].strip() == "0"
 
 
@@ -270,6 +366,7 @@ def test_a_corrupt_committed_manifest_is_redone_not_a_traceback(captioned_root, 
 
 def test_an_export_cleans_up_what_killed_exports_left(captioned_root, copy_of):
     from conftest import export
+
     from mvcap_build.dataset.atomic import make_staging_dir
 
     root = copy_of(captioned_root)
@@ -295,5 +392,7 @@ def test_every_run_config_records_what_made_it(captioned_root, copy_of):
         for package in ("pydantic", "numpy", "pyarrow", "datasets", "torch"):
             assert made_by["packages"][package] == metadata.version(package), package
         repo = Path(__file__).resolve().parent.parent
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
         assert made_by["git"]["commit"] == head and isinstance(made_by["git"]["dirty"], bool)

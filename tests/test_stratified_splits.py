@@ -29,6 +29,10 @@ def test_a_hash_split_is_not_stratified_and_the_option_defaults_off():
     fractions = {"train": 0.6, "validation": 0.2, "test": 0.2}
     by_hash = Counter(split_of(k, fractions) for k in keys)
     assert sum(by_hash.values()) == 20  # whatever it is; stratified is exact:
-    assert Counter(stratified_splits(dict.fromkeys(keys, "bottle"), fractions).values()) == {"train": 12, "validation": 4, "test": 4}
+    assert Counter(stratified_splits(dict.fromkeys(keys, "bottle"), fractions).values()) == {
+        "train": 12,
+        "validation": 4,
+        "test": 4,
+    }
     assert ExportConfig().stratify_splits is False
     assert ExportConfig(splits=fractions, stratify_splits=True).stratify_splits is True

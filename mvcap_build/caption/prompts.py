@@ -18,7 +18,9 @@ class PromptError(ConfigError):
 
 def load_prompt(name_or_path: str) -> tuple[str, str]:
     """Return (name, template) for a template name in prompts/ or a path to a text file."""
-    candidates = [Path(name_or_path)] if name_or_path.endswith(".txt") else [d / f"{name_or_path}.txt" for d in PROMPT_DIRS]
+    candidates = (
+        [Path(name_or_path)] if name_or_path.endswith(".txt") else [d / f"{name_or_path}.txt" for d in PROMPT_DIRS]
+    )
     for path in candidates:
         if path.is_file():
             template = path.read_text("utf-8").strip()

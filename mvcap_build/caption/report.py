@@ -27,7 +27,8 @@ def caption_report(root: DatasetRoot, gates: Gates) -> dict[str, Any]:
         per_object[manifest.key] = {
             "category": category,
             "views": len(texts),
-            "naming_category": sum(names_category(t, category, gates.config.synonyms) for t in texts) / max(1, len(texts)),
+            "naming_category": sum(names_category(t, category, gates.config.synonyms) for t in texts)
+            / max(1, len(texts)),
             "cross_view_similarity": _mean_pairwise_similarity(gates, texts),
             "mean_tries": float(np.mean([row.tries for row in manifest.rows])) if texts else 0.0,
             "models": sorted({f"{row.backend}:{row.model}" for row in manifest.rows}),

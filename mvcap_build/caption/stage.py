@@ -74,8 +74,14 @@ class CaptionStage(ObjectStage):
 
     config: CaptionConfig
 
-    def __init__(self, config: CaptionConfig, options: RunOptions | None = None, backend: CaptionBackend | None = None,
-                 *, backend_from_config: bool = False) -> None:
+    def __init__(
+        self,
+        config: CaptionConfig,
+        options: RunOptions | None = None,
+        backend: CaptionBackend | None = None,
+        *,
+        backend_from_config: bool = False,
+    ) -> None:
         """`backend`: one already loaded (a Ray actor keeps its model across shards). It was
         made from `config` when `backend_from_config`, so units get the fingerprint the config
         gives; otherwise (a test's own backend) the backend's name and model id."""
@@ -108,7 +114,9 @@ class CaptionStage(ObjectStage):
     def committed_manifest(self, root: DatasetRoot, key: str) -> Path:
         return root.caption_manifest(key)
 
-    def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
+    def work(
+        self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]
+    ) -> None:
         backend = self._backend or create_backend(self.config)
         batch_size = getattr(self.config.backend, "batch_size", 64)
         batch: list[tuple[Unit, list[CaptionRequest]]] = []
@@ -136,14 +144,23 @@ class CaptionStage(ObjectStage):
             for claim in claims:
                 claim.release()
 
-    def _caption_batch(self, root: DatasetRoot, backend: CaptionBackend, batch, report: Callable[[Outcome], None]) -> None:
+    def _caption_batch(
+        self, root: DatasetRoot, backend: CaptionBackend, batch, report: Callable[[Outcome], None]
+    ) -> None:
         requests = [request for _, object_requests in batch for request in object_requests]
         answers = self._ask_until_good(backend, requests)
         for unit, object_requests in batch:
             mine = [answers[(r.key, r.view_index)] for r in object_requests]
-            problems = {request.view_index: (answer.reason, answer.detail) for request, answer in zip(object_requests, mine) if answer.reason}
+            problems = {
+                request.view_index: (answer.reason, answer.detail)
+                for request, answer in zip(object_requests, mine)
+                if answer.reason
+            }
             if not problems and self._duplicates.seen_too_often(unit.key, [answer.text for answer in mine]):
-                problems = {r.view_index: ("duplicate_caption", "the same caption as on many other objects") for r in object_requests}
+                problems = {
+                    r.view_index: ("duplicate_caption", "the same caption as on many other objects")
+                    for r in object_requests
+                }
             if problems:
                 reason = sorted(reason for reason, _ in problems.values())[0]
                 detail = "; ".join(f"view {i}: {r}: {d}" for i, (r, d) in sorted(problems.items()))
@@ -175,17 +192,23 @@ class CaptionStage(ObjectStage):
             verdicts = self._judge(asking, results)
             retry = []
             for request, result, verdict in zip(asking, results, verdicts):
-                answers[(request.key, request.view_index)] = Answer(request.prompt, (result.text or "").strip(), tries, *verdict)
+                answers[(request.key, request.view_index)] = Answer(
+                    request.prompt, (result.text or "").strip(), tries, *verdict
+                )
                 if verdict[0] in GATE_REASONS and self.config.gates.enabled and tries <= self.config.gates.retries:
                     retry.append(request)
             # Asked again with the stricter prompt added once (not again on every try).
-            asking = [replace(r, prompt=_stricter(r, self.config.gates.retry_prompt)) if tries == 1 else r for r in retry]
+            asking = [
+                replace(r, prompt=_stricter(r, self.config.gates.retry_prompt)) if tries == 1 else r for r in retry
+            ]
             tries += 1
         return answers
 
     def _judge(self, requests: list[CaptionRequest], results: list[CaptionResult]) -> list[tuple[str | None, str]]:
         """(reason, detail) for each answer: the backend's own failure, a gate's, or (None, "")."""
-        verdicts: list[tuple[str | None, str]] = [(r.reason or "caption_failed", r.detail) if r.text is None else (None, "") for r in results]
+        verdicts: list[tuple[str | None, str]] = [
+            (r.reason or "caption_failed", r.detail) if r.text is None else (None, "") for r in results
+        ]
         judged = [i for i, (reason, _) in enumerate(verdicts) if reason is None]
         texts = [(results[i].text or "").strip() for i in judged]
         if self.config.gates.enabled:

@@ -14,11 +14,11 @@ from mvcap_build.cli.caption_report import caption_report
 from mvcap_build.cli.config import config_app
 from mvcap_build.cli.eval import eval_command
 from mvcap_build.cli.export import export
-from mvcap_build.cli.launch import launch, run_shard
-from mvcap_build.cli.plan import plan
 from mvcap_build.cli.extract import extract
 from mvcap_build.cli.failures import failures
 from mvcap_build.cli.group import MvcapGroup
+from mvcap_build.cli.launch import launch, run_shard
+from mvcap_build.cli.plan import plan
 from mvcap_build.cli.preview import preview
 from mvcap_build.cli.render import render
 from mvcap_build.cli.status import status
@@ -49,7 +49,15 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the mvcap-build and Python versions and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the mvcap-build and Python versions and exit.",
+        ),
+    ] = False,
 ) -> None:
     pass
 

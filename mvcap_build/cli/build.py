@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from mvcap_build.cli.common import Quiet, RedoChoice, RedoOption, RetryFailed, exit_if_all_failed, run_options, user_errors
+from mvcap_build.cli.common import (
+    Quiet,
+    RedoChoice,
+    RedoOption,
+    RetryFailed,
+    exit_if_all_failed,
+    run_options,
+    user_errors,
+)
 from mvcap_build.cli.output import quiet_libraries, show_training_log
 
 
 def build(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML, e.g. pipelines/demo.yaml.")],
-    root: Annotated[Optional[Path], typer.Option(help="Override the dataset root named in the file.")] = None,
+    root: Annotated[Path | None, typer.Option(help="Override the dataset root named in the file.")] = None,
     redo: RedoOption = RedoChoice.none,
     retry_failed: RetryFailed = False,
     quiet: Quiet = False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,8 +14,13 @@ from mvcap_build.cli.output import quiet_libraries
 
 def caption_report(
     root: Annotated[Path, typer.Argument(help="Dataset root with captions.")],
-    compare: Annotated[Optional[Path], typer.Option(help="Another root captioned differently (e.g. the plain prompt on the same views).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the report(s) as JSON here.")] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(help="Another root captioned differently (e.g. the plain prompt on the same views)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the report(s) as JSON here.")
+    ] = None,
 ) -> None:
     """Per root: how many views name the category, how alike an object's captions are across
     views (mean pairwise sentence-embedding similarity), tries per view, gate failures by reason.
@@ -34,15 +39,22 @@ def caption_report(
     with user_errors():
         quiet_libraries()
         gates = Gates(GatesConfig())
-        reports = [build_report(DatasetRoot(path).ensure_exists(), gates) for path in ([root, compare] if compare else [root])]
+        reports = [
+            build_report(DatasetRoot(path).ensure_exists(), gates) for path in ([root, compare] if compare else [root])
+        ]
         table = Table(title="caption consistency", title_justify="left")
         table.add_column("")
         for report in reports:
             table.add_column(Path(report["root"]).name)
         rows = [
-            ("objects", "objects"), ("views", "views"), ("prompts", "prompts"), ("models", "models"),
-            ("views naming the category", "naming_category"), ("cross-view similarity", "cross_view_similarity"),
-            ("tries per view", "mean_tries"), ("gate failures", "gate_failures"),
+            ("objects", "objects"),
+            ("views", "views"),
+            ("prompts", "prompts"),
+            ("models", "models"),
+            ("views naming the category", "naming_category"),
+            ("cross-view similarity", "cross_view_similarity"),
+            ("tries per view", "mean_tries"),
+            ("gate failures", "gate_failures"),
         ]
         for label, field in rows:
             table.add_row(label, *(_cell(report[field]) for report in reports))

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,8 +26,12 @@ class RedoChoice(str, Enum):
 
 
 ConfigFile = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="YAML with this stage's settings, or a pipeline YAML (its section for this stage is read). Flags win over the file."),
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML with this stage's settings, or a pipeline YAML (its section for this stage is read). Flags win over the file.",
+    ),
 ]
 Shard = Annotated[int, typer.Option(help="This job's shard (e.g. $SLURM_ARRAY_TASK_ID).")]
 NumShards = Annotated[int, typer.Option(help="Number of shards the objects are split into.")]
@@ -35,19 +39,32 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar or progres
 RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="Redo objects that are in the failure ledger.")]
 RedoOption = Annotated[
     RedoChoice,
-    typer.Option(help="stale: redo the units made with other settings than this run's (by default the run stops and names them)."),
+    typer.Option(
+        help="stale: redo the units made with other settings than this run's (by default the run stops and names them)."
+    ),
 ]
 Limit = Annotated[
-    Optional[int],
-    typer.Option("--limit", min=1, help="Try a subset: only the first N objects of this shard, in key order. A rerun without it does the rest."),
+    int | None,
+    typer.Option(
+        "--limit",
+        min=1,
+        help="Try a subset: only the first N objects of this shard, in key order. A rerun without it does the rest.",
+    ),
 ]
 Keys = Annotated[
-    Optional[list[str]],
-    typer.Option("--keys", metavar="KEY[,KEY...]", help="Try a subset: only these object keys, comma-separated (repeatable), e.g. local/Duck.glb,local/monkey.glb."),
+    list[str] | None,
+    typer.Option(
+        "--keys",
+        metavar="KEY[,KEY...]",
+        help="Try a subset: only these object keys, comma-separated (repeatable), e.g. local/Duck.glb,local/monkey.glb.",
+    ),
 ]
 KeysFile = Annotated[
-    Optional[Path],
-    typer.Option("--keys-file", help="Try a subset: only the object keys in this file, one a line (lines starting with # are skipped)."),
+    Path | None,
+    typer.Option(
+        "--keys-file",
+        help="Try a subset: only the object keys in this file, one a line (lines starting with # are skipped).",
+    ),
 ]
 
 
@@ -72,21 +89,38 @@ def user_errors() -> Iterator[None]:
         if os.environ.get("MVCAP_DEBUG") or error.errno not in ENVIRONMENT_ERRNOS:
             raise
         where = f"{error.filename}: " if error.filename else ""
-        hint = ("free some space and rerun the same command to resume" if error.errno in (errno.ENOSPC, errno.EDQUOT)
-                else "choose a dataset root (and paths) this user can write")
-        typer.secho(f"error: {where}{error.strerror or error}: committed work is kept; {hint}", fg=typer.colors.RED, err=True)
+        hint = (
+            "free some space and rerun the same command to resume"
+            if error.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "choose a dataset root (and paths) this user can write"
+        )
+        typer.secho(
+            f"error: {where}{error.strerror or error}: committed work is kept; {hint}", fg=typer.colors.RED, err=True
+        )
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         typer.secho("interrupted: committed work is kept; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
 
 
-def run_options(redo: RedoChoice = RedoChoice.none, retry_failed: bool = False, quiet: bool = False, *,
-                limit: int | None = None, keys: Sequence[str] | None = None, keys_file: Path | None = None):
+def run_options(
+    redo: RedoChoice = RedoChoice.none,
+    retry_failed: bool = False,
+    quiet: bool = False,
+    *,
+    limit: int | None = None,
+    keys: Sequence[str] | None = None,
+    keys_file: Path | None = None,
+):
     from mvcap_build.pipeline.stage import Redo, RunOptions
 
-    return RunOptions(redo=Redo(redo.value), retry_failed=retry_failed, progress=not quiet,
-                      limit=limit, keys=selected_keys(keys, keys_file))
+    return RunOptions(
+        redo=Redo(redo.value),
+        retry_failed=retry_failed,
+        progress=not quiet,
+        limit=limit,
+        keys=selected_keys(keys, keys_file),
+    )
 
 
 def selected_keys(keys: Sequence[str] | None, keys_file: Path | None) -> tuple[str, ...] | None:
@@ -115,7 +149,11 @@ def stage_config(name: str, config_path: Path | None, overrides: dict[str, Any],
 
     model = STAGES[name].config
     if data is None:  # paths in the file are relative to the file; flags, to the current folder
-        data = relative_to_file(model, section(load_yaml(config_path), name), config_path.parent) if config_path is not None else {}
+        data = (
+            relative_to_file(model, section(load_yaml(config_path), name), config_path.parent)
+            if config_path is not None
+            else {}
+        )
     return validate(model, merge_overrides(data, overrides), f"{name} config")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -29,23 +29,83 @@ class Device(str, Enum):
 
 
 def eval_command(
-    models: Annotated[list[str], typer.Argument(metavar="MODEL", help="What to evaluate, one or more: an OVT checkpoint folder (RUN/checkpoints/step-N), a training run folder (its latest checkpoint), a local CLIP folder, or a Hub CLIP id (openai/clip-vit-base-patch32).")],
-    imagefolder: Annotated[Optional[list[Path]], typer.Option("--imagefolder", help="ImageFolder benchmark: ROOT/CLASS_FOLDER/IMAGE files. Repeatable, each with its own --classnames.")] = None,
-    classnames: Annotated[Optional[list[Path]], typer.Option("--classnames", help="Class names of the matching --imagefolder: .txt (one per line, sorted folder order), .json (list, or folder -> name), or .csv (folder,name).")] = None,
-    label_set: Annotated[Optional[list[Path]], typer.Option("--label-set", help="Names the model chooses among, when more than the benchmark's own (e.g. ImageNet's 1000 for ImageNet-V+): one per line or a JSON list. Give one for all benchmarks or one per --imagefolder.")] = None,
-    export: Annotated[Optional[Path], typer.Option("--export", help="A dataset root or the folder written by `mvcap export`: evaluate on its held-out split, per viewpoint.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split of --export to evaluate (default: test, else validation).")] = None,
-    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Score an OVT model on the --export split even if it holds objects the model was trained on (by default eval refuses), with a warning on screen and in the report.")] = False,
-    with_base: Annotated[bool, typer.Option("--with-base", help="Also evaluate each OVT model's base CLIP, in the column after it.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder. Default: beside what is evaluated, not the current folder: RUN/eval/YYYYmmdd-HHMMSS of the first OVT model's training run, else ROOT/eval/YYYYmmdd-HHMMSS of the --export's dataset root. Needed when only CLIPs are scored on --imagefolder.")] = None,
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="MODEL",
+            help="What to evaluate, one or more: an OVT checkpoint folder (RUN/checkpoints/step-N), a training run folder (its latest checkpoint), a local CLIP folder, or a Hub CLIP id (openai/clip-vit-base-patch32).",
+        ),
+    ],
+    imagefolder: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--imagefolder",
+            help="ImageFolder benchmark: ROOT/CLASS_FOLDER/IMAGE files. Repeatable, each with its own --classnames.",
+        ),
+    ] = None,
+    classnames: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--classnames",
+            help="Class names of the matching --imagefolder: .txt (one per line, sorted folder order), .json (list, or folder -> name), or .csv (folder,name).",
+        ),
+    ] = None,
+    label_set: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--label-set",
+            help="Names the model chooses among, when more than the benchmark's own (e.g. ImageNet's 1000 for ImageNet-V+): one per line or a JSON list. Give one for all benchmarks or one per --imagefolder.",
+        ),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="A dataset root or the folder written by `mvcap export`: evaluate on its held-out split, per viewpoint.",
+        ),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split of --export to evaluate (default: test, else validation).")
+    ] = None,
+    allow_overlap: Annotated[
+        bool,
+        typer.Option(
+            "--allow-overlap",
+            help="Score an OVT model on the --export split even if it holds objects the model was trained on (by default eval refuses), with a warning on screen and in the report.",
+        ),
+    ] = False,
+    with_base: Annotated[
+        bool, typer.Option("--with-base", help="Also evaluate each OVT model's base CLIP, in the column after it.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder. Default: beside what is evaluated, not the current folder: RUN/eval/YYYYmmdd-HHMMSS of the first OVT model's training run, else ROOT/eval/YYYYmmdd-HHMMSS of the --export's dataset root. Needed when only CLIPs are scored on --imagefolder.",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
     device: Annotated[Device, typer.Option(help="auto: cuda when available.")] = Device.auto,
-    templates: Annotated[Templates, typer.Option(help='80: CLIP\'s ImageNet prompt templates, averaged (as OVT); 1: "a photo of a {}."; caption: the template captioner\'s sentence over its 32 viewpoint phrases ("A chair, seen from the back, from above, ..."), for models fine-tuned on such captions')] = Templates.eighty,
+    templates: Annotated[
+        Templates,
+        typer.Option(
+            help='80: CLIP\'s ImageNet prompt templates, averaged (as OVT); 1: "a photo of a {}."; caption: the template captioner\'s sentence over its 32 viewpoint phrases ("A chair, seen from the back, from above, ..."), for models fine-tuned on such captions'
+        ),
+    ] = Templates.eighty,
     workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model (0: none).")] = 4,
-    azimuth_bin: Annotated[float, typer.Option(help="Azimuth bin width in degrees, dividing 360; bins are centred on 0 (the front).")] = 30.0,
+    azimuth_bin: Annotated[
+        float, typer.Option(help="Azimuth bin width in degrees, dividing 360; bins are centred on 0 (the front).")
+    ] = 30.0,
     elevation_bin: Annotated[float, typer.Option(help="Elevation bin width in degrees; bins start at -90.")] = 15.0,
-    canonical_elevation: Annotated[tuple[float, float], typer.Option(metavar="LO HI", help="Canonical views: elevation within [LO, HI] degrees ...")] = (0.0, 30.0),
-    canonical_azimuth: Annotated[float, typer.Option(help="... and azimuth within +- this many degrees of the front. Every other view is extreme.")] = 45.0,
+    canonical_elevation: Annotated[
+        tuple[float, float],
+        typer.Option(metavar="LO HI", help="Canonical views: elevation within [LO, HI] degrees ..."),
+    ] = (0.0, 30.0),
+    canonical_azimuth: Annotated[
+        float,
+        typer.Option(help="... and azimuth within +- this many degrees of the front. Every other view is extreme."),
+    ] = 45.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress lines; the table only.")] = False,
 ) -> None:
     """Zero-shot evaluation, as the original OVT code does it: each class's text embedding is the
@@ -77,14 +137,27 @@ def eval_command(
         if not imagefolder and export is None:
             raise ConfigError("nothing to evaluate on: give --imagefolder DIR --classnames FILE and/or --export DIR")
         if len(classnames) != len(imagefolder):
-            raise ConfigError(f"{len(imagefolder)} --imagefolder but {len(classnames)} --classnames: give one class-name file per benchmark")
+            raise ConfigError(
+                f"{len(imagefolder)} --imagefolder but {len(classnames)} --classnames: give one class-name file per benchmark"
+            )
         if len(label_set) not in (0, 1, len(imagefolder)):
-            raise ConfigError(f"{len(label_set)} --label-set for {len(imagefolder)} --imagefolder: give one for all, or one per benchmark")
-        settings = validate(EvalSettings, dict(
-            templates=templates.value, batch_size=batch_size, device=device.value, workers=workers,
-            azimuth_bin_deg=azimuth_bin, elevation_bin_deg=elevation_bin,
-            canonical_elevation_deg=canonical_elevation, canonical_azimuth_deg=canonical_azimuth,
-        ), "eval settings")
+            raise ConfigError(
+                f"{len(label_set)} --label-set for {len(imagefolder)} --imagefolder: give one for all, or one per benchmark"
+            )
+        settings = validate(
+            EvalSettings,
+            dict(
+                templates=templates.value,
+                batch_size=batch_size,
+                device=device.value,
+                workers=workers,
+                azimuth_bin_deg=azimuth_bin,
+                elevation_bin_deg=elevation_bin,
+                canonical_elevation_deg=canonical_elevation,
+                canonical_azimuth_deg=canonical_azimuth,
+            ),
+            "eval settings",
+        )
 
         from mvcap_build.clip.imagefolder import ImageFolderBenchmark
         from mvcap_build.eval.export_split import ExportSplit
@@ -94,7 +167,10 @@ def eval_command(
         # Every input is checked before the first model loads.
         label_sets = label_set * len(imagefolder) if len(label_set) == 1 else label_set or [None] * len(imagefolder)
         benchmarks = Benchmarks(
-            [ImageFolderBenchmark.open(root, names, labels) for root, names, labels in zip(imagefolder, classnames, label_sets)],
+            [
+                ImageFolderBenchmark.open(root, names, labels)
+                for root, names, labels in zip(imagefolder, classnames, label_sets)
+            ],
             ExportSplit.open(export, split) if export is not None else None,
         )
         specs = resolve_models(models, with_base=with_base)
@@ -118,8 +194,12 @@ def eval_command(
         for bench in [*results["imagefolder"], *([results["export"]] if results["export"] else [])]:
             if bench["unreadable"]:
                 first = bench["unreadable"][0]
-                typer.secho(f"warning: {len(bench['unreadable'])} unreadable images skipped "
-                            f"(first: {first.get('path') or first.get('key')}: {first['error']})", fg=typer.colors.YELLOW, err=True)
+                typer.secho(
+                    f"warning: {len(bench['unreadable'])} unreadable images skipped "
+                    f"(first: {first.get('path') or first.get('key')}: {first['error']})",
+                    fg=typer.colors.YELLOW,
+                    err=True,
+                )
         typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
 
@@ -132,7 +212,10 @@ def _default_out(specs, export, stamp: str) -> Path:
         folder = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     elif export is not None:
         # the dataset root the export is in (ROOT/export, ROOT/export/mvcap), never inside the export
-        folder = next((p for p in export.export_dir.resolve().parents if (p / "objects").is_dir()), export.export_dir.resolve().parent)
+        folder = next(
+            (p for p in export.export_dir.resolve().parents if (p / "objects").is_dir()),
+            export.export_dir.resolve().parent,
+        )
     else:
         raise ConfigError("say where to write the results: --out DIR (no OVT run or --export to write beside)")
     out = folder / "eval" / stamp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,18 +22,70 @@ class ImageFormat(str, Enum):
 def export(
     root: Annotated[Path, typer.Argument(help="Dataset root with views and captions.")],
     config: ConfigFile = None,
-    name: Annotated[Optional[str], typer.Option(help=with_default("Dataset name on the card.", ExportConfig, "name"))] = None,
-    splits: Annotated[Optional[str], typer.Option(metavar="NAME=FRACTION,...", help="Object-level splits, e.g. train=0.9,val=0.05,test=0.05: fractions adding up to 1; each object goes to one split by a hash of its key (default: the config's splits, else train=1).")] = None,
-    rows_per_parquet: Annotated[Optional[int], typer.Option(help="Views per Parquet shard (shards also roll at ~500 MB).")] = None,
-    allow_mixed_captions: Annotated[bool, typer.Option("--allow-mixed-captions", help="Export captions of several backends/models/prompts together.")] = False,
-    mvcap_layout: Annotated[bool, typer.Option("--mvcap-layout", help="Also write MVCap's released layout (export/mvcap/: images + metadata.json) for the original OVT code.")] = False,
-    image_size: Annotated[Optional[int], typer.Option(help="Also write training-ready shards: images resized so their shorter side is this many pixels (e.g. 224).")] = None,
-    image_format: Annotated[Optional[ImageFormat], typer.Option(help=with_default("Encoding of the training-ready images (jpeg puts RGBA renders on white, as the trainer does).", ExportConfig, "training_images.format"))] = None,
-    image_quality: Annotated[Optional[int], typer.Option(help=with_default("JPEG/WebP quality of the training-ready images, 1-100.", ExportConfig, "training_images.quality"))] = None,
-    no_originals: Annotated[bool, typer.Option("--no-originals", help="Write only the training-ready shards, not the original images.")] = False,
-    hf_push: Annotated[Optional[str], typer.Option("--hf-push", metavar="OWNER/NAME", help="Then push the export to this Hub dataset repo (created if missing). Token: $HF_TOKEN or `hf auth login`. Rerun to resume.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help=with_default("Dataset name on the card.", ExportConfig, "name"))
+    ] = None,
+    splits: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME=FRACTION,...",
+            help="Object-level splits, e.g. train=0.9,val=0.05,test=0.05: fractions adding up to 1; each object goes to one split by a hash of its key (default: the config's splits, else train=1).",
+        ),
+    ] = None,
+    rows_per_parquet: Annotated[
+        int | None, typer.Option(help="Views per Parquet shard (shards also roll at ~500 MB).")
+    ] = None,
+    allow_mixed_captions: Annotated[
+        bool,
+        typer.Option("--allow-mixed-captions", help="Export captions of several backends/models/prompts together."),
+    ] = False,
+    mvcap_layout: Annotated[
+        bool,
+        typer.Option(
+            "--mvcap-layout",
+            help="Also write MVCap's released layout (export/mvcap/: images + metadata.json) for the original OVT code.",
+        ),
+    ] = False,
+    image_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Also write training-ready shards: images resized so their shorter side is this many pixels (e.g. 224)."
+        ),
+    ] = None,
+    image_format: Annotated[
+        ImageFormat | None,
+        typer.Option(
+            help=with_default(
+                "Encoding of the training-ready images (jpeg puts RGBA renders on white, as the trainer does).",
+                ExportConfig,
+                "training_images.format",
+            )
+        ),
+    ] = None,
+    image_quality: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default(
+                "JPEG/WebP quality of the training-ready images, 1-100.", ExportConfig, "training_images.quality"
+            )
+        ),
+    ] = None,
+    no_originals: Annotated[
+        bool, typer.Option("--no-originals", help="Write only the training-ready shards, not the original images.")
+    ] = False,
+    hf_push: Annotated[
+        str | None,
+        typer.Option(
+            "--hf-push",
+            metavar="OWNER/NAME",
+            help="Then push the export to this Hub dataset repo (created if missing). Token: $HF_TOKEN or `hf auth login`. Rerun to resume.",
+        ),
+    ] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
-    revision: Annotated[Optional[str], typer.Option(help=with_default("Hub branch to push to (created if missing).", HubConfig, "revision"))] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(help=with_default("Hub branch to push to (created if missing).", HubConfig, "revision")),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Write `ROOT/export`: `data/<split>-*.parquet` (images and every column), `metadata/metadata_NNNNN.json`
@@ -60,15 +112,26 @@ def export(
         }
         if image_size is None and any(v is not None for v in training.values()):
             raise ConfigError("--image-format, --image-quality and --no-originals need --image-size")
-        overrides = {"name": name, "splits": parse_splits(splits) if splits is not None else None,
-                     "rows_per_parquet": rows_per_parquet, "allow_mixed_captions": allow_mixed_captions or None,
-                     "mvcap_layout": mvcap_layout or None, **training}
+        overrides = {
+            "name": name,
+            "splits": parse_splits(splits) if splits is not None else None,
+            "rows_per_parquet": rows_per_parquet,
+            "allow_mixed_captions": allow_mixed_captions or None,
+            "mvcap_layout": mvcap_layout or None,
+            **training,
+        }
         file = load_yaml(config) if config is not None else {}
         settings = stage_config("export", config, overrides, data=section(file, "export"))
         hub_data = section(file, "hub") if "root" in file else {}  # only a pipeline file has a hub: section
-        hub = validate(HubConfig, merge_overrides(hub_data, {"repo_id": hf_push, "private": private or None, "revision": revision}), "hub config")
+        hub = validate(
+            HubConfig,
+            merge_overrides(hub_data, {"repo_id": hf_push, "private": private or None, "revision": revision}),
+            "hub config",
+        )
         if (private or revision) and not hub.repo_id:
-            raise ConfigError("--private and --revision go with --hf-push OWNER/NAME (or hub.repo_id in the pipeline file)")
+            raise ConfigError(
+                "--private and --revision go with --hf-push OWNER/NAME (or hub.repo_id in the pipeline file)"
+            )
         options = run_options(quiet=quiet)
         run_stage_command("export", root, settings, options=options)
         if hub.repo_id:

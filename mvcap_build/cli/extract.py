@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -30,14 +30,54 @@ from mvcap_build.extract.config import ExtractConfig
 def extract(
     root: Annotated[Path, typer.Argument(help="Dataset root (created if missing).")],
     config: ConfigFile = None,
-    source: Annotated[Optional[str], typer.Option(help="mvimgnet | im3d | nerf (any folder of NeRF-synthetic objects).")] = None,
-    folder: Annotated[Optional[Path], typer.Option(help="The captures: MVImgNet's root (`<category>/<instance>/`), or a folder of object folders.")] = None,
-    zips: Annotated[Optional[list[Path]], typer.Option("--zip", help="mvimgnet: a released zip part, read member by member (repeat for several).")] = None,
-    num_frames: Annotated[Optional[int], typer.Option(help=with_default("Views per instance (K), spread over the viewing directions.", ExtractConfig, "frames.num_frames"))] = None,
-    min_frames: Annotated[Optional[int], typer.Option(help=with_default("Instances with fewer usable frames are ledgered.", ExtractConfig, "frames.min_frames"))] = None,
-    resolution: Annotated[Optional[int], typer.Option(help=with_default("Output side in pixels, at most: smaller crops keep their size (see --upsample).", ExtractConfig, "frames.resolution"))] = None,
-    upsample: Annotated[Optional[bool], typer.Option("--upsample/--no-upsample", help=with_default("Enlarge crops smaller than --resolution to it too.", ExtractConfig, "frames.upsample"))] = None,
-    crop: Annotated[Optional[bool], typer.Option("--crop/--no-crop", help=with_default("A square crop around the object.", ExtractConfig, "frames.crop"))] = None,
+    source: Annotated[
+        str | None, typer.Option(help="mvimgnet | im3d | nerf (any folder of NeRF-synthetic objects).")
+    ] = None,
+    folder: Annotated[
+        Path | None,
+        typer.Option(help="The captures: MVImgNet's root (`<category>/<instance>/`), or a folder of object folders."),
+    ] = None,
+    zips: Annotated[
+        list[Path] | None,
+        typer.Option("--zip", help="mvimgnet: a released zip part, read member by member (repeat for several)."),
+    ] = None,
+    num_frames: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default(
+                "Views per instance (K), spread over the viewing directions.", ExtractConfig, "frames.num_frames"
+            )
+        ),
+    ] = None,
+    min_frames: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default("Instances with fewer usable frames are ledgered.", ExtractConfig, "frames.min_frames")
+        ),
+    ] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default(
+                "Output side in pixels, at most: smaller crops keep their size (see --upsample).",
+                ExtractConfig,
+                "frames.resolution",
+            )
+        ),
+    ] = None,
+    upsample: Annotated[
+        bool | None,
+        typer.Option(
+            "--upsample/--no-upsample",
+            help=with_default("Enlarge crops smaller than --resolution to it too.", ExtractConfig, "frames.upsample"),
+        ),
+    ] = None,
+    crop: Annotated[
+        bool | None,
+        typer.Option(
+            "--crop/--no-crop", help=with_default("A square crop around the object.", ExtractConfig, "frames.crop")
+        ),
+    ] = None,
     redo: RedoOption = RedoChoice.none,
     retry_failed: RetryFailed = False,
     limit: Limit = None,
@@ -69,4 +109,11 @@ def extract(
             "frames.crop": crop,
         }
         settings = stage_config("extract", config, overrides)
-        run_stage_command("extract", root, settings, shard=shard, num_shards=num_shards, options=run_options(redo, retry_failed, quiet, limit=limit, keys=keys, keys_file=keys_file))
+        run_stage_command(
+            "extract",
+            root,
+            settings,
+            shard=shard,
+            num_shards=num_shards,
+            options=run_options(redo, retry_failed, quiet, limit=limit, keys=keys, keys_file=keys_file),
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,9 +20,16 @@ SHORT_DETAIL = 70  # characters of the detail in the table
 
 def failures(
     root: Annotated[Path, typer.Argument(help="Dataset root.")],
-    key: Annotated[Optional[str], typer.Argument(help="An object key (e.g. local/Duck.glb): its entry in full and the tail of its worker log.")] = None,
-    stage: Annotated[Optional[str], typer.Option(help="Only this stage's ledger: render | extract | caption | ...")] = None,
-    reason: Annotated[Optional[str], typer.Option(help="Only entries with this reason (e.g. import_failed, timeout).")] = None,
+    key: Annotated[
+        str | None,
+        typer.Argument(help="An object key (e.g. local/Duck.glb): its entry in full and the tail of its worker log."),
+    ] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="Only this stage's ledger: render | extract | caption | ...")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Only entries with this reason (e.g. import_failed, timeout).")
+    ] = None,
     lines: Annotated[int, typer.Option(min=0, help="With KEY: how many lines of its worker log to show.")] = 40,
 ) -> None:
     """List the failures of ROOT, or one object's entry in full with its worker log.
@@ -76,7 +83,9 @@ def _print_table(root: DatasetRoot, stages: list[str], reason: str | None) -> No
         if not entries:
             typer.echo(f"no failures recorded in {where}")
         else:
-            typer.echo(f"no failures with reason {reason!r} in {where}; reasons there: {_counts(Counter(e.reason for e in entries))}")
+            typer.echo(
+                f"no failures with reason {reason!r} in {where}; reasons there: {_counts(Counter(e.reason for e in entries))}"
+            )
         return
     console = Console(width=max(120, Console().width))
     table = Table(title=f"failures in {root.path}" + (f" with reason {reason}" if reason else ""), title_justify="left")
@@ -86,7 +95,9 @@ def _print_table(root: DatasetRoot, stages: list[str], reason: str | None) -> No
     table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=SHORT_DETAIL)
     table.add_column("when (UTC)", no_wrap=True)
     for entry in shown:
-        table.add_row(*(Text(cell) for cell in (entry.stage, entry.key, entry.reason, _short(entry.detail), _when(entry.time))))
+        table.add_row(
+            *(Text(cell) for cell in (entry.stage, entry.key, entry.reason, _short(entry.detail), _when(entry.time)))
+        )
     console.print(table)
     for name in stages:
         counts = Counter(entry.reason for entry in shown if entry.stage == name)
@@ -106,7 +117,11 @@ def _print_entry(root: DatasetRoot, stages: list[str], key: str, tail: int) -> N
     if not found:
         known = [entry.key for entry in _entries(root, stages)]
         close = difflib.get_close_matches(key, known, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else (f"; `mvcap failures {root.path}` lists the {len(known)} there" if known else "")
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else (f"; `mvcap failures {root.path}` lists the {len(known)} there" if known else "")
+        )
         raise UserError(f"no failure entry for {key!r} in {root.path / 'failures'}{hint}")
     for entry in found:
         typer.echo(f"{entry.stage} failure of {entry.key}")
@@ -160,7 +175,12 @@ def _fingerprint(entry: FailureRecord, fields: int = 12) -> str:
         return "(none recorded)"
     items = list(entry.fingerprint.fields.items())
     more = f", ... (+{len(items) - fields} more)" if len(items) > fields else ""
-    return f"{entry.fingerprint.digest} ({len(items)} fields: " + ", ".join(f"{k}={v}" for k, v in items[:fields]) + more + ")"
+    return (
+        f"{entry.fingerprint.digest} ({len(items)} fields: "
+        + ", ".join(f"{k}={v}" for k, v in items[:fields])
+        + more
+        + ")"
+    )
 
 
 def _counts(counts) -> str:

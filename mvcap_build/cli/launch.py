@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,9 +11,16 @@ from mvcap_build.cli.common import Quiet, RedoChoice, RedoOption, RetryFailed, r
 
 
 def launch(
-    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML with a `runner:` section (kind: local | slurm | ray).")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted (sbatch scripts, Ray resources, commands); change nothing.")] = False,
-    root: Annotated[Optional[Path], typer.Option(help="Override the dataset root named in the file.")] = None,
+    pipeline: Annotated[
+        Path, typer.Argument(help="Pipeline YAML with a `runner:` section (kind: local | slurm | ray).")
+    ],
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print what would be submitted (sbatch scripts, Ray resources, commands); change nothing."
+        ),
+    ] = False,
+    root: Annotated[Path | None, typer.Option(help="Override the dataset root named in the file.")] = None,
     redo: RedoOption = RedoChoice.none,
     retry_failed: RetryFailed = False,
 ) -> None:
@@ -33,7 +40,9 @@ def launch(
 
     with user_errors():
         config = load_pipeline(pipeline, root)
-        reports = launch_pipeline(config, dry_run=dry_run, options=run_options(redo, retry_failed, quiet=False), echo=typer.echo)
+        reports = launch_pipeline(
+            config, dry_run=dry_run, options=run_options(redo, retry_failed, quiet=False), echo=typer.echo
+        )
     if dry_run:
         return
     if any(not r.finished or r.all_units_failed for r in reports):
@@ -42,7 +51,9 @@ def launch(
 
 
 def run_shard(
-    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML (launch passes its resolved copy under ROOT/launch/pipelines).")],
+    pipeline: Annotated[
+        Path, typer.Argument(help="Pipeline YAML (launch passes its resolved copy under ROOT/launch/pipelines).")
+    ],
     stage: Annotated[str, typer.Option(help="Stage: render | extract | caption | export | train_ovt.")],
     shard: Annotated[int, typer.Option(help="This shard, 0-based.")] = 0,
     num_shards: Annotated[int, typer.Option(help="Shards the stage is split into (as the runner section says).")] = 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,11 +13,20 @@ from mvcap_build.cli.common import user_errors
 
 
 def plan(
-    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML (its `runner:` section gives shards and parallelism).")],
+    pipeline: Annotated[
+        Path, typer.Argument(help="Pipeline YAML (its `runner:` section gives shards and parallelism).")
+    ],
     objects: Annotated[int, typer.Option(help="Objects the build will have.", min=1)] = 100_000,
     sample: Annotated[int, typer.Option(help="Objects to render and caption here to measure the rates.", min=1)] = 3,
-    gpu: Annotated[Optional[str], typer.Option(help="Use the stored rates of this GPU kind for render and caption (h100); default: the rates measured here.")] = None,
-    keep_sample: Annotated[Optional[Path], typer.Option(help="Keep the sample's scratch root in this folder (default: deleted).")] = None,
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            help="Use the stored rates of this GPU kind for render and caption (h100); default: the rates measured here."
+        ),
+    ] = None,
+    keep_sample: Annotated[
+        Path | None, typer.Option(help="Keep the sample's scratch root in this folder (default: deleted).")
+    ] = None,
 ) -> None:
     """Estimate GPU-hours, wall time at the runner's parallelism, disk, Hub size and shard counts
     for building PIPELINE over OBJECTS objects.
@@ -42,7 +51,11 @@ def plan(
         config = load_pipeline(pipeline)
         if gpu is not None and gpu.lower() not in GPU_RATES:
             raise ConfigError(f"no stored rates for GPU {gpu!r}; known: {sorted(GPU_RATES)}")
-        scratch = Path(tempfile.mkdtemp(prefix="mvcap-plan-", dir=keep_sample)) if keep_sample else Path(tempfile.mkdtemp(prefix="mvcap-plan-"))
+        scratch = (
+            Path(tempfile.mkdtemp(prefix="mvcap-plan-", dir=keep_sample))
+            if keep_sample
+            else Path(tempfile.mkdtemp(prefix="mvcap-plan-"))
+        )
         try:
             measured = measure(config, sample, scratch, echo=lambda line: typer.echo(line, err=True))
         finally:
@@ -52,19 +65,44 @@ def plan(
         result = estimate(config, measured, objects, rates)
 
     console = Console(width=max(120, Console().width))
-    table = Table(title=f"mvcap plan: {objects:,} objects, ~{result.views:,.0f} views ({pipeline})", title_justify="left")
-    for column in ("stage", "shards", "at once", "objects/shard", "one shard", "wall", "device-hours", "disk", "rate from"):
+    table = Table(
+        title=f"mvcap plan: {objects:,} objects, ~{result.views:,.0f} views ({pipeline})", title_justify="left"
+    )
+    for column in (
+        "stage",
+        "shards",
+        "at once",
+        "objects/shard",
+        "one shard",
+        "wall",
+        "device-hours",
+        "disk",
+        "rate from",
+    ):
         table.add_column(column)
     for row in result.stages:
-        table.add_row(row.stage, str(row.shards), str(row.at_once), f"{row.objects_per_shard:,.0f}", duration(row.shard_s),
-                      duration(row.wall_s) + (f" ± {duration(row.wall_sd_s)}" if row.wall_sd_s else ""), f"{row.device_hours:,.2f} {row.device}", size(row.disk_bytes), row.basis)
+        table.add_row(
+            row.stage,
+            str(row.shards),
+            str(row.at_once),
+            f"{row.objects_per_shard:,.0f}",
+            duration(row.shard_s),
+            duration(row.wall_s) + (f" ± {duration(row.wall_sd_s)}" if row.wall_sd_s else ""),
+            f"{row.device_hours:,.2f} {row.device}",
+            size(row.disk_bytes),
+            row.basis,
+        )
     table.add_row("launch", "", "", "", "", duration(result.launcher_s), "", "", "its own start, measured here")
     total = duration(result.wall_s) + (f" ± {duration(result.wall_sd_s)}" if result.wall_sd_s else "")
     table.add_row("total", "", "", "", "", total, "", size(result.disk_bytes), "")
     console.print(table)
-    console.print(f"Hub upload (export less mvcap/): {size(result.hub_bytes)}; "
-                  f"sample: {measured.total_objects:,} objects listed, {measured.views_per_object:.1f} views each")
-    console.print("±: one standard error from how much the sampled objects' costs differed; sample more objects (--sample) to narrow it")
+    console.print(
+        f"Hub upload (export less mvcap/): {size(result.hub_bytes)}; "
+        f"sample: {measured.total_objects:,} objects listed, {measured.views_per_object:.1f} views each"
+    )
+    console.print(
+        "±: one standard error from how much the sampled objects' costs differed; sample more objects (--sample) to narrow it"
+    )
     for stage, why in measured.skipped.items():
         console.print(f"{stage}: not estimated: {why}")
     if rates is not None:

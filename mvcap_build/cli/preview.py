@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,7 @@ from mvcap_build.cli.common import Quiet, user_errors
 
 def preview(
     root: Annotated[Path, typer.Argument(help="Dataset root.")],
-    out: Annotated[Optional[Path], typer.Option(help="Folder to write the gallery to. Default ROOT/preview.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder to write the gallery to. Default ROOT/preview.")] = None,
     page_size: Annotated[int, typer.Option(min=1, help="Objects per page.")] = 50,
     thumb_size: Annotated[int, typer.Option(min=16, max=1024, help="Pixels per side of a view's thumbnail.")] = 128,
     workers: Annotated[int, typer.Option(min=0, help="Processes making thumbnails; 0: one per CPU core.")] = 0,
@@ -33,7 +33,9 @@ def preview(
 
     with user_errors():
         dataset = DatasetRoot(root).ensure_exists()
-        settings = PreviewSettings(out=out or dataset.path / "preview", page_size=page_size, thumb_size=thumb_size, workers=workers)
+        settings = PreviewSettings(
+            out=out or dataset.path / "preview", page_size=page_size, thumb_size=thumb_size, workers=workers
+        )
         summary = build_preview(dataset, settings, show_progress=not quiet)
         typer.echo(summary.line())
         typer.echo(f"open {summary.page.as_uri()}")

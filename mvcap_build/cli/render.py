@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,8 +14,8 @@ from mvcap_build.cli.common import (
     Limit,
     NumShards,
     Quiet,
-    RedoOption,
     RedoChoice,
+    RedoOption,
     RetryFailed,
     Shard,
     run_options,
@@ -30,26 +30,123 @@ from mvcap_build.render.config import LocalSourceConfig, RenderConfig
 def render(
     root: Annotated[Path, typer.Argument(help="Dataset root (created if missing).")],
     config: ConfigFile = None,
-    source: Annotated[Optional[str], typer.Option(help=with_default("Object source: demo | local | objaverse (its uids or LVIS categories come from --config).", RenderConfig, "source.kind"))] = None,
-    folder: Annotated[Optional[Path], typer.Option(help="local source: folder of glb/gltf/obj/ply/stl/fbx files.")] = None,
-    categories_csv: Annotated[Optional[Path], typer.Option(help="local source: CSV `file,category` naming the files to render (default FOLDER/categories.csv; without one, every mesh file under FOLDER). A file with no category (empty, `unknown`) is named from its file name, `office_chair_03.glb` -> `office chair`, and the summary says which.")] = None,
-    up_axis: Annotated[Optional[str], typer.Option(help=with_default("local source: the files' up axis: auto (by format: glTF, OBJ, PLY Y-up; STL Z-up; FBX as the file says) | Z | Y | X | -Z | -Y | -X. A CSV column up_axis overrides it per file.", LocalSourceConfig, "up_axis"))] = None,
-    per_category: Annotated[Optional[int], typer.Option(help=with_default("demo source: objects per category.", RenderConfig, "source.per_category"))] = None,
-    num_views: Annotated[Optional[int], typer.Option(help=with_default("Views per object.", RenderConfig, "views.num_views"))] = None,
-    distribution: Annotated[Optional[str], typer.Option(help=with_default("Viewpoints: hemisphere | sphere | orbit | random.", RenderConfig, "views.distribution"))] = None,
-    framing: Annotated[Optional[str], typer.Option(help=with_default("fit: each object's bounding sphere fills the view (times --margin) | fixed: one --distance for all.", RenderConfig, "views.framing"))] = None,
-    margin: Annotated[Optional[float], typer.Option(help=with_default("fit framing: room around the object's bounding sphere (1 = touching the frame).", RenderConfig, "views.margin"))] = None,
-    distance: Annotated[Optional[float], typer.Option(help="fixed framing: camera distance in unit-cube units (default: the unit cube fills the view).")] = None,
-    lighting: Annotated[Optional[str], typer.Option(help=with_default("Light preset: neutral (every side alike, no shadows) | key_sun | random.", RenderConfig, "lighting.preset"))] = None,
-    resolution: Annotated[Optional[int], typer.Option(help=with_default("Image width = height in pixels.", RenderConfig, "resolution"))] = None,
-    engine: Annotated[Optional[str], typer.Option(help=with_default("CYCLES | BLENDER_EEVEE | BLENDER_WORKBENCH.", RenderConfig, "engine"))] = None,
-    samples: Annotated[Optional[int], typer.Option(help=with_default("Cycles samples per pixel.", RenderConfig, "samples"))] = None,
-    device: Annotated[Optional[str], typer.Option(help=with_default("auto | optix | cuda | cpu (auto: best GPU, else CPU).", RenderConfig, "device"))] = None,
-    workers: Annotated[Optional[int], typer.Option(help=with_default("Blender worker processes.", RenderConfig, "workers"))] = None,
-    timeout_s: Annotated[Optional[float], typer.Option(help=with_default("Per-object deadline in seconds.", RenderConfig, "timeout_s"))] = None,
-    recycle_after: Annotated[Optional[int], typer.Option(help=with_default("Restart each Blender worker after this many objects.", RenderConfig, "recycle_after"))] = None,
-    png_on_host: Annotated[Optional[bool], typer.Option("--png-on-host/--no-png-on-host", help=with_default("Compress PNGs on the host while Blender renders on, or inside Blender.", RenderConfig, "png_on_host"))] = None,
-    kernel_cache: Annotated[Optional[Path], typer.Option(help="Folder for compiled Cycles GPU kernels, shared by the workers (keep it across runs).")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default(
+                "Object source: demo | local | objaverse (its uids or LVIS categories come from --config).",
+                RenderConfig,
+                "source.kind",
+            )
+        ),
+    ] = None,
+    folder: Annotated[
+        Path | None, typer.Option(help="local source: folder of glb/gltf/obj/ply/stl/fbx files.")
+    ] = None,
+    categories_csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="local source: CSV `file,category` naming the files to render (default FOLDER/categories.csv; without one, every mesh file under FOLDER). A file with no category (empty, `unknown`) is named from its file name, `office_chair_03.glb` -> `office chair`, and the summary says which."
+        ),
+    ] = None,
+    up_axis: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default(
+                "local source: the files' up axis: auto (by format: glTF, OBJ, PLY Y-up; STL Z-up; FBX as the file says) | Z | Y | X | -Z | -Y | -X. A CSV column up_axis overrides it per file.",
+                LocalSourceConfig,
+                "up_axis",
+            )
+        ),
+    ] = None,
+    per_category: Annotated[
+        int | None,
+        typer.Option(help=with_default("demo source: objects per category.", RenderConfig, "source.per_category")),
+    ] = None,
+    num_views: Annotated[
+        int | None, typer.Option(help=with_default("Views per object.", RenderConfig, "views.num_views"))
+    ] = None,
+    distribution: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default("Viewpoints: hemisphere | sphere | orbit | random.", RenderConfig, "views.distribution")
+        ),
+    ] = None,
+    framing: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default(
+                "fit: each object's bounding sphere fills the view (times --margin) | fixed: one --distance for all.",
+                RenderConfig,
+                "views.framing",
+            )
+        ),
+    ] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            help=with_default(
+                "fit framing: room around the object's bounding sphere (1 = touching the frame).",
+                RenderConfig,
+                "views.margin",
+            )
+        ),
+    ] = None,
+    distance: Annotated[
+        float | None,
+        typer.Option(help="fixed framing: camera distance in unit-cube units (default: the unit cube fills the view)."),
+    ] = None,
+    lighting: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default(
+                "Light preset: neutral (every side alike, no shadows) | key_sun | random.",
+                RenderConfig,
+                "lighting.preset",
+            )
+        ),
+    ] = None,
+    resolution: Annotated[
+        int | None, typer.Option(help=with_default("Image width = height in pixels.", RenderConfig, "resolution"))
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help=with_default("CYCLES | BLENDER_EEVEE | BLENDER_WORKBENCH.", RenderConfig, "engine")),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help=with_default("Cycles samples per pixel.", RenderConfig, "samples"))
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default("auto | optix | cuda | cpu (auto: best GPU, else CPU).", RenderConfig, "device")
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help=with_default("Blender worker processes.", RenderConfig, "workers"))
+    ] = None,
+    timeout_s: Annotated[
+        float | None, typer.Option(help=with_default("Per-object deadline in seconds.", RenderConfig, "timeout_s"))
+    ] = None,
+    recycle_after: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default("Restart each Blender worker after this many objects.", RenderConfig, "recycle_after")
+        ),
+    ] = None,
+    png_on_host: Annotated[
+        bool | None,
+        typer.Option(
+            "--png-on-host/--no-png-on-host",
+            help=with_default(
+                "Compress PNGs on the host while Blender renders on, or inside Blender.", RenderConfig, "png_on_host"
+            ),
+        ),
+    ] = None,
+    kernel_cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder for compiled Cycles GPU kernels, shared by the workers (keep it across runs)."),
+    ] = None,
     redo: RedoOption = RedoChoice.none,
     retry_failed: RetryFailed = False,
     limit: Limit = None,
@@ -94,6 +191,16 @@ def render(
         }
         settings = stage_config("render", config, overrides)
         if config is None and source is None and folder is None and settings.source.kind == "demo":
-            typer.secho("no --source given: rendering the embedded demo objects (procedural, offline); use "
-                        "--source local --folder DIR, or --source objaverse with --config, for real assets", err=True)
-        run_stage_command("render", root, settings, shard=shard, num_shards=num_shards, options=run_options(redo, retry_failed, quiet, limit=limit, keys=keys, keys_file=keys_file))
+            typer.secho(
+                "no --source given: rendering the embedded demo objects (procedural, offline); use "
+                "--source local --folder DIR, or --source objaverse with --config, for real assets",
+                err=True,
+            )
+        run_stage_command(
+            "render",
+            root,
+            settings,
+            shard=shard,
+            num_shards=num_shards,
+            options=run_options(redo, retry_failed, quiet, limit=limit, keys=keys, keys_file=keys_file),
+        )

@@ -17,10 +17,9 @@ def print_status(root_path: Path) -> None:
     from mvcap_build.dataset import DatasetRoot
     from mvcap_build.dataset.layout import OBJECT_STAGES
     from mvcap_build.dataset.status import root_status
-    from mvcap_build.pipeline.stale import stale_counts
-
     from mvcap_build.errors import ManifestError
     from mvcap_build.launch.status import describe as describe_shards
+    from mvcap_build.pipeline.stale import stale_counts
 
     root = DatasetRoot(root_path).ensure_exists()
     console = Console(width=max(120, Console().width))  # the details column whole in a pipe
@@ -43,7 +42,14 @@ def print_status(root_path: Path) -> None:
         failures = ", ".join(f"{reason}: {n}" for reason, n in counts.failures.most_common()) or "0"
         table.add_row(name, str(counts.objects), str(counts.views), failures, stale.get(name, "-"), "")
     if s.export:
-        table.add_row("export", str(s.export["objects"]), str(s.export["views"]), "", "", f"{len(s.export['parquet_files'])} parquet file(s)")
+        table.add_row(
+            "export",
+            str(s.export["objects"]),
+            str(s.export["views"]),
+            "",
+            "",
+            f"{len(s.export['parquet_files'])} parquet file(s)",
+        )
     else:
         table.add_row("export", "-", "-", "", "", "not exported yet")
     checkpoints = sorted(root.path.glob("train/*/checkpoints/step-*"))

@@ -40,8 +40,9 @@ class Embedder:
     @torch.no_grad()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
         device = self.base.logit_scale.device
-        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
-                                return_tensors="pt").to(device)
+        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt").to(
+            device
+        )
         return self.encode_text(tokens["input_ids"], tokens["attention_mask"])
 
 
@@ -61,7 +62,8 @@ class CLIPEncoder(Embedder, nn.Module):
         embedding = image_embedding(self.clip, pixel_values)
         return F.normalize(embedding, dim=-1) if normalize else embedding
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                    normalize: bool = True) -> torch.Tensor:
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, normalize: bool = True
+    ) -> torch.Tensor:
         embedding = text_embedding(self.clip, input_ids, attention_mask)
         return F.normalize(embedding, dim=-1) if normalize else embedding

@@ -60,8 +60,11 @@ class ImageFolderBenchmark:
                 notes.append(f"{len(listed) - len(label_set)} repeated names in the label set were counted once")
             missing = sorted(set(names) - set(label_set))
             if missing:
-                raise ConfigError(f"{label_set_file} lacks {len(missing)} class names of {classnames_file}: "
-                                  + ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else ""))
+                raise ConfigError(
+                    f"{label_set_file} lacks {len(missing)} class names of {classnames_file}: "
+                    + ", ".join(missing[:5])
+                    + (", ..." if len(missing) > 5 else "")
+                )
         position = {name: i for i, name in enumerate(label_set)}
         images, image_folder, empty = [], [], []
         for i, folder in enumerate(folders):
@@ -71,23 +74,46 @@ class ImageFolderBenchmark:
             images += files
             image_folder += [i] * len(files)
         if not images:
-            raise ConfigError(f"{root} has no images ({', '.join(IMAGE_EXTENSIONS)}) in its {len(folders)} class folders")
+            raise ConfigError(
+                f"{root} has no images ({', '.join(IMAGE_EXTENSIONS)}) in its {len(folders)} class folders"
+            )
         if empty:
-            notes.append(f"{len(empty)} class folders hold no images: " + ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""))
-        return cls(root, Path(classnames_file), folders, names, label_set, [position[n] for n in names],
-                   images, np.asarray(image_folder, dtype=np.int64), Path(label_set_file) if label_set_file else None, notes)
+            notes.append(
+                f"{len(empty)} class folders hold no images: "
+                + ", ".join(empty[:5])
+                + (", ..." if len(empty) > 5 else "")
+            )
+        return cls(
+            root,
+            Path(classnames_file),
+            folders,
+            names,
+            label_set,
+            [position[n] for n in names],
+            images,
+            np.asarray(image_folder, dtype=np.int64),
+            Path(label_set_file) if label_set_file else None,
+            notes,
+        )
 
     def describe(self) -> dict:
         return {
-            "name": self.name, "root": str(self.root), "classnames_file": str(self.classnames_file),
+            "name": self.name,
+            "root": str(self.root),
+            "classnames_file": str(self.classnames_file),
             "label_set_file": str(self.label_set_file) if self.label_set_file else None,
-            "class_folders": len(self.folders), "label_set_size": len(self.label_set),
-            "images": len(self.images), "notes": self.notes,
+            "class_folders": len(self.folders),
+            "label_set_size": len(self.label_set),
+            "images": len(self.images),
+            "notes": self.notes,
         }
 
 
 def _image_files(folder: Path) -> list[Path]:
     """Image files at any depth, following symlinked folders (as torchvision), sorted."""
-    return sorted(Path(top) / name for top, _, names in os.walk(folder, followlinks=True)
-                  for name in names if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS)
-
+    return sorted(
+        Path(top) / name
+        for top, _, names in os.walk(folder, followlinks=True)
+        for name in names
+        if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    )

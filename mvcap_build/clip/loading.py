@@ -22,8 +22,9 @@ OTHERWISE = "or pass a local CLIP folder"
 _FILE_PATTERNS = ("*.json", "*.txt")
 
 
-def clip_folder(model: str, *, revision: str | None = None, timeout_s: float = HUB_TIMEOUT_S,
-                otherwise: str = OTHERWISE) -> Path:
+def clip_folder(
+    model: str, *, revision: str | None = None, timeout_s: float = HUB_TIMEOUT_S, otherwise: str = OTHERWISE
+) -> Path:
     """A local folder holding the transformers CLIPModel `model` names (a folder or a Hub id).
 
     `otherwise` ends the messages with the caller's other choices ("or pass ...").
@@ -31,8 +32,9 @@ def clip_folder(model: str, *, revision: str | None = None, timeout_s: float = H
     if hub_models.looks_like_path(model):
         folder = Path(model).expanduser()
         if not folder.is_dir():
-            raise ConfigError(f"CLIP model folder {model} does not exist: check the path, {otherwise}, "
-                              "or a Hub id (OWNER/NAME)")
+            raise ConfigError(
+                f"CLIP model folder {model} does not exist: check the path, {otherwise}, or a Hub id (OWNER/NAME)"
+            )
         return _checked(folder, model, otherwise)
     cached = hub_models.cached_file(model, "config.json", revision)
     if cached is not None:
@@ -47,8 +49,9 @@ def load_clip_model(folder: Path, model: str):
     try:
         return CLIPModel.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot load CLIP {model!r} from {folder}: {_one_line(error)}. "
-                          f"{_refetch(model, folder)}") from error
+        raise ConfigError(
+            f"cannot load CLIP {model!r} from {folder}: {_one_line(error)}. {_refetch(model, folder)}"
+        ) from error
 
 
 def load_tokenizer(folder: Path, model: str):
@@ -58,8 +61,9 @@ def load_tokenizer(folder: Path, model: str):
     try:
         return AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, TypeError) as error:
-        raise ConfigError(f"cannot load the tokenizer of CLIP {model!r} from {folder}: {_one_line(error)}. "
-                          f"{_refetch(model, folder)}") from error
+        raise ConfigError(
+            f"cannot load the tokenizer of CLIP {model!r} from {folder}: {_one_line(error)}. {_refetch(model, folder)}"
+        ) from error
 
 
 def _download(model: str, revision: str | None, timeout_s: float, otherwise: str) -> Path:
@@ -69,7 +73,8 @@ def _download(model: str, revision: str | None, timeout_s: float, otherwise: str
         raise EnvironmentBroken(
             f"model {model!r} is not in the local Hugging Face cache {hub_models.cache_dir()} and HF_HUB_OFFLINE "
             f"is set, so the Hub is not asked: download it on a machine with network ({download}) into this "
-            f"cache, {otherwise}, or unset HF_HUB_OFFLINE")
+            f"cache, {otherwise}, or unset HF_HUB_OFFLINE"
+        )
     try:
         info = hub_models.ask_hub(model, revision, timeout_s)
     except Exception as error:  # every failure of the question is reported, whatever it is
@@ -85,7 +90,8 @@ def _download(model: str, revision: str | None, timeout_s: float, otherwise: str
     except Exception as error:  # a failed download is the environment's, whatever it is
         raise EnvironmentBroken(
             f"downloading model {model!r} from {hub_models.hub_name()} failed ({type(error).__name__}: "
-            f"{_one_line(error)}): rerun to resume, download it with {download}, {otherwise}") from error
+            f"{_one_line(error)}): rerun to resume, download it with {download}, {otherwise}"
+        ) from error
 
 
 def _hub_error(model: str, revision: str | None, error: Exception, download: str, otherwise: str) -> Exception:
@@ -93,30 +99,39 @@ def _hub_error(model: str, revision: str | None, error: Exception, download: str
     if failure == "revision":
         return ConfigError(f"model {model!r} has no revision {revision!r} on {hub}: pass a branch, tag or commit")
     if failure == "gated":
-        return ConfigError(f"model {model!r} is gated on {hub}: accept its terms on the model page and set "
-                           f"HF_TOKEN to a token of that account (or run `hf auth login`), {otherwise}")
+        return ConfigError(
+            f"model {model!r} is gated on {hub}: accept its terms on the model page and set "
+            f"HF_TOKEN to a token of that account (or run `hf auth login`), {otherwise}"
+        )
     if failure == "missing":
-        return ConfigError(f"unknown model {model!r}: it is not in the local Hugging Face cache and does not exist "
-                           f"on {hub} (or it is private: set HF_TOKEN): check the name, {otherwise}")
+        return ConfigError(
+            f"unknown model {model!r}: it is not in the local Hugging Face cache and does not exist "
+            f"on {hub} (or it is private: set HF_TOKEN): check the name, {otherwise}"
+        )
     return EnvironmentBroken(
         f"model {model!r} is not in the local Hugging Face cache {hub_models.cache_dir()} and {hub} cannot be "
         f"reached ({type(error).__name__}: {_one_line(error)}): download it on a machine with network "
-        f"({download}) into this cache, {otherwise}")
+        f"({download}) into this cache, {otherwise}"
+    )
 
 
 def _checked(folder: Path, model: str, otherwise: str) -> Path:
     """`folder`, once its config.json says it holds a CLIPModel."""
     config = folder / "config.json"
     if not config.is_file():
-        raise ConfigError(f"{model} is not a CLIP model: {folder} holds no config.json (a folder written by "
-                          f"save_pretrained holds one), {otherwise}")
+        raise ConfigError(
+            f"{model} is not a CLIP model: {folder} holds no config.json (a folder written by "
+            f"save_pretrained holds one), {otherwise}"
+        )
     try:
         model_type = json.loads(config.read_text("utf-8")).get("model_type")
     except (OSError, ValueError, AttributeError) as error:
         raise ConfigError(f"{config}: not a readable model config ({_one_line(error)}), {otherwise}") from error
     if model_type != "clip":
-        raise ConfigError(f"{model} is not a CLIP model: its config.json says model_type {model_type!r}, and "
-                          f"a transformers CLIPModel (model_type 'clip') is needed, {otherwise}")
+        raise ConfigError(
+            f"{model} is not a CLIP model: its config.json says model_type {model_type!r}, and "
+            f"a transformers CLIPModel (model_type 'clip') is needed, {otherwise}"
+        )
     return folder
 
 

@@ -40,8 +40,7 @@ class ImageTransform:
         image = composite_on_white(image)  # renders are RGBA; CLIP saw objects on white
         w, h = image.size
         scale = self.size / min(w, h)
-        image = image.resize((max(self.size, round(w * scale)), max(self.size, round(h * scale))),
-                             Image.BICUBIC)
+        image = image.resize((max(self.size, round(w * scale)), max(self.size, round(h * scale))), Image.BICUBIC)
         w, h = image.size
         left, top = (w - self.size) // 2, (h - self.size) // 2
         image = image.crop((left, top, left + self.size, top + self.size))
@@ -57,10 +56,16 @@ class ImageTransform:
         """A `preprocessor_config.json` that this class (and CLIPImageProcessor) reads back."""
         return {
             "image_processor_type": "CLIPImageProcessor",
-            "do_resize": True, "size": {"shortest_edge": self.size}, "resample": 3,
-            "do_center_crop": True, "crop_size": {"height": self.size, "width": self.size},
-            "do_rescale": True, "rescale_factor": 1 / 255,
-            "do_normalize": True, "image_mean": list(self.mean), "image_std": list(self.std),
+            "do_resize": True,
+            "size": {"shortest_edge": self.size},
+            "resample": 3,
+            "do_center_crop": True,
+            "crop_size": {"height": self.size, "width": self.size},
+            "do_rescale": True,
+            "rescale_factor": 1 / 255,
+            "do_normalize": True,
+            "image_mean": list(self.mean),
+            "image_std": list(self.std),
             "do_convert_rgb": True,
         }
 
@@ -88,8 +93,10 @@ class ImageTransform:
             config = json.loads(path.read_text())
             return cls.from_config(config, size)
         except (ValueError, TypeError, AttributeError) as error:
-            raise ConfigError(f"{path}: not a readable image preprocessor config ({error}): "
-                              "write it again with the model's save_pretrained, or delete it for CLIP's defaults") from None
+            raise ConfigError(
+                f"{path}: not a readable image preprocessor config ({error}): "
+                "write it again with the model's save_pretrained, or delete it for CLIP's defaults"
+            ) from None
 
 
 def _hub_file(repo_id: str, filename: str) -> Path | None:
@@ -100,4 +107,3 @@ def _hub_file(repo_id: str, filename: str) -> Path | None:
         return Path(hf_hub_download(repo_id, filename))
     except Exception:  # missing file, offline, not a repo id: CLIP defaults are the right fallback
         return None
-

@@ -113,7 +113,11 @@ def fill(template: str, classname: str) -> str:
     """A prompt: `{}` is the class name, `{article}` (caption templates) its "A" / "An"."""
     from mvcap_build.caption.backends.template import article
 
-    return template.format(classname, article=article(classname)) if "{article}" in template else template.format(classname)
+    return (
+        template.format(classname, article=article(classname))
+        if "{article}" in template
+        else template.format(classname)
+    )
 
 
 def class_text_embeddings(model, classnames: list[str], templates: list[str]):

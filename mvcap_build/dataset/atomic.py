@@ -88,7 +88,7 @@ def remove_stale_staging(final: Path) -> None:
         return
     prefix = f"{TMP_PREFIX}{final.name}."
     for leftover in parent.glob(f"{glob.escape(prefix)}*"):
-        if not _TEMP_SUFFIX.fullmatch(leftover.name[len(prefix):]):
+        if not _TEMP_SUFFIX.fullmatch(leftover.name[len(prefix) :]):
             continue  # our claim, or another unit's staging (key "a.b" beside key "a")
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -119,5 +119,7 @@ def disk_full_error(path: Path) -> DiskFullError:
         free = f"{shutil.disk_usage(path if path.exists() else path.parent).free / 2**20:.0f} MiB free"
     except OSError:
         free = "free space unknown"
-    return DiskFullError(f"the disk holding {path} is full ({free}): committed work is kept; "
-                         "free some space (or use a root on a bigger disk) and rerun the same command to resume")
+    return DiskFullError(
+        f"the disk holding {path} is full ({free}): committed work is kept; "
+        "free some space (or use a root on a bigger disk) and rerun the same command to resume"
+    )

@@ -31,7 +31,9 @@ class ExportRow:
     category: str = _column("string", "the object's category (the noun in the caption prompt)")
     source: str = _column("string", "where the object came from (`demo`, `local`, ...)")
     view_index: int = _column("int32", "index of the view within its object")
-    azimuth_deg: float = _column("float64", "camera azimuth around the object, degrees (0 = front, counter-clockwise from above)")
+    azimuth_deg: float = _column(
+        "float64", "camera azimuth around the object, degrees (0 = front, counter-clockwise from above)"
+    )
     elevation_deg: float = _column("float64", "camera elevation, degrees (0 = horizon, 90 = from straight above)")
     distance: float = _column("float64", "camera centre to the object's centre, in world units")
     fov_deg: float = _column("float64", "horizontal field of view, degrees")

@@ -17,7 +17,19 @@ VIEW_MANIFEST = "views.json"
 # The stages whose unit is one object, in pipeline order: each has a failure ledger and its own
 # manifests, and `status`, the card and the stale check count them. The one list of their names.
 OBJECT_STAGES = ("render", "extract", "caption")
-ROOT_FOLDERS = ("objects", "views", "captions", "failures", "logs", "runs", "export", "cache", "train", "preview", "launch")
+ROOT_FOLDERS = (
+    "objects",
+    "views",
+    "captions",
+    "failures",
+    "logs",
+    "runs",
+    "export",
+    "cache",
+    "train",
+    "preview",
+    "launch",
+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +58,10 @@ class DatasetRoot:
             raise RootError(f"cannot write in dataset root {self.path}: {error.strerror or error}") from None
         for name in ROOT_FOLDERS:
             if (self.path / name).exists() and not (self.path / name).is_dir():
-                raise RootError(f"{self.path / name} is a file, but the dataset layout needs a folder there: "
-                                "move it away, or choose another root")
+                raise RootError(
+                    f"{self.path / name} is a file, but the dataset layout needs a folder there: "
+                    "move it away, or choose another root"
+                )
         return self
 
     def ensure_exists(self) -> DatasetRoot:

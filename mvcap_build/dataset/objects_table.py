@@ -18,7 +18,9 @@ def write_objects_table(root: DatasetRoot, source: str, objects: list[ObjectReco
     if len(set(keys)) != len(keys):
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         raise ManifestError(f"source {source!r} lists these objects twice: {dupes[:5]}")
-    lines = [json.dumps(o.model_dump(), sort_keys=True, ensure_ascii=False) for o in sorted(objects, key=lambda o: o.key)]
+    lines = [
+        json.dumps(o.model_dump(), sort_keys=True, ensure_ascii=False) for o in sorted(objects, key=lambda o: o.key)
+    ]
     atomic_write_text(root.objects_table(source), "".join(line + "\n" for line in lines))
 
 

@@ -87,7 +87,9 @@ class ViewsManifest(_Record):
     normalization: str | None = None  # renders: "unit_cube"; captures: None (world units as captured)
     producer: Producer
     fingerprint: Fingerprint | None = None  # None only in manifests written before schema 2
-    stats: dict[str, Any] = Field(default_factory=dict)  # what the producer found and changed (renders: faces, textures, ...)
+    stats: dict[str, Any] = Field(
+        default_factory=dict
+    )  # what the producer found and changed (renders: faces, textures, ...)
     views: list[ViewRecord]
 
 

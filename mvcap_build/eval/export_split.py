@@ -26,8 +26,10 @@ from mvcap_build.eval import metrics
 
 HELD_OUT = ("test", "validation")  # the default split: the first of these the export has
 COLUMNS = ("category", "view_index", "azimuth_deg", "elevation_deg")
-SPLITS_HINT = ("set `splits:` in the export config (e.g. `splits: {train: 0.9, test: 0.1}`; objects are "
-               "assigned by a hash of their key) and run `mvcap export ROOT -c export.yaml` again")
+SPLITS_HINT = (
+    "set `splits:` in the export config (e.g. `splits: {train: 0.9, test: 0.1}`; objects are "
+    "assigned by a hash of their key) and run `mvcap export ROOT -c export.yaml` again"
+)
 
 
 @dataclass
@@ -67,13 +69,17 @@ class ExportSplit:
         for shard in sorted((export_dir / folder).glob("*.parquet")):
             by_split.setdefault(shard.name.split("-")[0], []).append(shard)
         if not by_split:
-            raise ConfigError(f"no Parquet shards in {export_dir / folder}: point --export at a dataset root "
-                              "or at the folder written by `mvcap export` (it holds data/*.parquet)")
+            raise ConfigError(
+                f"no Parquet shards in {export_dir / folder}: point --export at a dataset root "
+                "or at the folder written by `mvcap export` (it holds data/*.parquet)"
+            )
         if split is None:
             split = next((s for s in HELD_OUT if s in by_split), None)
             if split is None:
-                raise ConfigError(f"{export_dir} has no held-out split (it has {', '.join(sorted(by_split))}); "
-                                  f"to evaluate on objects the model was not trained on, {SPLITS_HINT}")
+                raise ConfigError(
+                    f"{export_dir} has no held-out split (it has {', '.join(sorted(by_split))}); "
+                    f"to evaluate on objects the model was not trained on, {SPLITS_HINT}"
+                )
         elif split not in by_split:
             raise ConfigError(f"{export_dir} has no split {split!r} (it has {', '.join(sorted(by_split))})")
         shards = by_split[split]
@@ -88,11 +94,23 @@ class ExportSplit:
         angles = {c: np.asarray(table.column(c).to_pylist(), dtype=float) for c in ("azimuth_deg", "elevation_deg")}
         for column, values in angles.items():
             if not np.isfinite(values).all():
-                raise ConfigError(f"{export_dir} split {split!r}: {int((~np.isfinite(values)).sum())} views have no "
-                                  f"{column}; per-viewpoint evaluation needs every view's camera angles")
-        return cls(export_dir, split, folder, shards, [str(k) for k in table.column(identity).to_pylist()],
-                   categories, np.asarray(table.column("view_index").to_pylist(), dtype=np.int64),
-                   angles["azimuth_deg"], angles["elevation_deg"], classnames, identity)
+                raise ConfigError(
+                    f"{export_dir} split {split!r}: {int((~np.isfinite(values)).sum())} views have no "
+                    f"{column}; per-viewpoint evaluation needs every view's camera angles"
+                )
+        return cls(
+            export_dir,
+            split,
+            folder,
+            shards,
+            [str(k) for k in table.column(identity).to_pylist()],
+            categories,
+            np.asarray(table.column("view_index").to_pylist(), dtype=np.int64),
+            angles["azimuth_deg"],
+            angles["elevation_deg"],
+            classnames,
+            identity,
+        )
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -113,19 +131,35 @@ class ExportSplit:
         return Image.open(self.export_dir / cell["path"])
 
     def describe(self) -> dict:
-        return {"export_dir": str(self.export_dir), "split": self.split, "image_folder": self.image_folder,
-                "views": len(self), "objects": len(set(self.keys)), "classes": self.classnames}
+        return {
+            "export_dir": str(self.export_dir),
+            "split": self.split,
+            "image_folder": self.image_folder,
+            "views": len(self),
+            "objects": len(set(self.keys)),
+            "classes": self.classnames,
+        }
 
 
-def evaluate_export(model, data: ExportSplit, text_weights, settings, *, label: str,
-                    show_progress: bool = True) -> tuple[dict, list[dict]]:
+def evaluate_export(
+    model, data: ExportSplit, text_weights, settings, *, label: str, show_progress: bool = True
+) -> tuple[dict, list[dict]]:
     """Zero-shot and invariance figures of `model` on `data`. Returns (result, unreadable views)."""
     from mvcap_build.eval.images import embed_in_batches
 
-    embedded = embed_in_batches(model, data.images(), data.open_image, total=len(data),
-                                batch_size=settings.batch_size, workers=settings.workers, label=label,
-                                show_progress=show_progress)
-    unreadable = [{"key": data.keys[p], "view_index": int(data.view_index[p]), "error": e} for p, e in embedded.unreadable]
+    embedded = embed_in_batches(
+        model,
+        data.images(),
+        data.open_image,
+        total=len(data),
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        label=label,
+        show_progress=show_progress,
+    )
+    unreadable = [
+        {"key": data.keys[p], "view_index": int(data.view_index[p]), "error": e} for p, e in embedded.unreadable
+    ]
     rows = embedded.rows
     if len(rows) == 0:
         raise ConfigError(f"{data.export_dir}: none of the {len(data)} views of split {data.split!r} could be read")
@@ -138,7 +172,9 @@ def evaluate_export(model, data: ExportSplit, text_weights, settings, *, label: 
     azimuth, elevation = data.azimuth_deg[rows], data.elevation_deg[rows]
     azimuth_index = metrics.azimuth_bin_index(azimuth, settings.azimuth_bin_deg)
     elevation_index = metrics.elevation_bin_index(elevation, settings.elevation_bin_deg)
-    canonical = metrics.canonical_mask(azimuth, elevation, settings.canonical_elevation_deg, settings.canonical_azimuth_deg)
+    canonical = metrics.canonical_mask(
+        azimuth, elevation, settings.canonical_elevation_deg, settings.canonical_azimuth_deg
+    )
 
     keys = [data.keys[r] for r in rows]
     object_ids, groups = metrics.group_rows(keys)
@@ -149,20 +185,34 @@ def evaluate_export(model, data: ExportSplit, text_weights, settings, *, label: 
     result.update(
         classes=len(data.classnames),
         objects=len(groups),
-        elevation_bins=metrics.binned_accuracy(metrics.elevation_bins(settings.elevation_bin_deg), elevation_index, hit1, hit5),
+        elevation_bins=metrics.binned_accuracy(
+            metrics.elevation_bins(settings.elevation_bin_deg), elevation_index, hit1, hit5
+        ),
         azimuth_bins=metrics.binned_accuracy(metrics.azimuth_bins(settings.azimuth_bin_deg), azimuth_index, hit1, hit5),
         canonical=metrics.accuracy(hit1[canonical], hit5[canonical]),
         extreme=metrics.accuracy(hit1[~canonical], hit5[~canonical]),
-        invariance={**metrics.mean_cosine_to_centre(embedded.embeddings, groups),
-                    **metrics.centre_contrast(embedded.embeddings, groups)},
+        invariance={
+            **metrics.mean_cosine_to_centre(embedded.embeddings, groups),
+            **metrics.centre_contrast(embedded.embeddings, groups),
+        },
         retrieval=retrieval,
         views=[
-            {"key": keys[i], "view_index": int(data.view_index[r]), "category": data.categories[r],
-             "azimuth_deg": float(azimuth[i]), "elevation_deg": float(elevation[i]),
-             "azimuth_bin": int(azimuth_index[i]), "elevation_bin": int(elevation_index[i]),
-             "canonical": bool(canonical[i]), "prediction": data.classnames[top[i, 0]],
-             "top1": bool(hit1[i]), "top5": bool(hit5[i]),
-             "nearest": None if nearest[i] < 0 else {"key": keys[nearest[i]], "view_index": int(data.view_index[rows[nearest[i]]])}}
+            {
+                "key": keys[i],
+                "view_index": int(data.view_index[r]),
+                "category": data.categories[r],
+                "azimuth_deg": float(azimuth[i]),
+                "elevation_deg": float(elevation[i]),
+                "azimuth_bin": int(azimuth_index[i]),
+                "elevation_bin": int(elevation_index[i]),
+                "canonical": bool(canonical[i]),
+                "prediction": data.classnames[top[i, 0]],
+                "top1": bool(hit1[i]),
+                "top5": bool(hit5[i]),
+                "nearest": None
+                if nearest[i] < 0
+                else {"key": keys[nearest[i]], "view_index": int(data.view_index[rows[nearest[i]]])},
+            }
             for i, r in enumerate(rows)
         ],
     )
@@ -171,7 +221,7 @@ def evaluate_export(model, data: ExportSplit, text_weights, settings, *, label: 
 
 def _export_categories(export_dir: Path) -> list[str]:
     try:
-        return list((json.loads((export_dir / "export.json").read_text("utf-8")).get("categories") or {}))
+        return list(json.loads((export_dir / "export.json").read_text("utf-8")).get("categories") or {})
     except FileNotFoundError:
         return []
 

@@ -25,8 +25,17 @@ class Embedded:
     unreadable: list[tuple[int, str]] = field(default_factory=list)  # (position, error)
 
 
-def embed_in_batches(model, items: Iterable, open_image: Callable, *, total: int, batch_size: int,
-                 workers: int, label: str, show_progress: bool = True) -> Embedded:
+def embed_in_batches(
+    model,
+    items: Iterable,
+    open_image: Callable,
+    *,
+    total: int,
+    batch_size: int,
+    workers: int,
+    label: str,
+    show_progress: bool = True,
+) -> Embedded:
     """Embed every item that `open_image(item)` (a PIL image) can decode, with `model.transform`
     and `model.encode_image`; the next batch decodes while the model runs on this one."""
     import torch
@@ -62,6 +71,7 @@ def embed_in_batches(model, items: Iterable, open_image: Callable, *, total: int
 
 def _preparer(transform, open_image: Callable) -> Callable:
     """item -> (tensor, None), or (None, the error) for an image that cannot be decoded."""
+
     def prepare(item):
         try:
             with open_image(item) as image:

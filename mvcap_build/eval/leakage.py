@@ -45,23 +45,31 @@ def check_overlap(models: list[ModelSpec], split: ExportSplit, allow: bool) -> l
             continue
         found = training_keys(Path(spec.location))
         if found is None:
-            warnings.append(f"{spec.name}: its checkpoint does not list the objects it was trained on (made before mvcap "
-                            f"recorded them), so it cannot be checked that {split.name} holds none of them")
+            warnings.append(
+                f"{spec.name}: its checkpoint does not list the objects it was trained on (made before mvcap "
+                f"recorded them), so it cannot be checked that {split.name} holds none of them"
+            )
             continue
         column, keys = found
         if column != split.identity:
-            warnings.append(f"{spec.name} was trained on objects named by {column}, {split.name} names them by "
-                            f"{split.identity}: it cannot be checked that the split holds none of them")
+            warnings.append(
+                f"{spec.name} was trained on objects named by {column}, {split.name} names them by "
+                f"{split.identity}: it cannot be checked that the split holds none of them"
+            )
             continue
         shared = sorted(objects & keys)
         if not shared:
             continue
-        what = (f"{spec.name} ({spec.location}) was trained on {len(shared)} of the {len(objects)} objects of "
-                f"{split.name} (e.g. {shared[0]})")
+        what = (
+            f"{spec.name} ({spec.location}) was trained on {len(shared)} of the {len(objects)} objects of "
+            f"{split.name} (e.g. {shared[0]})"
+        )
         if not allow:
-            raise TrainedOnSplit(f"{what}: its scores there would not be on held-out objects. Evaluate a split it "
-                                 "was not trained on (--split), or a model trained on this export's train split, or "
-                                 "pass --allow-overlap to score it anyway")
+            raise TrainedOnSplit(
+                f"{what}: its scores there would not be on held-out objects. Evaluate a split it "
+                "was not trained on (--split), or a model trained on this export's train split, or "
+                "pass --allow-overlap to score it anyway"
+            )
         spec.details["trained_on_split_objects"] = len(shared)
         warnings.append(f"WARNING: {what}; scored anyway (--allow-overlap): these figures are NOT held-out")
     return warnings

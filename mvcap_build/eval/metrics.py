@@ -28,8 +28,13 @@ def accuracy(hit1: np.ndarray, hit5: np.ndarray) -> dict:
     """Counts and percentages; None (not 0) where there is nothing to count."""
     n = int(len(hit1))
     c1, c5 = int(np.sum(hit1)), int(np.sum(hit5))
-    return {"n": n, "top1": 100.0 * c1 / n if n else None, "top5": 100.0 * c5 / n if n else None,
-            "top1_correct": c1, "top5_correct": c5}
+    return {
+        "n": n,
+        "top1": 100.0 * c1 / n if n else None,
+        "top5": 100.0 * c5 / n if n else None,
+        "top1_correct": c1,
+        "top5_correct": c5,
+    }
 
 
 def wrap_azimuth(azimuth_deg: np.ndarray) -> np.ndarray:
@@ -51,8 +56,14 @@ def azimuth_bin_index(azimuth_deg: np.ndarray, width: float) -> np.ndarray:
 def elevation_bins(width: float) -> list[dict]:
     """Bins from -90: [-90, -90 + w), ..., the last one closed at 90 (and possibly narrower)."""
     count = math.ceil(180.0 / width - 1e-9)
-    return [{"lo": -90.0 + k * width, "hi": min(-90.0 + (k + 1) * width, 90.0),
-             "centre": (-90.0 + k * width + min(-90.0 + (k + 1) * width, 90.0)) / 2} for k in range(count)]
+    return [
+        {
+            "lo": -90.0 + k * width,
+            "hi": min(-90.0 + (k + 1) * width, 90.0),
+            "centre": (-90.0 + k * width + min(-90.0 + (k + 1) * width, 90.0)) / 2,
+        }
+        for k in range(count)
+    ]
 
 
 def elevation_bin_index(elevation_deg: np.ndarray, width: float) -> np.ndarray:
@@ -62,8 +73,9 @@ def elevation_bin_index(elevation_deg: np.ndarray, width: float) -> np.ndarray:
     return np.clip(index, 0, count - 1)
 
 
-def canonical_mask(azimuth_deg: np.ndarray, elevation_deg: np.ndarray, elevation_band: tuple[float, float],
-                   azimuth_half_width: float) -> np.ndarray:
+def canonical_mask(
+    azimuth_deg: np.ndarray, elevation_deg: np.ndarray, elevation_band: tuple[float, float], azimuth_half_width: float
+) -> np.ndarray:
     lo, hi = elevation_band
     elevation = np.asarray(elevation_deg, dtype=float)
     return (elevation >= lo) & (elevation <= hi) & (np.abs(wrap_azimuth(azimuth_deg)) <= azimuth_half_width)
@@ -86,8 +98,7 @@ def mean_cosine_to_centre(embeddings, groups: list[np.ndarray]) -> dict:
         views = embeddings[rows]
         centre = F.normalize(views.mean(dim=0), dim=-1)
         per_object.append(float((views @ centre).mean()))
-    return {"mean_cosine_to_centre": float(np.mean(per_object)) if per_object else None,
-            "objects": len(per_object)}
+    return {"mean_cosine_to_centre": float(np.mean(per_object)) if per_object else None, "objects": len(per_object)}
 
 
 def centre_contrast(embeddings, groups: list[np.ndarray]) -> dict:
@@ -108,8 +119,12 @@ def centre_contrast(embeddings, groups: list[np.ndarray]) -> dict:
         to_global.append(float((views @ centre).mean()))
     if not own:
         return {"own_centre": None, "global_centre": None, "own_minus_global": None, "objects": 0}
-    return {"own_centre": float(np.mean(own)), "global_centre": float(np.mean(to_global)),
-            "own_minus_global": float(np.mean(own) - np.mean(to_global)), "objects": len(own)}
+    return {
+        "own_centre": float(np.mean(own)),
+        "global_centre": float(np.mean(to_global)),
+        "own_minus_global": float(np.mean(own) - np.mean(to_global)),
+        "objects": len(own),
+    }
 
 
 def same_object_retrieval(embeddings, object_ids: np.ndarray, chunk: int | None = None) -> dict:

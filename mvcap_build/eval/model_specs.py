@@ -63,7 +63,9 @@ def resolve_models(specs: list[str], with_base: bool = False) -> list[ModelSpec]
         seen.add(identity)
         taken = {m.name for m in unique}
         if model.name in taken:
-            model.name = next(f"{model.name} #{i}" for i in range(2, len(unique) + 3) if f"{model.name} #{i}" not in taken)
+            model.name = next(
+                f"{model.name} #{i}" for i in range(2, len(unique) + 3) if f"{model.name} #{i}" not in taken
+            )
         unique.append(model)
     return unique
 
@@ -76,13 +78,17 @@ def resolve_model(spec: str) -> ModelSpec:
         if (path / "checkpoints").is_dir():
             latest = latest_checkpoint(path)
             if latest is None:
-                raise ConfigError(f"{path} is a training run with no committed checkpoint yet (checkpoints/step-*/{CONFIG_FILE})")
+                raise ConfigError(
+                    f"{path} is a training run with no committed checkpoint yet (checkpoints/step-*/{CONFIG_FILE})"
+                )
             return _ovt(spec, latest)
         if (path / "config.json").is_file():
             clip_folder(str(path))  # a folder of another model is one line now, not at its turn to load
             return ModelSpec(_clip_folder_name(path), spec, "clip", str(path))
-        raise ConfigError(f"{path} is neither an OVT checkpoint ({CONFIG_FILE}), a training run (checkpoints/) "
-                          "nor a CLIP model folder (config.json)")
+        raise ConfigError(
+            f"{path} is neither an OVT checkpoint ({CONFIG_FILE}), a training run (checkpoints/) "
+            "nor a CLIP model folder (config.json)"
+        )
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ConfigError(f"model not found: {spec} is not a folder (a Hub id is OWNER/NAME)")
     clip_folder(spec)  # the cache, else the Hub asked once: offline or unknown is one line, before any work

@@ -44,8 +44,10 @@ def markdown(results: dict) -> str:
     """Rows are metrics, columns are models."""
     names = [m["name"] for m in results["models"]]
     settings = results["settings"]
-    header = ["| metric | " + " | ".join(_escape(n) for n in names) + " |",
-              "| --- | " + " | ".join("---:" for _ in names) + " |"]
+    header = [
+        "| metric | " + " | ".join(_escape(n) for n in names) + " |",
+        "| --- | " + " | ".join("---:" for _ in names) + " |",
+    ]
     rows = []
 
     def row(label: str, values: list) -> None:
@@ -61,14 +63,25 @@ def markdown(results: dict) -> str:
     if export:
         per = [export["results"].get(n, {}) for n in names]
         first = per[0]
-        row(f"{where} top-1 ({first.get('n')} views, {first.get('classes')} classes)", [_pct(r.get("top1")) for r in per])
+        row(
+            f"{where} top-1 ({first.get('n')} views, {first.get('classes')} classes)",
+            [_pct(r.get("top1")) for r in per],
+        )
         row(f"{where} top-5", [_pct(r.get("top5")) for r in per])
         row(f"canonical views top-1 ({first['canonical']['n']} views)", [_pct(r["canonical"]["top1"]) for r in per])
         row(f"extreme views top-1 ({first['extreme']['n']} views)", [_pct(r["extreme"]["top1"]) for r in per])
-        row(f"mean cosine of views to object centre ({first['invariance']['objects']} objects)",
-            [_num(r["invariance"]["mean_cosine_to_centre"]) for r in per])
-        row("... less the mean cosine to the centre of all views", [_num(r["invariance"].get("own_minus_global")) for r in per])
-        row(f"same-object retrieval R@1 ({first['retrieval']['queries']} queries)", [_pct(r["retrieval"]["recall_at_1"]) for r in per])
+        row(
+            f"mean cosine of views to object centre ({first['invariance']['objects']} objects)",
+            [_num(r["invariance"]["mean_cosine_to_centre"]) for r in per],
+        )
+        row(
+            "... less the mean cosine to the centre of all views",
+            [_num(r["invariance"].get("own_minus_global")) for r in per],
+        )
+        row(
+            f"same-object retrieval R@1 ({first['retrieval']['queries']} queries)",
+            [_pct(r["retrieval"]["recall_at_1"]) for r in per],
+        )
         row("same-object retrieval mAP", [_pct(r["retrieval"]["map"]) for r in per])
 
     lo, hi = settings["canonical_elevation_deg"]
@@ -77,7 +90,9 @@ def markdown(results: dict) -> str:
         "",
         f"Zero-shot accuracy in %, {settings['templates']} prompt template(s), device {settings['device']}.",
         "",
-        *header, *rows, "",
+        *header,
+        *rows,
+        "",
     ]
     if export:
         lines += [
@@ -91,18 +106,26 @@ def markdown(results: dict) -> str:
         for note in bench.get("notes") or []:
             lines.append(f"- {bench.get('name', 'export')}: {note}")
         if bench.get("unreadable"):
-            lines.append(f"- {bench.get('name') or Path(bench['export_dir']).name}: {len(bench['unreadable'])} unreadable "
-                         "images skipped (listed in results.json)")
+            lines.append(
+                f"- {bench.get('name') or Path(bench['export_dir']).name}: {len(bench['unreadable'])} unreadable "
+                "images skipped (listed in results.json)"
+            )
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _bin_table(title: str, column: str, field: str, export: dict, names: list[str]) -> list[str]:
     per = [export["results"][n][field] for n in names]
-    lines = [f"### {title}", "", f"| {column} | views | " + " | ".join(_escape(n) for n in names) + " |",
-             "| --- | ---: | " + " | ".join("---:" for _ in names) + " |"]
+    lines = [
+        f"### {title}",
+        "",
+        f"| {column} | views | " + " | ".join(_escape(n) for n in names) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in names) + " |",
+    ]
     for k, b in enumerate(per[0]):
         if b["n"]:
-            lines.append(f"| {b['lo']:g} to {b['hi']:g} | {b['n']} | " + " | ".join(_pct(p[k]["top1"]) for p in per) + " |")
+            lines.append(
+                f"| {b['lo']:g} to {b['hi']:g} | {b['n']} | " + " | ".join(_pct(p[k]["top1"]) for p in per) + " |"
+            )
     return lines + [""]
 
 
@@ -127,12 +150,25 @@ def polar_figure(results: dict, axis: str):
         ax = figure.add_subplot(1, len(names), i, projection="polar")
         seen = [b for b in bins if b["n"]]
         empty = [b for b in bins if not b["n"]]
-        ax.bar([math.radians(b["centre"]) for b in seen], [b["top1"] for b in seen],
-               width=[math.radians(b["hi"] - b["lo"]) * 0.9 for b in seen], color="tab:blue", edgecolor="tab:blue", alpha=0.8)
+        ax.bar(
+            [math.radians(b["centre"]) for b in seen],
+            [b["top1"] for b in seen],
+            width=[math.radians(b["hi"] - b["lo"]) * 0.9 for b in seen],
+            color="tab:blue",
+            edgecolor="tab:blue",
+            alpha=0.8,
+        )
         if empty:
-            ax.bar([math.radians(b["centre"]) for b in empty], [100.0] * len(empty),
-                   width=[math.radians(b["hi"] - b["lo"]) * 0.9 for b in empty], color="0.92", edgecolor="0.6",
-                   hatch="///", linewidth=0.5, label="no views")
+            ax.bar(
+                [math.radians(b["centre"]) for b in empty],
+                [100.0] * len(empty),
+                width=[math.radians(b["hi"] - b["lo"]) * 0.9 for b in empty],
+                color="0.92",
+                edgecolor="0.6",
+                hatch="///",
+                linewidth=0.5,
+                label="no views",
+            )
             ax.legend(loc="lower right", bbox_to_anchor=(1.12, -0.12), fontsize=7, frameon=False)
         ax.set_ylim(0, 100)
         if axis == "azimuth":

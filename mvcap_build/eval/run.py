@@ -23,8 +23,9 @@ class Benchmarks:
     export: ExportSplit | None = None
 
 
-def run_eval(models: list[ModelSpec], benchmarks: Benchmarks, settings: EvalSettings,
-             show_progress: bool = True) -> dict:
+def run_eval(
+    models: list[ModelSpec], benchmarks: Benchmarks, settings: EvalSettings, show_progress: bool = True
+) -> dict:
     """The results dict that report.py writes (see its docstring for the layout)."""
     import torch
 
@@ -41,22 +42,31 @@ def run_eval(models: list[ModelSpec], benchmarks: Benchmarks, settings: EvalSett
         "settings": {**settings.model_dump(mode="json"), "device": device},
         "models": [m.describe() for m in models],
         "imagefolder": [{**b.describe(), "unreadable": None, "results": {}} for b in benchmarks.imagefolders],
-        "export": None if benchmarks.export is None else {**benchmarks.export.describe(), "unreadable": None, "results": {}},
+        "export": None
+        if benchmarks.export is None
+        else {**benchmarks.export.describe(), "unreadable": None, "results": {}},
     }
     for spec in models:
         model = spec.load(device)
         for bench, record in zip(benchmarks.imagefolders, results["imagefolder"]):
             weights = class_text_embeddings(model, bench.label_set, templates)
-            result, unreadable = evaluate_imagefolder(model, bench, weights, batch_size=settings.batch_size,
-                                                      workers=settings.workers, label=f"{spec.name} on {bench.name}",
-                                                      show_progress=show_progress)
+            result, unreadable = evaluate_imagefolder(
+                model,
+                bench,
+                weights,
+                batch_size=settings.batch_size,
+                workers=settings.workers,
+                label=f"{spec.name} on {bench.name}",
+                show_progress=show_progress,
+            )
             record["results"][spec.name] = result
             record["unreadable"] = unreadable
         if benchmarks.export is not None:
             data, record = benchmarks.export, results["export"]
             weights = class_text_embeddings(model, data.classnames, templates)
-            result, unreadable = evaluate_export(model, data, weights, settings, label=f"{spec.name} on {data.name}",
-                                                 show_progress=show_progress)
+            result, unreadable = evaluate_export(
+                model, data, weights, settings, label=f"{spec.name} on {data.name}", show_progress=show_progress
+            )
             record["results"][spec.name] = result
             record["unreadable"] = unreadable
         del model

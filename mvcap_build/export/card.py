@@ -36,8 +36,18 @@ IMAGE_ORIGIN = {"render": RENDERED, "im3d": RENDERED, "nerf": RENDERED, "mvimgne
 ORIGIN_TAGS = {RENDERED: ["synthetic", "3d-rendering"], PHOTOGRAPHED: ["real-world", "photos"]}
 
 # The Hub's `size_categories` buckets, by number of rows (one row per view); past the last: n>1T.
-SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M",
-                   "100M<n<1B", "1B<n<10B", "10B<n<100B", "100B<n<1T")
+SIZE_CATEGORIES = (
+    "n<1K",
+    "1K<n<10K",
+    "10K<n<100K",
+    "100K<n<1M",
+    "1M<n<10M",
+    "10M<n<100M",
+    "100M<n<1B",
+    "1B<n<10B",
+    "10B<n<100B",
+    "100B<n<1T",
+)
 
 
 def size_category(rows: int) -> str:
@@ -93,8 +103,10 @@ def _describe_images(encoding: dict) -> str:
 def _gate_lines(tries: Counter, failures: dict[str, Counter]) -> str:
     views = sum(tries.values())
     first = tries.get(1, 0)
-    lines = [f"- {first} of {views} captions passed the quality gates at the first try"
-             + (f"; {views - first} after retries (at most {max(tries)} tries)" if views > first else "")]
+    lines = [
+        f"- {first} of {views} captions passed the quality gates at the first try"
+        + (f"; {views - first} after retries (at most {max(tries)} tries)" if views > first else "")
+    ]
     for stage, reasons in failures.items():
         if reasons:
             listed = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
@@ -108,7 +120,9 @@ def describe_caption_producer(producer: tuple[str, str, str, str]) -> str:
     return f"backend `{backend}`, model `{model}`{at}, prompt `{prompt}`"
 
 
-def card_metadata(name: str, licence: CardLicence, data: ExportRows, splits: list[str], configs: dict[str, CardConfig]) -> str:
+def card_metadata(
+    name: str, licence: CardLicence, data: ExportRows, splits: list[str], configs: dict[str, CardConfig]
+) -> str:
     """The YAML between the card's `---` lines."""
     from huggingface_hub import DatasetCardData
 
@@ -122,8 +136,11 @@ def card_metadata(name: str, licence: CardLicence, data: ExportRows, splits: lis
         task_categories=TASK_CATEGORIES,
         tags=BASE_TAGS + image_tags(data.view_kinds),
         configs=[
-            {"config_name": config_name, "data_files": [{"split": s, "path": f"{c.folder}/{s}-*.parquet"} for s in splits],
-             **({"default": True} if config_name == "default" else {})}
+            {
+                "config_name": config_name,
+                "data_files": [{"split": s, "path": f"{c.folder}/{s}-*.parquet"} for s in splits],
+                **({"default": True} if config_name == "default" else {}),
+            }
             for config_name, c in configs.items()
         ],
     )
@@ -163,8 +180,15 @@ README.md).
 """
 
 
-def dataset_card(name: str, licence: CardLicence | str, data: ExportRows, parquet_files: list[str], img_id_stride: int,
-                 configs: dict[str, CardConfig] | None = None, failures: dict[str, Counter] | None = None) -> str:
+def dataset_card(
+    name: str,
+    licence: CardLicence | str,
+    data: ExportRows,
+    parquet_files: list[str],
+    img_id_stride: int,
+    configs: dict[str, CardConfig] | None = None,
+    failures: dict[str, Counter] | None = None,
+) -> str:
     licence = licence if isinstance(licence, CardLicence) else CardLicence(licence)
     configs = configs or {"default": CardConfig("data", {"images": "original files"})}
     splits = list(dict.fromkeys(f.split("/")[-1].split("-")[0] for f in parquet_files))  # in file order
@@ -174,7 +198,9 @@ def dataset_card(name: str, licence: CardLicence | str, data: ExportRows, parque
     sources = ", ".join(f"{source} {n}" for source, n in sorted(data.sources.items()))
     categories = "\n".join(f"| {c} | {n} |" for c, n in sorted(data.categories.items()))
     views = "\n".join(f"- {n} objects: {what}" for what, n in sorted(data.view_producers.items()))
-    captions = "\n".join(f"- {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items()))
+    captions = "\n".join(
+        f"- {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items())
+    )
     template_note = (
         "\n> Captions from the `template` backend were written from metadata, not by a model.\n"
         if any(p[0] == "template" for p in data.caption_producers)

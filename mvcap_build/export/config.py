@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
 LICENSE_FILE = "LICENSE.md"  # written beside the card when the card links to it
 LICENSE_NAME = "per-object-licences"  # the card's licence name when the licence is `other`
 

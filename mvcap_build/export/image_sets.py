@@ -21,10 +21,14 @@ def shard_folder(export_dir: Path, images: str = "auto") -> str:
     training = [folder for folder, encoding in sets.items() if encoding.get("images") == "training-ready"]
     original = [folder for folder, encoding in sets.items() if encoding.get("images") != "training-ready"]
     if images == "training" and not training:
-        raise ConfigError(f"{export_dir} has no training-ready shards: export with --image-size, or use images: original")
+        raise ConfigError(
+            f"{export_dir} has no training-ready shards: export with --image-size, or use images: original"
+        )
     if images == "original" and sets and not original:
-        raise ConfigError(f"{export_dir} holds only training-ready shards (exported with --no-originals): "
-                          "use images: training (--images training), or export the originals too")
+        raise ConfigError(
+            f"{export_dir} holds only training-ready shards (exported with --no-originals): "
+            "use images: training (--images training), or export the originals too"
+        )
     if images != "original" and training:
         return training[0]
     return "data"

@@ -32,8 +32,9 @@ def _leaves(name: str, arrow_type) -> list[str]:
     return [name]
 
 
-def write_parquet(rows: Sequence[ExportRow], image_of: Callable[[ExportRow], tuple[bytes, str]], path: Path,
-                  row_group_rows: int) -> None:
+def write_parquet(
+    rows: Sequence[ExportRow], image_of: Callable[[ExportRow], tuple[bytes, str]], path: Path, row_group_rows: int
+) -> None:
     """`rows` as one shard; `image_of(row)` gives the bytes and file name stored in `image`."""
     try:
         import pyarrow as pa

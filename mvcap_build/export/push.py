@@ -75,7 +75,9 @@ class PushSummary:
             if self.deleted:
                 line += f", {len(self.deleted)} stale deleted"
         if self.not_pushed:
-            line += f"; not pushed: {', '.join(f + '/' for f in self.not_pushed)} (its images are in the Parquet shards)"
+            line += (
+                f"; not pushed: {', '.join(f + '/' for f in self.not_pushed)} (its images are in the Parquet shards)"
+            )
         return line
 
 
@@ -122,7 +124,9 @@ def _import_huggingface_hub():
         import huggingface_hub
         import huggingface_hub.utils
     except ImportError as error:
-        raise EnvironmentBroken("pushing to the Hub needs huggingface_hub: pip install 'mvcap-build[export]'") from error
+        raise EnvironmentBroken(
+            "pushing to the Hub needs huggingface_hub: pip install 'mvcap-build[export]'"
+        ) from error
     return huggingface_hub
 
 
@@ -162,7 +166,9 @@ def check_hub_limits(files: dict[str, Path], config: HubConfig) -> None:
 def _fewer_files_advice(folder: str) -> str:
     if folder == "metadata":
         return "raise export.rows_per_metadata so fewer metadata files are written, and export again"
-    return "raise export.max_shard_bytes or export.rows_per_parquet so fewer, larger shards are written, and export again"
+    return (
+        "raise export.max_shard_bytes or export.rows_per_parquet so fewer, larger shards are written, and export again"
+    )
 
 
 def remote_files(api: HfApi, repo_id: str, revision: str) -> dict[str, RepoFile]:
@@ -236,8 +242,16 @@ def commit_batches(paths: list[str], sizes: dict[str, int], max_files: int, max_
     return batches
 
 
-def commit_in_batches(api: HfApi, local: dict[str, Path], plan: PushPlan, config: HubConfig, summary: PushSummary,
-                      token: str, *, show_progress: bool) -> None:
+def commit_in_batches(
+    api: HfApi,
+    local: dict[str, Path],
+    plan: PushPlan,
+    config: HubConfig,
+    summary: PushSummary,
+    token: str,
+    *,
+    show_progress: bool,
+) -> None:
     """One commit per batch; the stale files go in the last one, with the card. Fills `summary`."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
@@ -249,11 +263,18 @@ def commit_in_batches(api: HfApi, local: dict[str, Path], plan: PushPlan, config
             if number == len(batches):
                 operations += [CommitOperationDelete(path_in_repo=path) for path in plan.deletions]
             failed = f"pushing to {summary.repo_id} failed in commit {number} of {len(batches)}"
-            rerun = (f"{len(summary.uploaded)} of the {len(plan.uploads)} files to upload are on the Hub; "
-                     "rerun the same command to upload the rest")
+            rerun = (
+                f"{len(summary.uploaded)} of the {len(plan.uploads)} files to upload are on the Hub; "
+                "rerun the same command to upload the rest"
+            )
             with hub_errors(failed, token, rerun):
-                api.create_commit(summary.repo_id, operations, repo_type=REPO_TYPE, revision=summary.revision,
-                                  commit_message=f"Upload mvcap export ({number}/{len(batches)})")
+                api.create_commit(
+                    summary.repo_id,
+                    operations,
+                    repo_type=REPO_TYPE,
+                    revision=summary.revision,
+                    commit_message=f"Upload mvcap export ({number}/{len(batches)})",
+                )
             summary.uploaded += batch
             summary.bytes_uploaded += sum(sizes[path] for path in batch)
             summary.commits += 1

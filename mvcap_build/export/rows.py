@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 
 from mvcap_build.dataset import DatasetRoot, ViewsManifest, read_caption_manifest, read_objects, read_views_manifest
@@ -11,10 +11,10 @@ from mvcap_build.dataset.export_schema import ExportRow
 from mvcap_build.errors import ConfigError, ManifestError
 from mvcap_build.export.shards import split_of, stratified_splits
 
-
 # What to do about a view file that is missing or broken under a committed manifest.
-REDO_OBJECT = ("delete that object's views folder and rerun render or extract (it is redone), "
-               "then caption, or restore the file")
+REDO_OBJECT = (
+    "delete that object's views folder and rerun render or extract (it is redone), then caption, or restore the file"
+)
 
 
 def check_view_files(root: DatasetRoot, rows: list[ExportRow], show: int = 5) -> None:
@@ -22,9 +22,13 @@ def check_view_files(root: DatasetRoot, rows: list[ExportRow], show: int = 5) ->
     anything (dropping the object would renumber every obj_id after it)."""
     missing = [row.path for row in rows if not _non_empty(root.path / row.path)]
     if missing:
-        listed = "\n".join(f"  {path}" for path in missing[:show]) + (f"\n  ... and {len(missing) - show} more" if len(missing) > show else "")
-        raise ManifestError(f"{len(missing)} view file(s) named by committed manifests are missing or empty:\n{listed}\n"
-                            f"Nothing was exported. For each object, {REDO_OBJECT}.")
+        listed = "\n".join(f"  {path}" for path in missing[:show]) + (
+            f"\n  ... and {len(missing) - show} more" if len(missing) > show else ""
+        )
+        raise ManifestError(
+            f"{len(missing)} view file(s) named by committed manifests are missing or empty:\n{listed}\n"
+            f"Nothing was exported. For each object, {REDO_OBJECT}."
+        )
 
 
 def _non_empty(path) -> bool:
@@ -72,8 +76,9 @@ def view_kind(manifest: ViewsManifest) -> str:
     return "render" if p.kind == "render" else p.source
 
 
-def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float] | None = None,
-                 stratify: bool = False) -> ExportRows:
+def collect_rows(
+    root: DatasetRoot, img_id_stride: int, splits: dict[str, float] | None = None, stratify: bool = False
+) -> ExportRows:
     """Every captioned view, objects sorted by key: obj_id counts up from 0 in that order.
     `stratify`: splits drawn per category over the exported objects (`shards.stratified_splits`)."""
     objects = read_objects(root)
@@ -101,7 +106,9 @@ def collect_rows(root: DatasetRoot, img_id_stride: int, splits: dict[str, float]
         attrs = objects[key].attrs
         result.licences[attrs.get("license") or "none recorded"] += 1
         if attrs.get("license") or attrs.get("author"):
-            result.attributions.append({"key": key, **{f: attrs.get(f) or "" for f in ATTRIBUTION_FIELDS if f != "key"}})
+            result.attributions.append(
+                {"key": key, **{f: attrs.get(f) or "" for f in ATTRIBUTION_FIELDS if f != "key"}}
+            )
         result.view_producers[describe_producer(manifest)] += 1
         result.view_kinds[view_kind(manifest)] += 1
         first = caption.rows[0]

@@ -55,7 +55,9 @@ def stratified_splits(category_of: dict[str, str], fractions: dict[str, float]) 
     return assignment
 
 
-def plan_shards(rows: list[ExportRow], size_of: Callable[[ExportRow], int], *, max_bytes: int, max_rows: int | None) -> list[list[ExportRow]]:
+def plan_shards(
+    rows: list[ExportRow], size_of: Callable[[ExportRow], int], *, max_bytes: int, max_rows: int | None
+) -> list[list[ExportRow]]:
     """Consecutive groups of rows, each under `max_bytes` of images (a single larger row gets a
     shard of its own) and at most `max_rows` rows."""
     shards: list[list[ExportRow]] = []

@@ -27,16 +27,14 @@ from mvcap_build.dataset.layout import OBJECT_STAGES
 from mvcap_build.errors import ConfigError, UserError
 from mvcap_build.export.card import CardConfig, CardLicence, dataset_card, describe_caption_producer, licence_file
 from mvcap_build.export.config import LICENSE_FILE, ExportConfig
-from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, check_view_files, collect_rows
 from mvcap_build.export.mvcap_layout import FOLDER as MVCAP_FOLDER
 from mvcap_build.export.mvcap_layout import write_mvcap_layout
 from mvcap_build.export.parquet import write_parquet
+from mvcap_build.export.rows import ATTRIBUTION_FIELDS, ExportRows, check_view_files, collect_rows
 from mvcap_build.export.shards import plan_shards
 from mvcap_build.export.training_images import TrainingImageCache
 from mvcap_build.pipeline.stage import RunOptions, Summary, record_run
 from mvcap_build.progress import progress
-
-
 
 
 class NothingToExport(UserError, RuntimeError):
@@ -94,7 +92,9 @@ class ExportStage:
 
     def _check_producers(self, data: ExportRows) -> None:
         if len(data.caption_producers) > 1 and not self.config.allow_mixed_captions:
-            listed = "\n".join(f"  {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items()))
+            listed = "\n".join(
+                f"  {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items())
+            )
             raise ConfigError(
                 "the captions in this root come from more than one backend, model or prompt:\n"
                 f"{listed}\nRe-caption with one of them (`mvcap caption --redo stale`), or pass "
@@ -106,12 +106,21 @@ class ExportStage:
         sets = []
         training = self.config.training_images
         if training is None or training.originals == "beside":
-            sets.append(ImageSet("data", "default", {"images": "original files"},
-                                 lambda row: root.path / row.path, lambda row: row.path.replace("/", "_")))
+            sets.append(
+                ImageSet(
+                    "data",
+                    "default",
+                    {"images": "original files"},
+                    lambda row: root.path / row.path,
+                    lambda row: row.path.replace("/", "_"),
+                )
+            )
         if training is not None:
             cache = TrainingImageCache(root, training)
             cache.update(data.rows, show_progress=self.options.progress)
-            folder, config_name = ("data", "default") if training.originals == "instead" else (f"data-{training.name}", training.name)
+            folder, config_name = (
+                ("data", "default") if training.originals == "instead" else (f"data-{training.name}", training.name)
+            )
             encoding = {"images": "training-ready", "shorter_side": training.size, "format": training.format}
             if training.format != "png":
                 encoding["quality"] = training.quality
@@ -125,7 +134,9 @@ class ExportStage:
             rows = [row for row in data.rows if row.split == split]
             if rows:
                 size = lambda row: image_set.file_of(row).stat().st_size  # noqa: E731
-                plan[split] = plan_shards(rows, size, max_bytes=self.config.max_shard_bytes, max_rows=self.config.rows_per_parquet)
+                plan[split] = plan_shards(
+                    rows, size, max_bytes=self.config.max_shard_bytes, max_rows=self.config.rows_per_parquet
+                )
         return plan
 
     def _write_shards(self, staging: Path, data: ExportRows, image_sets: list[ImageSet]) -> list[str]:
@@ -157,7 +168,9 @@ class ExportStage:
             for i in range(n_meta):
                 chunk = data.rows[i * config.rows_per_metadata : (i + 1) * config.rows_per_metadata]
                 meta = [metadata_record(row.as_dict()) for row in chunk]
-                (staging / "metadata" / f"metadata_{i:05d}.json").write_text(json.dumps(meta, ensure_ascii=False, indent=0))
+                (staging / "metadata" / f"metadata_{i:05d}.json").write_text(
+                    json.dumps(meta, ensure_ascii=False, indent=0)
+                )
             if config.mvcap_layout:
                 write_mvcap_layout(root, data.rows, staging / MVCAP_FOLDER)
             if data.attributions:

@@ -18,8 +18,8 @@ from PIL import Image
 from mvcap_build.dataset import DatasetRoot
 from mvcap_build.dataset.export_schema import ExportRow
 from mvcap_build.errors import ManifestError
-from mvcap_build.export.rows import REDO_OBJECT
 from mvcap_build.export.config import TrainingImagesConfig
+from mvcap_build.export.rows import REDO_OBJECT
 from mvcap_build.imaging import composite_on_white
 from mvcap_build.parallel import ordered_map
 from mvcap_build.progress import progress
@@ -40,7 +40,9 @@ def encode(source: Path, size: int, fmt: str, quality: int) -> bytes:
         image.load()
         scale = size / min(image.size)
         if scale < 1:
-            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BICUBIC, reducing_gap=3.0)
+            image = image.resize(
+                (round(image.width * scale), round(image.height * scale)), Image.BICUBIC, reducing_gap=3.0
+            )
         buffer = io.BytesIO()
         if fmt == "jpeg":
             composite_on_white(image).save(buffer, "JPEG", quality=quality)

@@ -65,8 +65,13 @@ def instance_record(config: Any, source_id: str, category: str, handle: Any) -> 
     """The ObjectRecord a reader lists for one instance of the source `config` describes,
     carrying its handle for `read_capture` and `instance_identity`."""
     asset = {"kind": "capture", "source": config.kind, "location": str(handle), HANDLE: handle}
-    return ObjectRecord(key=make_key(config.source_name, source_id), source=config.source_name,
-                        source_id=source_id, category=category, asset=asset)
+    return ObjectRecord(
+        key=make_key(config.source_name, source_id),
+        source=config.source_name,
+        source_id=source_id,
+        category=category,
+        asset=asset,
+    )
 
 
 def handle_of(record: ObjectRecord) -> Any:

@@ -110,7 +110,9 @@ def _load_reconstruction(folder: Path, where: str | Path | None = None) -> Any:
     try:
         return pycolmap.Reconstruction(str(folder))
     except Exception as exc:  # pycolmap maps C++ check failures to ValueError, IndexError, RuntimeError...
-        raise ExtractError("corrupt_reconstruction", f"{where or folder}: pycolmap cannot read the model ({exc})") from exc
+        raise ExtractError(
+            "corrupt_reconstruction", f"{where or folder}: pycolmap cannot read the model ({exc})"
+        ) from exc
 
 
 def _to_numpy(reconstruction: Any, where: str | Path) -> SparseModel:

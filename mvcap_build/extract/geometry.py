@@ -121,7 +121,9 @@ def object_center(c2ws: np.ndarray, points: np.ndarray, track_lengths: np.ndarra
             median,
             f"fallback: median of {len(points)} sparse points weighted by track length (the optical axes do not meet in front of the cameras)",
         )
-    return c2ws[:, :3, 3].mean(axis=0), "fallback: mean of the camera centres (optical axes do not meet, no sparse points)"
+    return c2ws[:, :3, 3].mean(
+        axis=0
+    ), "fallback: mean of the camera centres (optical axes do not meet, no sparse points)"
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

@@ -83,10 +83,14 @@ class ExtractStage(ViewsStage):
         if not self._kept_small:
             return []
         key, side = min(self._kept_small.items(), key=lambda item: item[1])
-        return [f"{len(self._kept_small)} object(s) have frames smaller than resolution {self.config.frames.resolution}: "
-                f"kept at their own size, not enlarged (smallest: {side} px, {key}); frames.upsample: true enlarges them"]
+        return [
+            f"{len(self._kept_small)} object(s) have frames smaller than resolution {self.config.frames.resolution}: "
+            f"kept at their own size, not enlarged (smallest: {side} px, {key}); frames.upsample: true enlarges them"
+        ]
 
-    def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
+    def work(
+        self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]
+    ) -> None:
         for unit in todo:
             claim = self.claim(root, unit)
             if claim is None:
@@ -153,8 +157,12 @@ class ExtractStage(ViewsStage):
         if smaller:
             details["kept_below_resolution"] = {"views": len(smaller), "smallest_side": min(smaller)}
             self._kept_small[unit.key] = min(smaller)
-        producer = CaptureProducer(source=self.config.source.kind, reconstruction=capture.reconstruction, details=details)
-        return ViewsManifest(key=unit.key, normalization=None, producer=producer, fingerprint=unit.fingerprint, views=views)
+        producer = CaptureProducer(
+            source=self.config.source.kind, reconstruction=capture.reconstruction, details=details
+        )
+        return ViewsManifest(
+            key=unit.key, normalization=None, producer=producer, fingerprint=unit.fingerprint, views=views
+        )
 
     def _usable_frames(self, capture: Capture) -> tuple[list[tuple[Frame, float]], dict[str, list[str]]]:
         """Frames that decode, with their sharpness; blurred ones (below `blur_fraction` of the
@@ -170,7 +178,13 @@ class ExtractStage(ViewsStage):
             limit = self.config.frames.blur_fraction * float(np.median([s for _, s in scored]))
             dropped["blurred"] = [f.name for f, s in scored if s < limit]
             scored = [(f, s) for f, s in scored if s >= limit]
-        for what in ("missing_frames", "corrupt_frames", "unregistered_frames", "unsafe_frames", "size_mismatch_frames"):
+        for what in (
+            "missing_frames",
+            "corrupt_frames",
+            "unregistered_frames",
+            "unsafe_frames",
+            "size_mismatch_frames",
+        ):
             if capture.details.get(what):
                 dropped[what.removesuffix("_frames")] = list(capture.details[what])
         return scored, dropped

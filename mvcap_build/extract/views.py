@@ -53,14 +53,17 @@ def object_crop(frame: Frame, image: Image.Image, points: np.ndarray | None, mar
     return Crop(left, top, side)
 
 
-def crop_and_resize(image: Image.Image, K: np.ndarray, crop: Crop | None, size: int | None,
-                    upsample: bool = False) -> tuple[Image.Image, np.ndarray]:
+def crop_and_resize(
+    image: Image.Image, K: np.ndarray, crop: Crop | None, size: int | None, upsample: bool = False
+) -> tuple[Image.Image, np.ndarray]:
     """The output image and its intrinsics: the principal point moves with the crop, and focal
     lengths and principal point scale with the resize. A crop smaller than `size` keeps its own
     size unless `upsample`: enlarged pixels would pass for detail the capture never had."""
     K = K.astype(np.float64).copy()
     if crop is not None:
-        image = image.crop((round(crop.left), round(crop.top), round(crop.left + crop.side), round(crop.top + crop.side)))
+        image = image.crop(
+            (round(crop.left), round(crop.top), round(crop.left + crop.side), round(crop.top + crop.side))
+        )
         K[0, 2] -= round(crop.left)
         K[1, 2] -= round(crop.top)
     if size is not None and max(image.size) < size and not upsample:
@@ -90,7 +93,9 @@ def azimuth_basis(capture: Capture, frames: list[Frame]) -> tuple[np.ndarray, np
     return front, np.cross(up, front), how
 
 
-def camera_record(c2w: np.ndarray, K: np.ndarray, width: int, height: int, capture: Capture, front: np.ndarray, right: np.ndarray) -> dict:
+def camera_record(
+    c2w: np.ndarray, K: np.ndarray, width: int, height: int, capture: Capture, front: np.ndarray, right: np.ndarray
+) -> dict:
     """Azimuth, elevation, distance about the object centre, field of view, K and c2w."""
     up = capture.up / np.linalg.norm(capture.up)
     offset = c2w[:3, 3] - capture.center

@@ -21,7 +21,14 @@ from mvcap_build.dataset.layout import DatasetRoot
 from mvcap_build.launch.markers import StageMarkers
 from mvcap_build.launch.process import ShardSpec, shard_command
 from mvcap_build.launch.runners import Runner, ShardEnd, make_runner
-from mvcap_build.launch.stages import LaunchStage, launch_stages, resolved_pipeline, resolved_pipeline_path, runner_of, save_resolved_pipeline
+from mvcap_build.launch.stages import (
+    LaunchStage,
+    launch_stages,
+    resolved_pipeline,
+    resolved_pipeline_path,
+    runner_of,
+    save_resolved_pipeline,
+)
 from mvcap_build.pipeline.config import PipelineConfig
 from mvcap_build.pipeline.stage import RunOptions
 
@@ -56,8 +63,13 @@ def read_state(root: Path) -> dict:
         return {}
 
 
-def launch(config: PipelineConfig, *, dry_run: bool = False, options: RunOptions | None = None,
-           echo: Callable[[str], None] = print) -> list[StageReport]:
+def launch(
+    config: PipelineConfig,
+    *,
+    dry_run: bool = False,
+    options: RunOptions | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[StageReport]:
     options = options or RunOptions()
     stages = launch_stages(config)
     runner_config = runner_of(config)
@@ -65,8 +77,10 @@ def launch(config: PipelineConfig, *, dry_run: bool = False, options: RunOptions
     text = resolved_pipeline(config, stages)
     for stage in stages:
         if stage.sized_by:
-            echo(f"{stage.name}: {stage.num_shards} shard(s): {stage.sized_by}. Set runner.stages.{stage.name}.shards "
-                 "to choose (`mvcap plan` measures the rates).")
+            echo(
+                f"{stage.name}: {stage.num_shards} shard(s): {stage.sized_by}. Set runner.stages.{stage.name}.shards "
+                "to choose (`mvcap plan` measures the rates)."
+            )
     if dry_run:
         runner = make_runner(runner_config, root_path)
         echo(f"dry run: nothing is submitted or written. Runner: {runner_config.kind}; root: {root_path}")
@@ -74,9 +88,16 @@ def launch(config: PipelineConfig, *, dry_run: bool = False, options: RunOptions
         for stage in stages:
             markers = StageMarkers(DatasetRoot(root_path), stage.name, stage.generation, stage.num_shards)
             todo = _todo(stage, markers, options)
-            echo(f"\n{stage.name} (generation {stage.generation}): {stage.num_shards - len(todo)} of {stage.num_shards} shard(s) done")
+            echo(
+                f"\n{stage.name} (generation {stage.generation}): {stage.num_shards - len(todo)} of {stage.num_shards} shard(s) done"
+            )
             if todo:
-                echo(runner.describe(stage, [_spec(DatasetRoot(root_path), stage, shard, pipeline_file, options, runner) for shard in todo]))
+                echo(
+                    runner.describe(
+                        stage,
+                        [_spec(DatasetRoot(root_path), stage, shard, pipeline_file, options, runner) for shard in todo],
+                    )
+                )
         return []
 
     root = DatasetRoot(root_path).ensure_writable()
@@ -90,12 +111,16 @@ def launch(config: PipelineConfig, *, dry_run: bool = False, options: RunOptions
             report = _run_stage(runner, root, stage, pipeline_file, options, previous, state, echo)
             reports.append(report)
             if not report.finished:
-                echo(f"{stage.name}: stopping here; later stages were not submitted. Fix what the lines above say, "
-                     "then run the same `mvcap launch` again: only unfinished shards run.")
+                echo(
+                    f"{stage.name}: stopping here; later stages were not submitted. Fix what the lines above say, "
+                    "then run the same `mvcap launch` again: only unfinished shards run."
+                )
                 break
             if report.all_units_failed:
-                echo(f"{stage.name}: every unit it tried failed (reasons in {root.path / 'failures' / stage.name}); "
-                     "later stages have nothing to build on")
+                echo(
+                    f"{stage.name}: every unit it tried failed (reasons in {root.path / 'failures' / stage.name}); "
+                    "later stages have nothing to build on"
+                )
                 break
     finally:
         runner.close()
@@ -111,8 +136,9 @@ def _todo(stage: LaunchStage, markers: StageMarkers, options: RunOptions) -> lis
     return [shard for shard in range(stage.num_shards) if shard not in done]
 
 
-def _spec(root: DatasetRoot, stage: LaunchStage, shard: int, pipeline_file: Path, options: RunOptions,
-          runner: Runner) -> ShardSpec:
+def _spec(
+    root: DatasetRoot, stage: LaunchStage, shard: int, pipeline_file: Path, options: RunOptions, runner: Runner
+) -> ShardSpec:
     extra: tuple[str, ...] = ()
     if options.redo.value != "none":
         extra += ("--redo", options.redo.value)
@@ -121,15 +147,37 @@ def _spec(root: DatasetRoot, stage: LaunchStage, shard: int, pipeline_file: Path
     log = root.logs(stage.name, shard, stage.num_shards) / "launch.log"
     timeout = stage.resources.time_min * 60 if stage.resources.time_min and not runner.enforces_time_limit else None
     return ShardSpec(
-        stage=stage.name, shard=shard, num_shards=stage.num_shards,
-        command=shard_command(stage.python, pipeline_file, stage.name, shard, stage.num_shards, gpus=stage.resources.gpus or 0, extra=extra),
-        cwd=os.getcwd(), log=str(log), timeout_s=timeout,
-        pipeline=str(pipeline_file), redo=options.redo.value, retry_failed=options.retry_failed,
+        stage=stage.name,
+        shard=shard,
+        num_shards=stage.num_shards,
+        command=shard_command(
+            stage.python,
+            pipeline_file,
+            stage.name,
+            shard,
+            stage.num_shards,
+            gpus=stage.resources.gpus or 0,
+            extra=extra,
+        ),
+        cwd=os.getcwd(),
+        log=str(log),
+        timeout_s=timeout,
+        pipeline=str(pipeline_file),
+        redo=options.redo.value,
+        retry_failed=options.retry_failed,
     )
 
 
-def _run_stage(runner: Runner, root: DatasetRoot, stage: LaunchStage, pipeline_file: Path, options: RunOptions,
-               previous: dict, state: dict, echo: Callable[[str], None]) -> StageReport:
+def _run_stage(
+    runner: Runner,
+    root: DatasetRoot,
+    stage: LaunchStage,
+    pipeline_file: Path,
+    options: RunOptions,
+    previous: dict,
+    state: dict,
+    echo: Callable[[str], None],
+) -> StageReport:
     markers = StageMarkers(root, stage.name, stage.generation, stage.num_shards)
     report = StageReport(stage.name, stage.num_shards)
     todo = _todo(stage, markers, options)
@@ -162,7 +210,9 @@ def _run_stage(runner: Runner, root: DatasetRoot, stage: LaunchStage, pipeline_f
     return report
 
 
-def _judge(stage: LaunchStage, shard: int, markers: StageMarkers, end: ShardEnd | None, root: DatasetRoot, report: StageReport) -> None:
+def _judge(
+    stage: LaunchStage, shard: int, markers: StageMarkers, end: ShardEnd | None, root: DatasetRoot, report: StageReport
+) -> None:
     marker = markers.read(shard)
     log = root.logs(stage.name, shard, stage.num_shards) / "launch.log"
     log = root.relative(log) if log.exists() else "none yet (the job never started the shard: see the scheduler's log)"
@@ -172,7 +222,11 @@ def _judge(stage: LaunchStage, shard: int, markers: StageMarkers, end: ShardEnd 
     if marker is not None:
         lines = marker.line.strip().splitlines() or ["(no message)"]
         message = "\n    ".join(lines[:8] + (["..."] if len(lines) > 8 else []))
-        kind = "bad input or settings (exit 2), not resubmitted" if marker.exit_code == 2 else f"an error (exit {marker.exit_code})"
+        kind = (
+            "bad input or settings (exit 2), not resubmitted"
+            if marker.exit_code == 2
+            else f"an error (exit {marker.exit_code})"
+        )
         report.failed.append(f"{where} failed with {kind}:\n    {message}\n  log: {log}")
         return
     how = end.how if end is not None else "never ran"

@@ -30,7 +30,12 @@ from mvcap_build.dataset.layout import DatasetRoot
 
 def generation_of(stage: str, config: BaseModel, num_shards: int, upstream: str | None) -> str:
     """16 hex digits naming this stage's settings, its sharding and what it builds on."""
-    document = {"stage": stage, "config": config.model_dump(mode="json"), "num_shards": num_shards, "upstream": upstream}
+    document = {
+        "stage": stage,
+        "config": config.model_dump(mode="json"),
+        "num_shards": num_shards,
+        "upstream": upstream,
+    }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 

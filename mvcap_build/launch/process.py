@@ -41,12 +41,40 @@ class ShardSpec:
         return f"{self.stage} shard {self.shard}/{self.num_shards}"
 
 
-def shard_command(python: str, pipeline_file: Path, stage: str, shard: int, num_shards: int, *, gpus: int = 0,
-                  extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+def shard_command(
+    python: str,
+    pipeline_file: Path,
+    stage: str,
+    shard: int,
+    num_shards: int,
+    *,
+    gpus: int = 0,
+    extra: tuple[str, ...] = (),
+) -> tuple[str, ...]:
     """`python -m mvcap_build run-shard ...`; training on several GPUs goes through `accelerate launch`."""
-    run = ("run-shard", str(pipeline_file), "--stage", stage, "--shard", str(shard), "--num-shards", str(num_shards), *extra)
+    run = (
+        "run-shard",
+        str(pipeline_file),
+        "--stage",
+        stage,
+        "--shard",
+        str(shard),
+        "--num-shards",
+        str(num_shards),
+        *extra,
+    )
     if stage == "train_ovt" and gpus > 1:
-        return (python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus), "-m", "mvcap_build", *run)
+        return (
+            python,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(gpus),
+            "-m",
+            "mvcap_build",
+            *run,
+        )
     return (python, "-m", "mvcap_build", *run)
 
 
@@ -55,7 +83,9 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def run_shard_process(spec: ShardSpec, job: str = "", on_start: Callable[[subprocess.Popen], None] | None = None) -> int:
+def run_shard_process(
+    spec: ShardSpec, job: str = "", on_start: Callable[[subprocess.Popen], None] | None = None
+) -> int:
     """Run the shard to its end; its exit code (negative: killed by that signal; 124: deadline).
     `on_start` gets the process, for a caller that must be able to stop it from another thread."""
     log = Path(spec.log)
@@ -65,8 +95,16 @@ def run_shard_process(spec: ShardSpec, job: str = "", on_start: Callable[[subpro
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         out.write(f"\n==== {stamp} {spec.label} {('job ' + job) if job else ''}\n$ {' '.join(spec.command)}\n".encode())
         out.flush()
-        process = subprocess.Popen(spec.command, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True)
+        process = subprocess.Popen(
+            spec.command,
+            cwd=spec.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
         if on_start is not None:
             on_start(process)
         try:

@@ -14,8 +14,8 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import asdict
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -40,9 +40,16 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def run_shard(pipeline_file: Path, stage_name: str, shard: int, num_shards: int, *,
-              options: RunOptions | None = None, echo: Callable[[str], None] = print,
-              make_stage: Callable[[BaseModel, RunOptions], Stage] | None = None) -> Summary:
+def run_shard(
+    pipeline_file: Path,
+    stage_name: str,
+    shard: int,
+    num_shards: int,
+    *,
+    options: RunOptions | None = None,
+    echo: Callable[[str], None] = print,
+    make_stage: Callable[[BaseModel, RunOptions], Stage] | None = None,
+) -> Summary:
     """Run the shard and commit its marker; exceptions go on to the caller after `failed` is written."""
     from mvcap_build.pipeline.runner import run_stage
 
@@ -61,15 +68,28 @@ def run_shard(pipeline_file: Path, stage_name: str, shard: int, num_shards: int,
 
     def commit(status: str, exit_code: int, line: str, summary: dict | None = None) -> None:
         if is_main_process():
-            markers.write(Marker(
-                stage=stage_name, generation=stage.generation, shard=shard, num_shards=num_shards,
-                status=status, exit_code=exit_code, line=line, summary=summary or {},
-                host=socket.gethostname(), job=job_id(), started=started, ended=_now(),
-                seconds=round(time.monotonic() - clock, 3),
-            ))
+            markers.write(
+                Marker(
+                    stage=stage_name,
+                    generation=stage.generation,
+                    shard=shard,
+                    num_shards=num_shards,
+                    status=status,
+                    exit_code=exit_code,
+                    line=line,
+                    summary=summary or {},
+                    host=socket.gethostname(),
+                    job=job_id(),
+                    started=started,
+                    ended=_now(),
+                    seconds=round(time.monotonic() - clock, 3),
+                )
+            )
 
     try:
-        summary = run_stage(stage_name, root, stage.config, shard=shard, num_shards=num_shards, options=options, make_stage=make_stage)
+        summary = run_stage(
+            stage_name, root, stage.config, shard=shard, num_shards=num_shards, options=options, make_stage=make_stage
+        )
         echo(summary.line())
         if stage_name == "export" and config.hub is not None and config.hub.repo_id:
             from mvcap_build.export.push import push_export

@@ -28,14 +28,17 @@ def count_objects(producer: str, section: BaseModel) -> int:
 def seconds_per_object(stage: str, section: BaseModel, views: float, gpu: str = "h100") -> float | None:
     rates = GPU_RATES[gpu]
     if stage == "render":
-        return views / rates.render_rate(section.workers, section.resolution, getattr(section, "samples", 32)) \
-            + rates.render_object_overhead_s / max(section.workers, 1)
+        return views / rates.render_rate(
+            section.workers, section.resolution, getattr(section, "samples", 32)
+        ) + rates.render_object_overhead_s / max(section.workers, 1)
     if stage == "caption":
         return views / rates.caption_views_per_s
     return None
 
 
-def size_shards(sections: dict[str, BaseModel], target_shard_min: float, explicit: dict[str, int | None]) -> dict[str, tuple[int, str]]:
+def size_shards(
+    sections: dict[str, BaseModel], target_shard_min: float, explicit: dict[str, int | None]
+) -> dict[str, tuple[int, str]]:
     """stage -> (shards, why) for the sharded stages the file leaves unsized."""
     unsized = [name for name in OBJECT_STAGES if name in sections and explicit.get(name) is None]
     if not unsized:

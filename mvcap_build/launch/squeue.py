@@ -7,8 +7,23 @@ import subprocess
 from collections.abc import Iterable
 
 # States of a job that may still run (or is cleaning up).
-ALIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
-                   "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD", "STOPPED"})
+ALIVE = frozenset(
+    {
+        "PENDING",
+        "RUNNING",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "CONFIGURING",
+        "COMPLETING",
+        "SUSPENDED",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+        "RESV_DEL_HOLD",
+        "STOPPED",
+    }
+)
 GONE = "GONE"  # squeue no longer knows the job (finished longer ago than MinJobAge)
 UNKNOWN = "UNKNOWN"  # squeue could not be asked
 
@@ -20,8 +35,12 @@ def job_states(jobs: Iterable[str], timeout_s: float = 60.0) -> dict[str, str]:
         return {}
     arrays = sorted({job.split("_")[0] for job in jobs})
     try:
-        result = subprocess.run(["squeue", "-h", "-r", "--states=all", "-j", ",".join(arrays), "-o", "%i %T"],
-                                capture_output=True, text=True, timeout=timeout_s)
+        result = subprocess.run(
+            ["squeue", "-h", "-r", "--states=all", "-j", ",".join(arrays), "-o", "%i %T"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return dict.fromkeys(jobs, UNKNOWN)
     if result.returncode != 0:

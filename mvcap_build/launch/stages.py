@@ -22,7 +22,6 @@ from mvcap_build.launch.config import SINGLE_SHARD_STAGES, RunnerConfig, StageRe
 from mvcap_build.launch.markers import generation_of
 from mvcap_build.pipeline.config import PipelineConfig
 
-
 # Stages that no later stage reads from: another push does not make training a new generation.
 LEAF_STAGES = ("hub",)
 
@@ -53,7 +52,9 @@ def launch_stages(config: PipelineConfig) -> list[LaunchStage]:
     if runner.kind != "local":
         from mvcap_build.launch.sizing import size_shards
 
-        sized = size_shards(sections, runner.target_shard_min, {name: runner.resources(name).shards for name in sections})
+        sized = size_shards(
+            sections, runner.target_shard_min, {name: runner.resources(name).shards for name in sections}
+        )
     stages, upstream = [], None
     for name, section in sections.items():
         resources = runner.resources(name)

@@ -16,7 +16,6 @@ from mvcap_build.launch.markers import StageMarkers
 from mvcap_build.launch.squeue import ALIVE, UNKNOWN, job_states
 
 
-
 @dataclass
 class StageShards:
     stage: str
@@ -30,7 +29,15 @@ class StageShards:
 
     @property
     def not_started(self) -> int:
-        return self.num_shards - self.done - len(self.failed) - self.running - self.queued - self.submitted - len(self.ended)
+        return (
+            self.num_shards
+            - self.done
+            - len(self.failed)
+            - self.running
+            - self.queued
+            - self.submitted
+            - len(self.ended)
+        )
 
 
 def shard_status(root: DatasetRoot) -> tuple[str, list[StageShards]]:
@@ -74,7 +81,12 @@ def _order(stage: str) -> int:
 
 def _slurm_states(state: dict) -> dict[str, str] | None:
     """Job id -> state from squeue, or None when Slurm cannot be asked from here."""
-    jobs = [job for stage in state["stages"].values() for job in stage.get("jobs", {}).values() if job not in ("local", "ray")]
+    jobs = [
+        job
+        for stage in state["stages"].values()
+        for job in stage.get("jobs", {}).values()
+        if job not in ("local", "ray")
+    ]
     states = job_states(jobs, timeout_s=20)
     return None if not states or UNKNOWN in states.values() else states
 

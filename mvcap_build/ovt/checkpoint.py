@@ -65,10 +65,21 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def save_checkpoint(model: OVTModel, config: OVTModelConfig, step: int, output_dir: Path, *,
-                    base_model: str, random_init: bool, tokenizer, transform: ImageTransform,
-                    optimizer_state: dict | None = None, miner_state: dict | None = None,
-                    run: dict | None = None, training_keys: Sequence[str] | None = None) -> Path:
+def save_checkpoint(
+    model: OVTModel,
+    config: OVTModelConfig,
+    step: int,
+    output_dir: Path,
+    *,
+    base_model: str,
+    random_init: bool,
+    tokenizer,
+    transform: ImageTransform,
+    optimizer_state: dict | None = None,
+    miner_state: dict | None = None,
+    run: dict | None = None,
+    training_keys: Sequence[str] | None = None,
+) -> Path:
     """Write the checkpoint of `step` to a temporary folder, then move it into place.
     `config`: the run's whole TrainOVTConfig; `run`: {"provenance", "fingerprint", "segments"} of
     the training run; both stored in ovt_config.json."""
@@ -109,17 +120,21 @@ def read_checkpoint_config(path: Path) -> dict:
     """The checkpoint's ovt_config.json, with a clear error when `path` is not a checkpoint."""
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
-        raise InputNotFound(f"{path} is not an OVT checkpoint (no {CONFIG_FILE}): give a checkpoint folder "
-                            "(RUN/checkpoints/step-N)")
+        raise InputNotFound(
+            f"{path} is not an OVT checkpoint (no {CONFIG_FILE}): give a checkpoint folder (RUN/checkpoints/step-N)"
+        )
     try:
         meta = json.loads(file.read_text())
     except ValueError as error:
-        raise CheckpointError(f"{file}: not valid JSON ({error}): the checkpoint is damaged; delete its folder "
-                              "to resume from the one before") from None
+        raise CheckpointError(
+            f"{file}: not valid JSON ({error}): the checkpoint is damaged; delete its folder "
+            "to resume from the one before"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
-        raise CheckpointError(f"{file}: unknown format {found!r}, expected {FORMAT!r}: "
-                              "not a checkpoint this version of mvcap wrote")
+        raise CheckpointError(
+            f"{file}: unknown format {found!r}, expected {FORMAT!r}: not a checkpoint this version of mvcap wrote"
+        )
     return meta
 
 
@@ -132,15 +147,18 @@ def load_trainable(model: OVTModel, path: Path) -> None:
     result = set_peft_model_state_dict(model.clip, adapter)
     missing = [k for k in result.missing_keys if ".lora_" in k]
     if result.unexpected_keys or missing:
-        raise CheckpointError(f"{path}: adapter does not fit the model "
-                              f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]}): "
-                              "load it with the settings it was trained with")
+        raise CheckpointError(
+            f"{path}: adapter does not fit the model "
+            f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]}): "
+            "load it with the settings it was trained with"
+        )
     try:
         model.load_head_state_dict(load_file(Path(path) / VIFORMER_FILE))
     except RuntimeError as error:  # torch's shape mismatch: VIFormer settings other than the checkpoint's
         first = str(error).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"{path}: its VIFormer does not fit the model ({first}): "
-                              "load it with the settings it was trained with") from error
+        raise CheckpointError(
+            f"{path}: its VIFormer does not fit the model ({first}): load it with the settings it was trained with"
+        ) from error
 
 
 def load_optimizer_state(path: Path) -> tuple[int, dict | None]:
@@ -170,7 +188,9 @@ def load_ovt_checkpoint(path: str | Path, device: str | torch.device = "cpu") ->
     base = path / meta["base_model"]
     base_model = str(base) if base.is_dir() else meta["base_model"]
     # Its init seed does not matter: every weight it draws is loaded from the checkpoint next.
-    model = build_ovt_model(config, str(clip_folder(base_model, otherwise=f"or load {path} where its base model is cached")))
+    model = build_ovt_model(
+        config, str(clip_folder(base_model, otherwise=f"or load {path} where its base model is cached"))
+    )
     load_trainable(model, path)
     model.tokenizer = load_tokenizer(path, str(path))
     model.transform = ImageTransform.from_pretrained(path, config.image_size)

@@ -22,7 +22,9 @@ class OVTModelConfig(BaseModel):
     # --- model -------------------------------------------------------------------------------
     # Hub id or local directory of a transformers CLIPModel; "tiny-random" builds a random
     # 32-wide CLIP into OUTPUT_DIR/base-model (for demos and tests; it learns nothing useful).
-    clip_model: str = Field("openai/clip-vit-base-patch32", json_schema_extra=PATH_IF_EXISTS)  # a Hub id or a local folder
+    clip_model: str = Field(
+        "openai/clip-vit-base-patch32", json_schema_extra=PATH_IF_EXISTS
+    )  # a Hub id or a local folder
     # Pixels per side fed to the vision tower; None = the model's own size (recorded once known).
     image_size: int | None = None
     viformer_layers: int = 2  # VIFormer: transformer encoder on the pooled image embedding

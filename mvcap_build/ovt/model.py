@@ -28,11 +28,19 @@ class VIFormer(nn.Module):
     (PyTorch's default order, the paper's), so its output is a LayerNorm's.
     """
 
-    def __init__(self, dim: int, layers: int = 2, heads: int = 8, ff_dim: int | None = None, dropout: float = 0.0,
-                 norm: str = "pre"):
+    def __init__(
+        self,
+        dim: int,
+        layers: int = 2,
+        heads: int = 8,
+        ff_dim: int | None = None,
+        dropout: float = 0.0,
+        norm: str = "pre",
+    ):
         super().__init__()
-        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=ff_dim or 4 * dim, dropout=dropout,
-                                           batch_first=True, norm_first=norm == "pre")
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim_feedforward=ff_dim or 4 * dim, dropout=dropout, batch_first=True, norm_first=norm == "pre"
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
@@ -46,16 +54,24 @@ class OVTModel(Embedder, nn.Module):
         super().__init__()
         from peft import LoraConfig, get_peft_model
 
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
-                          lora_dropout=config.lora_dropout, target_modules=LORA_TARGETS)
+        lora = LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=LORA_TARGETS
+        )
         self.clip = get_peft_model(clip, lora)  # freezes every base weight
         dim = clip.config.projection_dim
-        self.viformer = VIFormer(dim, config.viformer_layers, config.viformer_heads,
-                                 config.viformer_ff_dim, config.viformer_dropout, config.viformer_norm)
+        self.viformer = VIFormer(
+            dim,
+            config.viformer_layers,
+            config.viformer_heads,
+            config.viformer_ff_dim,
+            config.viformer_dropout,
+            config.viformer_norm,
+        )
         self.viformer_weight = config.viformer_weight
         # The paper trains a new temperature from 1/0.07 instead of CLIP's learned one (100).
-        self.fresh_logit_scale = (nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-                                  if config.logit_scale == "fresh" else None)
+        self.fresh_logit_scale = (
+            nn.Parameter(torch.tensor(math.log(1 / 0.07))) if config.logit_scale == "fresh" else None
+        )
         self.tokenizer = None  # attached by load_ovt_checkpoint, for embed_texts
         self.transform = None  # attached by load_ovt_checkpoint, for embed_images
 
@@ -69,8 +85,9 @@ class OVTModel(Embedder, nn.Module):
         embedding = embedding + self.viformer_weight * self.viformer(embedding)
         return F.normalize(embedding, dim=-1) if normalize else embedding
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                    normalize: bool = True) -> torch.Tensor:
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, normalize: bool = True
+    ) -> torch.Tensor:
         embedding = text_embedding(self.base, input_ids, attention_mask)
         return F.normalize(embedding, dim=-1) if normalize else embedding
 
@@ -98,7 +115,9 @@ class OVTModel(Embedder, nn.Module):
     def load_head_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if not any(k.startswith("viformer.") for k in state):  # checkpoints before the temperature
             state = {f"viformer.{k}": v for k, v in state.items()}
-        self.viformer.load_state_dict({k.removeprefix("viformer."): v for k, v in state.items() if k.startswith("viformer.")})
+        self.viformer.load_state_dict(
+            {k.removeprefix("viformer."): v for k, v in state.items() if k.startswith("viformer.")}
+        )
         if (self.fresh_logit_scale is None) != ("logit_scale" not in state):
             raise CheckpointError("the checkpoint's logit_scale setting differs from the config's")
         if self.fresh_logit_scale is not None:

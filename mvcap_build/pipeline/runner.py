@@ -16,8 +16,16 @@ from mvcap_build.pipeline.stage import RunOptions, Stage, Summary
 from mvcap_build.registry import STAGES
 
 
-def run_stage(name: str, root: Path | DatasetRoot, config: BaseModel, *, shard: int = 0, num_shards: int = 1,
-              options: RunOptions | None = None, make_stage: Callable[[BaseModel, RunOptions], Stage] | None = None) -> Summary:
+def run_stage(
+    name: str,
+    root: Path | DatasetRoot,
+    config: BaseModel,
+    *,
+    shard: int = 0,
+    num_shards: int = 1,
+    options: RunOptions | None = None,
+    make_stage: Callable[[BaseModel, RunOptions], Stage] | None = None,
+) -> Summary:
     """`make_stage`: build the stage another way than from the registry (a caller that keeps a
     loaded caption model across shards)."""
     dataset = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
@@ -26,8 +34,9 @@ def run_stage(name: str, root: Path | DatasetRoot, config: BaseModel, *, shard: 
     return stage.run(dataset, shard, num_shards)
 
 
-def run_pipeline(config: PipelineConfig, *, options: RunOptions | None = None,
-                 echo: Callable[[str], None] = print) -> list[Summary]:
+def run_pipeline(
+    config: PipelineConfig, *, options: RunOptions | None = None, echo: Callable[[str], None] = print
+) -> list[Summary]:
     """Every section of the file, in order; each stage resumes, so a rerun after a kill finishes
     the job without redoing committed work."""
     root = DatasetRoot(config.root).ensure_writable()

@@ -92,10 +92,14 @@ class Summary:
         redone = f" ({self.redone} stale redone)" if self.redone else ""
         where = f" in shard {self.shard}/{self.num_shards}" if self.num_shards > 1 else ""
         elsewhere = f", {self.elsewhere} left to another run of this shard" if self.elsewhere else ""
-        text = f"{self.stage}: {self.headline}" if self.headline else (
-            f"{self.stage}: {self.done} {self.verb}{redone}, {self.already_done} already done, "
-            f"{failed} failed{reasons}, {self.skipped_failed} skipped (in ledger){elsewhere} "
-            f"of {self.units} {self.noun}{where}"
+        text = (
+            f"{self.stage}: {self.headline}"
+            if self.headline
+            else (
+                f"{self.stage}: {self.done} {self.verb}{redone}, {self.already_done} already done, "
+                f"{failed} failed{reasons}, {self.skipped_failed} skipped (in ledger){elsewhere} "
+                f"of {self.units} {self.noun}{where}"
+            )
         )
         return "\n".join([text, *(f"{self.stage}: {note}" for note in self.notes)])
 
@@ -137,15 +141,20 @@ class Plan:
     corrupt: list[str] = field(default_factory=list)  # committed, but the manifest cannot be read: redone
 
 
-def record_run(root: DatasetRoot, stage: str, config: BaseModel, options: RunOptions, shard: int, num_shards: int) -> Path:
+def record_run(
+    root: DatasetRoot, stage: str, config: BaseModel, options: RunOptions, shard: int, num_shards: int
+) -> Path:
     """Save the resolved config of a run that starts, beside the data it makes."""
     document = {
         "stage": stage,
         "shard": shard,
         "num_shards": num_shards,
-        "options": {"redo": options.redo.value, "retry_failed": options.retry_failed,
-                    **({"limit": options.limit} if options.limit is not None else {}),
-                    **({"keys": list(options.keys)} if options.keys is not None else {})},
+        "options": {
+            "redo": options.redo.value,
+            "retry_failed": options.retry_failed,
+            **({"limit": options.limit} if options.limit is not None else {}),
+            **({"keys": list(options.keys)} if options.keys is not None else {}),
+        },
         "config": config.model_dump(mode="json"),
         "provenance": provenance(),
     }
@@ -181,7 +190,9 @@ class ObjectStage(ABC):
         """The file whose presence means "this unit is committed"; it holds a `fingerprint`."""
 
     @abstractmethod
-    def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
+    def work(
+        self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]
+    ) -> None:
         """Do the units, committing each atomically, and call `report` once per unit."""
 
     def prepare(self, root: DatasetRoot) -> None:
@@ -222,7 +233,9 @@ class ObjectStage(ABC):
         ledger = FailureLedger(root, self.name)
         summary = Summary(self.name, self.verb, shard=shard, num_shards=num_shards)
         stale, todo, corrupt = StaleReport(), [], []
-        for unit in self.select([u for u in self.units(root, shard, num_shards) if in_shard(u.key, shard, num_shards)], summary):
+        for unit in self.select(
+            [u for u in self.units(root, shard, num_shards) if in_shard(u.key, shard, num_shards)], summary
+        ):
             summary.units += 1
             manifest = self.committed_manifest(root, unit.key)
             if manifest.is_file():
@@ -248,8 +261,10 @@ class ObjectStage(ABC):
             else:
                 todo.append(unit)
         if corrupt:
-            summary.notes.append(f"{len(corrupt)} committed manifest(s) could not be read (e.g. {self.committed_manifest(root, corrupt[0])}): "
-                                 "those units are redone")
+            summary.notes.append(
+                f"{len(corrupt)} committed manifest(s) could not be read (e.g. {self.committed_manifest(root, corrupt[0])}): "
+                "those units are redone"
+            )
         return Plan(todo, summary, stale, corrupt)
 
     def select(self, units: list[Unit], summary: Summary) -> list[Unit]:
@@ -265,13 +280,17 @@ class ObjectStage(ABC):
             if unknown:
                 more = f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
                 example = f"; keys look like {min(known)}" if known else ""
-                raise ConfigError(f"{self.name}: unknown key(s) in --keys: {', '.join(unknown[:5])}{more} "
-                                  f"(not among the {everything} {summary.noun}{where}{example})")
+                raise ConfigError(
+                    f"{self.name}: unknown key(s) in --keys: {', '.join(unknown[:5])}{more} "
+                    f"(not among the {everything} {summary.noun}{where}{example})"
+                )
             wanted = set(keys)
             units = [unit for unit in units if unit.key in wanted]
         if limit is not None:
             units = sorted(units, key=lambda unit: unit.key)[:limit]
-        asked = ", ".join(flag for flag, given in (("--keys", keys is not None), (f"--limit {limit}", limit is not None)) if given)
+        asked = ", ".join(
+            flag for flag, given in (("--keys", keys is not None), (f"--limit {limit}", limit is not None)) if given
+        )
         summary.notes.append(f"a subset ({asked}): {len(units)} of the {everything} {summary.noun}{where}")
         return units
 

@@ -74,15 +74,28 @@ def estimate(config: PipelineConfig, sample: Sample, objects: int, gpu: GpuRates
             shard_s = startup + per_shard * per_object
         waves = math.ceil(shards / at_once)
         sd = waves * per_shard * rate.per_object_sem if name != "train_ovt" and gpu is None else 0.0
-        gpus = r.gpus or (1 if gpu is not None and name in ("render", "caption") else 0)  # --gpu: those stages run on one each
+        gpus = r.gpus or (
+            1 if gpu is not None and name in ("render", "caption") else 0
+        )  # --gpu: those stages run on one each
         devices = gpus if gpus else (r.cpus or 1)
-        rows.append(StageEstimate(
-            stage=name, shards=shards, at_once=at_once, objects_per_shard=per_shard, shard_s=shard_s,
-            wall_s=waves * shard_s, wall_sd_s=sd, device_hours=shards * shard_s * devices / 3600,
-            device=f"{gpu.name if gpu else 'GPU'}-h" if gpus else "CPU-core-h",
-            disk_bytes=0.0 if name == "train_ovt" else rate.bytes_per_object * objects, basis=basis,
-        ))
-    return Estimate(objects, sample.views_per_object * objects, rows, sample.hub_bytes_per_object * objects, sample.launcher_s)
+        rows.append(
+            StageEstimate(
+                stage=name,
+                shards=shards,
+                at_once=at_once,
+                objects_per_shard=per_shard,
+                shard_s=shard_s,
+                wall_s=waves * shard_s,
+                wall_sd_s=sd,
+                device_hours=shards * shard_s * devices / 3600,
+                device=f"{gpu.name if gpu else 'GPU'}-h" if gpus else "CPU-core-h",
+                disk_bytes=0.0 if name == "train_ovt" else rate.bytes_per_object * objects,
+                basis=basis,
+            )
+        )
+    return Estimate(
+        objects, sample.views_per_object * objects, rows, sample.hub_bytes_per_object * objects, sample.launcher_s
+    )
 
 
 def _on_gpu(name, section, rate: StageRate, sample: Sample, gpu: GpuRates, startup, per_object, basis):
@@ -92,5 +105,9 @@ def _on_gpu(name, section, rate: StageRate, sample: Sample, gpu: GpuRates, start
         per_object = sample.views_per_object / views_per_s + gpu.render_object_overhead_s / max(section.workers, 1)
         return gpu.render_startup_s, per_object, f"stored {gpu.name} rate ({views_per_s:.1f} views/s at these settings)"
     if name == "caption" and getattr(section.backend, "kind", "") in ("hf", "vllm"):
-        return rate.startup_s, sample.views_per_object / gpu.caption_views_per_s, f"stored {gpu.name} rate ({gpu.caption_views_per_s:g} views/s)"
+        return (
+            rate.startup_s,
+            sample.views_per_object / gpu.caption_views_per_s,
+            f"stored {gpu.name} rate ({gpu.caption_views_per_s:g} views/s)",
+        )
     return startup, per_object, basis + " (no stored GPU rate)"

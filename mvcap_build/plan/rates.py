@@ -26,7 +26,9 @@ class GpuRates:
         """Views/s at these settings: the measured rate for the nearest worker count, scaled by
         pixels x samples (Cycles' cost is close to linear in both)."""
         nearest = min(self.render_views_per_s, key=lambda w: (abs(w - workers), -w))
-        scale = (self.render_reference_pixels * self.render_reference_samples) / (resolution * resolution * max(samples, 1))
+        scale = (self.render_reference_pixels * self.render_reference_samples) / (
+            resolution * resolution * max(samples, 1)
+        )
         return self.render_views_per_s[nearest] * scale
 
 
@@ -40,6 +42,6 @@ GPU_RATES = {
         render_startup_s=0.5,
         caption_views_per_s=40.0,
         source="render: one H100, Cycles OptiX + OIDN, 512 px, 24 views, real Objaverse GLBs (DESIGN.md); "
-               "caption: the low end of issue 14's 19-33 H100-hours for MVCap's 4.6M views (not measured here)",
+        "caption: the low end of issue 14's 19-33 H100-hours for MVCap's 4.6M views (not measured here)",
     ),
 }

@@ -82,8 +82,13 @@ def split_time(started: float, commits: list[float], ended: float) -> tuple[floa
     return max(0.0, wall - len(commits) * per_object), per_object
 
 
-def measure(config: PipelineConfig, objects: int = 3, workdir: Path | None = None,
-            echo=print, train_steps: tuple[int, int] = (2, 6)) -> Sample:
+def measure(
+    config: PipelineConfig,
+    objects: int = 3,
+    workdir: Path | None = None,
+    echo=print,
+    train_steps: tuple[int, int] = (2, 6),
+) -> Sample:
     """Run the pipeline's stages on about `objects` of its objects in a scratch root, each as
     the process a launched shard is (`mvcap run-shard`, in the stage's own environment), so the
     start cost holds everything a shard pays: interpreter, imports, workers, models."""
@@ -101,7 +106,9 @@ def measure(config: PipelineConfig, objects: int = 3, workdir: Path | None = Non
     runner = config.runner or RunnerConfig()
     sample = Sample(total_objects=len(listed), views_per_object=0.0)
     started = time.time()
-    subprocess.run([sys.executable, "-m", "mvcap_build", "launch", "--help"], capture_output=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "mvcap_build", "launch", "--help"], capture_output=True, stdin=subprocess.DEVNULL
+    )
     sample.launcher_s = time.time() - started
     for name in sections:
         if name == "extract" and producer == "render":
@@ -137,7 +144,9 @@ def measure(config: PipelineConfig, objects: int = 3, workdir: Path | None = Non
             views_bytes = sample.rates[producer].bytes_per_object if producer in sample.rates else 0.0
             rate.per_object_s = _export_per_object(views_bytes, sample.views_per_object, sections[name])
             rate.startup_s = max(0.0, rate.seconds - done * rate.per_object_s)
-            rate.note = "one unit: its time per object from export's measured throughput (benchmarks/export_throughput.py)"
+            rate.note = (
+                "one unit: its time per object from export's measured throughput (benchmarks/export_throughput.py)"
+            )
             sample.hub_bytes_per_object = _size(root.export_dir, skip="mvcap") / max(done, 1)
         else:
             commits = _commit_times(root, name)
@@ -153,7 +162,10 @@ def _scratch_pipeline(config: PipelineConfig, root: DatasetRoot, scratch: Path, 
     data["root"] = str(root.path)
     for name, values in changes.items():
         data[name] = data[name] | values
-    data["runner"] = {"kind": "local", "stages": {name: {"shards": num_shards} for name in OBJECT_STAGES if data.get(name)}}
+    data["runner"] = {
+        "kind": "local",
+        "stages": {name: {"shards": num_shards} for name in OBJECT_STAGES if data.get(name)},
+    }
     text = yaml.safe_dump(data, sort_keys=False)
     path = scratch / f"pipeline-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
     path.write_text(text, encoding="utf-8")
@@ -161,7 +173,19 @@ def _scratch_pipeline(config: PipelineConfig, root: DatasetRoot, scratch: Path, 
 
 
 def _run_shard(python: str, file: Path, stage: str, shard: int, num_shards: int) -> subprocess.CompletedProcess:
-    command = [python, "-m", "mvcap_build", "run-shard", str(file), "--stage", stage, "--shard", str(shard), "--num-shards", str(num_shards)]
+    command = [
+        python,
+        "-m",
+        "mvcap_build",
+        "run-shard",
+        str(file),
+        "--stage",
+        stage,
+        "--shard",
+        str(shard),
+        "--num-shards",
+        str(num_shards),
+    ]
     return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
@@ -194,12 +218,19 @@ def _export_per_object(views_bytes: float, views: float, export_config) -> float
     return seconds
 
 
-def _measure_train(config: PipelineConfig, root: DatasetRoot, python: str, steps: tuple[int, int], scratch: Path) -> StageRate:
+def _measure_train(
+    config: PipelineConfig, root: DatasetRoot, python: str, steps: tuple[int, int], scratch: Path
+) -> StageRate:
     """Two short runs: their difference is the time per step, the rest is the start cost."""
     times = []
     for count in steps:
-        file = _scratch_pipeline(config, root, scratch, 1, train_ovt={"max_steps": count, "save_every": count,
-                                                                       "output": str(root.path / "train" / f"plan-{count}")})
+        file = _scratch_pipeline(
+            config,
+            root,
+            scratch,
+            1,
+            train_ovt={"max_steps": count, "save_every": count, "output": str(root.path / "train" / f"plan-{count}")},
+        )
         started = time.time()
         result = _run_shard(python, file, "train_ovt", 0, 1)
         if result.returncode != 0:
@@ -207,8 +238,15 @@ def _measure_train(config: PipelineConfig, root: DatasetRoot, python: str, steps
         times.append(time.time() - started)
     per_step = max(0.0, (times[1] - times[0]) / (steps[1] - steps[0]))
     startup = max(0.0, times[0] - steps[0] * per_step)
-    return StageRate("train_ovt", 0, times[1], startup, 0.0, per_step_s=per_step,
-                     note=f"{steps[0]} and {steps[1]} steps on the sample")
+    return StageRate(
+        "train_ovt",
+        0,
+        times[1],
+        startup,
+        0.0,
+        per_step_s=per_step,
+        note=f"{steps[0]} and {steps[1]} steps on the sample",
+    )
 
 
 def _sem(commits: list[float]) -> float:
@@ -243,4 +281,3 @@ def _size(path: Path, skip: str | None = None) -> int:
             dirs.remove(skip)
         total += sum((Path(folder) / f).stat().st_size for f in files)
     return total
-

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mvcap_build.dataset import DatasetRoot
-from mvcap_build.preview.collect import Collected, CollectSettings, collect, count_objects, failure_stages, iter_objects
 from mvcap_build.parallel import ordered_map
+from mvcap_build.preview.collect import Collected, CollectSettings, collect, count_objects, failure_stages, iter_objects
 from mvcap_build.preview.site import Site
 from mvcap_build.progress import progress
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mvcap_build.dataset import DatasetRoot, FailureLedger, ObjectRecord, ViewsManifest, read_caption_manifest, read_views_manifest
+from mvcap_build.dataset import (
+    DatasetRoot,
+    FailureLedger,
+    ObjectRecord,
+    ViewsManifest,
+    read_caption_manifest,
+    read_views_manifest,
+)
 from mvcap_build.errors import ManifestError
 from mvcap_build.preview import thumbs
 
@@ -122,7 +129,14 @@ def _add_views(found: Collected, root: DatasetRoot) -> ViewsManifest | None:
     manifest = read_views_manifest(path)
     found.details["producer"] = _producer(manifest)
     found.details["views"] = [
-        {"index": v.view_index, "file": v.file, "azimuth": v.azimuth_deg, "elevation": v.elevation_deg, "width": v.width, "height": v.height}
+        {
+            "index": v.view_index,
+            "file": v.file,
+            "azimuth": v.azimuth_deg,
+            "elevation": v.elevation_deg,
+            "width": v.width,
+            "height": v.height,
+        }
         for v in manifest.views
     ]
     found.views = len(manifest.views)
@@ -148,10 +162,17 @@ def _add_captions(found: Collected, root: DatasetRoot) -> None:
     for row in rows:
         if row.prompt not in prompts:
             prompts.append(row.prompt)
-        captions.append({
-            "view": row.view_index, "text": row.caption, "tries": row.tries, "prompt": prompts.index(row.prompt),
-            "prompt_name": row.prompt_name, "backend": row.backend, "model": row.model,
-        })
+        captions.append(
+            {
+                "view": row.view_index,
+                "text": row.caption,
+                "tries": row.tries,
+                "prompt": prompts.index(row.prompt),
+                "prompt_name": row.prompt_name,
+                "backend": row.backend,
+                "model": row.model,
+            }
+        )
     found.details["captions"], found.details["prompts"] = captions, prompts
     found.captions = len(rows)
     found.max_tries = max((row.tries for row in rows), default=0)

@@ -42,7 +42,9 @@ class SpriteLayout:
         """Cells never upscale: 32 px renders make 32 px cells, which the page enlarges."""
         largest = max(max(view.width, view.height) for view in manifest.views)
         columns = min(len(manifest.views), MAX_COLUMNS)
-        return cls(cell=max(1, min(thumb_size, largest)), columns=columns, rows=math.ceil(len(manifest.views) / columns))
+        return cls(
+            cell=max(1, min(thumb_size, largest)), columns=columns, rows=math.ceil(len(manifest.views) / columns)
+        )
 
 
 def sprite_relpath(key: str, manifest_path: Path, manifest: ViewsManifest, layout: SpriteLayout) -> str:

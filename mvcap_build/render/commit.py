@@ -25,7 +25,9 @@ from mvcap_build.render.jobs import place_at
 from mvcap_build.render.protocol import Rendered, RenderFailed, RenderJob, Reply
 
 
-def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint: Fingerprint, job: RenderJob, reply: Reply) -> tuple[str, str] | None:
+def commit_render(
+    root: DatasetRoot, config: RenderConfig, key: str, fingerprint: Fingerprint, job: RenderJob, reply: Reply
+) -> tuple[str, str] | None:
     """Commit one object's views; on failure remove its staging folder and return (reason, detail)."""
     staging = Path(job.out_dir)
     failure = _check(job, reply)
@@ -42,9 +44,12 @@ def commit_render(root: DatasetRoot, config: RenderConfig, key: str, fingerprint
             return "corrupt_render", f"Blender wrote a view that cannot be read back: {error}"
         empty = [r.view_index for r in records if r.coverage < config.min_coverage]
         if empty:
-            failure = "empty_render", (
-                f"views {empty} of {len(records)} show (almost) nothing "
-                f"(coverage < {config.min_coverage}); the mesh may have no visible faces"
+            failure = (
+                "empty_render",
+                (
+                    f"views {empty} of {len(records)} show (almost) nothing "
+                    f"(coverage < {config.min_coverage}); the mesh may have no visible faces"
+                ),
             )
     if failure is not None:
         full = disk_is_full(staging)  # Blender's own write failed on the full disk: not the object's fault

@@ -18,7 +18,11 @@ def asset_identity(asset: dict[str, Any]) -> dict[str, Any]:
     every view, so it is part of it too."""
     if asset.get("kind") == "file":
         path = Path(asset["path"])
-        identity = {"kind": "file", "suffix": path.suffix.lower(), "size": path.stat().st_size if path.is_file() else None}
+        identity = {
+            "kind": "file",
+            "suffix": path.suffix.lower(),
+            "size": path.stat().st_size if path.is_file() else None,
+        }
         if "up_axis" in asset:
             identity["up_axis"] = asset["up_axis"]
         return identity

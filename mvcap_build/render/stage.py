@@ -59,7 +59,9 @@ class RenderStage(ViewsStage):
     def prepare(self, root: DatasetRoot) -> None:
         write_objects_table(root, source_name(self.config.source), self.objects())
 
-    def work(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]) -> None:
+    def work(
+        self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None]
+    ) -> None:
         fetcher = make_fetcher(self.config.source)
         try:
             self._render(root, todo, shard, num_shards, report, fetcher)
@@ -75,7 +77,15 @@ class RenderStage(ViewsStage):
         fetch = lambda unit: fetcher.fetch(unit.payload.asset)  # noqa: E731
         return prefetched(todo, fetch, workers=source.download_workers, window=source.prefetch)
 
-    def _render(self, root: DatasetRoot, todo: list[Unit], shard: int, num_shards: int, report: Callable[[Outcome], None], fetcher) -> None:
+    def _render(
+        self,
+        root: DatasetRoot,
+        todo: list[Unit],
+        shard: int,
+        num_shards: int,
+        report: Callable[[Outcome], None],
+        fetcher,
+    ) -> None:
         by_key = {unit.key: unit for unit in todo}
         workers = min(self.config.workers, max(1, len(todo)))
         reporting = threading.Lock()  # commits finish in several threads; the ledger and summary take one at a time
@@ -94,7 +104,11 @@ class RenderStage(ViewsStage):
                     if fetcher is not None and unavailable is None:
                         fetcher.release(unit.payload.asset)
                     with reporting:
-                        report(Outcome(unit.key, elsewhere=True) if claim is None else Outcome(unit.key, unavailable.reason, unavailable.detail))
+                        report(
+                            Outcome(unit.key, elsewhere=True)
+                            if claim is None
+                            else Outcome(unit.key, unavailable.reason, unavailable.detail)
+                        )
                     continue
                 claims[unit.key] = claim
                 final = root.view_dir(unit.key)

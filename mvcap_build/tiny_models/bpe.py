@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 
-def train_byte_level_bpe(texts: list[str], *, vocab_size: int, special_tokens: list[str], unk_token: str | None = None, lowercase: bool = False):
+def train_byte_level_bpe(
+    texts: list[str],
+    *,
+    vocab_size: int,
+    special_tokens: list[str],
+    unk_token: str | None = None,
+    lowercase: bool = False,
+):
     """Return a `tokenizers.Tokenizer` (no post-processor: callers add their own BOS/EOS rule).
 
     Special tokens get the first ids, in the order given.

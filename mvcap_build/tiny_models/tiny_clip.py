@@ -80,9 +80,7 @@ def build_tiny_clip(
             torch.manual_seed(seed)
             model = CLIPModel(config)
         model.save_pretrained(tmp)
-        (tmp / "preprocessor_config.json").write_text(
-            json.dumps(_preprocessor_config(image_size), indent=2)
-        )
+        (tmp / "preprocessor_config.json").write_text(json.dumps(_preprocessor_config(image_size), indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

@@ -55,7 +55,10 @@ class AuxSource:
             captions = [self.templates[t].format(self.names[p]) for p, t in zip(picks, templates)]
             return images, captions
         records = self.table[picks.tolist()]
-        images = [Image.open(io.BytesIO(im["bytes"])) if im.get("bytes") else Image.open(im["path"]) for im in records["image"]]
+        images = [
+            Image.open(io.BytesIO(im["bytes"])) if im.get("bytes") else Image.open(im["path"])
+            for im in records["image"]
+        ]
         return images, list(records["caption"])
 
 
@@ -64,12 +67,13 @@ def _open_parquet(path: Path, images: str):
 
     datasets = local_datasets()
     if path.is_dir():
-
         files = training_shards(path, images) or sorted(path.glob("*.parquet"))  # an export, or a folder of shards
     else:
         files = [path]
     if not files:
-        raise ConfigError(f"aux_data {path}: no Parquet files (give an ImageFolder with aux_classnames, or Parquet with image and caption columns)")
+        raise ConfigError(
+            f"aux_data {path}: no Parquet files (give an ImageFolder with aux_classnames, or Parquet with image and caption columns)"
+        )
     table = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
     missing = {"image", "caption"} - set(table.column_names)
     if missing:

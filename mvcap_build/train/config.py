@@ -25,12 +25,32 @@ TINY_RANDOM = "tiny-random"  # clip_model value: build a tiny random CLIP (offli
 # pairs (objects_per_batch x views_per_object, and aux_data with aux_ratio 0.5); what else
 # differs on purpose is listed in README (train-ovt).
 PAPER_PRESET = {
-    "viformer_layers": 2, "viformer_heads": 4, "viformer_ff_dim": 2048, "viformer_dropout": 0.0,
-    "viformer_norm": "post", "viformer_weight": 0.1, "logit_scale": "fresh", "lora_r": 8, "lora_alpha": 8,
-    "anchor": "knn", "knn_neighbors": 5, "hard_views": 5, "margin": 0.3, "consistency_weight": 1.0,
-    "mining": "full_pass", "views_per_object": 8, "augment": True, "aux_ratio": 0.5,
-    "lr": 5e-5, "weight_decay": 0.05, "betas": (0.9, 0.98), "adam_eps": 1e-6, "schedule": "cosine_epoch",
-    "warmup_steps": 0, "min_lr_ratio": 0.002, "grad_clip": 1.0,
+    "viformer_layers": 2,
+    "viformer_heads": 4,
+    "viformer_ff_dim": 2048,
+    "viformer_dropout": 0.0,
+    "viformer_norm": "post",
+    "viformer_weight": 0.1,
+    "logit_scale": "fresh",
+    "lora_r": 8,
+    "lora_alpha": 8,
+    "anchor": "knn",
+    "knn_neighbors": 5,
+    "hard_views": 5,
+    "margin": 0.3,
+    "consistency_weight": 1.0,
+    "mining": "full_pass",
+    "views_per_object": 8,
+    "augment": True,
+    "aux_ratio": 0.5,
+    "lr": 5e-5,
+    "weight_decay": 0.05,
+    "betas": (0.9, 0.98),
+    "adam_eps": 1e-6,
+    "schedule": "cosine_epoch",
+    "warmup_steps": 0,
+    "min_lr_ratio": 0.002,
+    "grad_clip": 1.0,
 }
 
 
@@ -102,8 +122,7 @@ class TrainOVTConfig(OVTModelConfig):
             raise ValueError("objects_per_batch must be >= 2: other objects are the negatives")
         if not 1 <= self.hard_views <= self.views_per_object:
             raise ValueError(
-                f"hard_views ({self.hard_views}) must be between 1 and views_per_object "
-                f"({self.views_per_object})"
+                f"hard_views ({self.hard_views}) must be between 1 and views_per_object ({self.views_per_object})"
             )
         if self.aux_data is None and self.aux_classnames is not None:
             raise ValueError("aux_classnames goes with aux_data (an ImageFolder)")
@@ -113,7 +132,6 @@ class TrainOVTConfig(OVTModelConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         return self
-
 
 
 class TrainStageConfig(TrainOVTConfig):

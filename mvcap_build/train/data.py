@@ -47,8 +47,9 @@ class ExportData:
         dataset = datasets.load_dataset("parquet", data_files=shards, split="train")
         if dataset.num_rows != expected_rows:
             # The Arrow cache is keyed by path + mtime; a re-export that kept both is rebuilt.
-            dataset = datasets.load_dataset("parquet", data_files=shards, split="train",
-                                            download_mode="force_redownload")
+            dataset = datasets.load_dataset(
+                "parquet", data_files=shards, split="train", download_mode="force_redownload"
+            )
         missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
         if missing:
             raise ExportUnusable(f"{root}: the shards lack columns {missing}; re-run `mvcap export`")
@@ -70,9 +71,17 @@ class ExportData:
                 "view_index": [int(e["img_id"]) % img_id_stride for e in entries],
             }
         except (ValueError, KeyError, TypeError) as error:
-            raise ExportUnusable(f"{root / MVCAP_METADATA}: not MVCap's metadata (a list of path, caption, obj_id, img_id): {error!r}") from error
-        features = datasets.Features({"image": datasets.Image(decode=False), "caption": datasets.Value("string"),
-                                      "obj_id": datasets.Value("int64"), "view_index": datasets.Value("int32")})
+            raise ExportUnusable(
+                f"{root / MVCAP_METADATA}: not MVCap's metadata (a list of path, caption, obj_id, img_id): {error!r}"
+            ) from error
+        features = datasets.Features(
+            {
+                "image": datasets.Image(decode=False),
+                "caption": datasets.Value("string"),
+                "obj_id": datasets.Value("int64"),
+                "view_index": datasets.Value("int32"),
+            }
+        )
         dataset = datasets.Dataset.from_dict(columns, features=features)
         return cls(root, dataset, _group_rows(dataset))
 
@@ -108,7 +117,9 @@ def _parquet_rows(shards: list[str]) -> int:
         try:
             total += pq.ParquetFile(shard).metadata.num_rows
         except (pa.ArrowException, OSError) as error:
-            raise ManifestError(f"{shard}: not a readable Parquet file ({error}); run `mvcap export` again to rewrite the shards") from None
+            raise ManifestError(
+                f"{shard}: not a readable Parquet file ({error}); run `mvcap export` again to rewrite the shards"
+            ) from None
     return total
 
 
@@ -121,8 +132,9 @@ def _group_rows(dataset) -> list[np.ndarray]:
     return np.split(order, starts[1:])
 
 
-def sample_batch(groups: list[np.ndarray], objects: int, views: int, seed: int,
-                 index: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_batch(
+    groups: list[np.ndarray], objects: int, views: int, seed: int, index: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows and object numbers (positions in `groups`) of global batch `index`: P objects (an epoch is a permutation), V views each.
 
     Objects with fewer than V views are drawn with replacement; the loss masks same-object
@@ -135,14 +147,9 @@ def sample_batch(groups: list[np.ndarray], objects: int, views: int, seed: int,
         )
     per_epoch = len(groups) // objects
     epoch, slot = divmod(index, per_epoch)
-    chosen = np.random.default_rng([seed, epoch]).permutation(len(groups))[
-        slot * objects : (slot + 1) * objects
-    ]
+    chosen = np.random.default_rng([seed, epoch]).permutation(len(groups))[slot * objects : (slot + 1) * objects]
     rng = np.random.default_rng([seed, epoch, slot])
-    rows = [
-        groups[o][rng.choice(len(groups[o]), views, replace=len(groups[o]) < views)]
-        for o in chosen
-    ]
+    rows = [groups[o][rng.choice(len(groups[o]), views, replace=len(groups[o]) < views)] for o in chosen]
     return np.concatenate(rows), np.repeat(chosen, views)
 
 
@@ -150,9 +157,23 @@ class OVTBatches:
     """Map-style dataset whose item `i` is the whole batch of step `start + i` (for a DataLoader
     with batch_size=None, so PNG decoding and tokenising run in its workers)."""
 
-    def __init__(self, data: ExportData, tokenizer, transform, *, objects: int, views: int,
-                 seed: int, start: int, stop: int, rank: int = 0, world_size: int = 1,
-                 augment: bool = False, aux=None, aux_per_batch: int = 0):
+    def __init__(
+        self,
+        data: ExportData,
+        tokenizer,
+        transform,
+        *,
+        objects: int,
+        views: int,
+        seed: int,
+        start: int,
+        stop: int,
+        rank: int = 0,
+        world_size: int = 1,
+        augment: bool = False,
+        aux=None,
+        aux_per_batch: int = 0,
+    ):
         self.data, self.tokenizer, self.transform = data, tokenizer, transform
         self.objects, self.views, self.seed = objects, views, seed
         self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
@@ -165,8 +186,9 @@ class OVTBatches:
         import torch
 
         step = self.start + i
-        rows, obj_ids = sample_batch(self.data.groups, self.objects, self.views, self.seed,
-                                     step * self.world_size + self.rank)
+        rows, obj_ids = sample_batch(
+            self.data.groups, self.objects, self.views, self.seed, step * self.world_size + self.rank
+        )
         records = self.data.dataset[rows.tolist()]
         images = [self.data.load_image(im) for im in records["image"]]
         captions = list(records["caption"])
@@ -176,7 +198,9 @@ class OVTBatches:
             rng = np.random.default_rng([self.seed, step, self.rank, 1])
             images = [augment_view(image, rng) for image in images]
         if self.aux is not None:  # the second source's pairs, after the multi-view ones
-            aux_images, aux_captions = self.aux.sample(self.aux_per_batch, self.seed, step * self.world_size + self.rank)
+            aux_images, aux_captions = self.aux.sample(
+                self.aux_per_batch, self.seed, step * self.world_size + self.rank
+            )
             images, captions = images + aux_images, captions + aux_captions
         pixels = torch.stack([self.transform(image) for image in images])
         text = self.tokenizer(captions, padding=True, truncation=True, max_length=77, return_tensors="pt")
@@ -217,8 +241,10 @@ class ViewBlocks:
         if self.world_size > 1:
             rows += [rows[-1] if rows else total - 1] * (self.block - len(rows))
         images = self.data.dataset[rows]["image"]
-        return {"rows": torch.tensor(rows),
-                "pixel_values": torch.stack([self.transform(self.data.load_image(im)) for im in images])}
+        return {
+            "rows": torch.tensor(rows),
+            "pixel_values": torch.stack([self.transform(self.data.load_image(im)) for im in images]),
+        }
 
 
 def local_datasets():

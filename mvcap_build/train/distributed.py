@@ -11,7 +11,11 @@ import torch
 
 
 def world_size() -> int:
-    return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
+    return (
+        torch.distributed.get_world_size()
+        if torch.distributed.is_available() and torch.distributed.is_initialized()
+        else 1
+    )
 
 
 class _GatherWithGrad(torch.autograd.Function):

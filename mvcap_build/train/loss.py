@@ -21,8 +21,9 @@ class ContrastiveLoss(nn.Module):
     off-diagonal same-object pairs are removed from the softmax (logit set to -inf).
     """
 
-    def forward(self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
-                obj_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, obj_ids: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         logits = logit_scale * image @ text.t()
         same_object = obj_ids[:, None] == obj_ids[None, :]
         off_diagonal = ~torch.eye(len(obj_ids), dtype=torch.bool, device=logits.device)

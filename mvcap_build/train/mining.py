@@ -64,8 +64,9 @@ def anchors_of(views: torch.Tensor, valid: torch.Tensor, method: str, neighbors:
 
 
 @torch.no_grad()
-def mine(views: torch.Tensor, valid: torch.Tensor, k: int, method: str = "mean",
-         neighbors: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+def mine(
+    views: torch.Tensor, valid: torch.Tensor, k: int, method: str = "mean", neighbors: int = 5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(P, N, D) unit vectors, (P, N) mask -> anchors (P, D) and a (P, N) mask of each object's
     k views least similar to its anchor (all its views when it has k or fewer)."""
     anchors = anchors_of(views, valid, method, neighbors)
@@ -114,8 +115,18 @@ class BankMiner:
     are left out of their object's anchor.
     """
 
-    def __init__(self, groups: list[np.ndarray], num_rows: int, dim: int, *, k: int, method: str,
-                 neighbors: int, update: bool = True, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        groups: list[np.ndarray],
+        num_rows: int,
+        dim: int,
+        *,
+        k: int,
+        method: str,
+        neighbors: int,
+        update: bool = True,
+        device: torch.device | str = "cpu",
+    ):
         self.k, self.method, self.neighbors, self.update = k, method, neighbors, update
         self.bank = torch.zeros(num_rows, dim, dtype=torch.float16, device=device)
         self.seen = torch.zeros(num_rows, dtype=torch.bool, device=device)
@@ -131,8 +142,10 @@ class BankMiner:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if state["bank"].shape != self.bank.shape:
-            raise CheckpointError(f"the saved embedding bank is {tuple(state['bank'].shape)}, this export needs "
-                                  f"{tuple(self.bank.shape)}: resume on the export it was trained on, or use a new output folder")
+            raise CheckpointError(
+                f"the saved embedding bank is {tuple(state['bank'].shape)}, this export needs "
+                f"{tuple(self.bank.shape)}: resume on the export it was trained on, or use a new output folder"
+            )
         self.bank.copy_(state["bank"])
         self.seen.copy_(state["seen"])
 
@@ -159,6 +172,8 @@ class BankMiner:
         views = self.bank[safe].to(device, embeddings.dtype)
         valid = ((table >= 0) & self.seen[safe]).to(device)
         anchors, hard = mine(F.normalize(views, dim=-1), valid, self.k, self.method, self.neighbors)
-        match = table.to(device)[position] == rows.to(device)[:, None]  # (B, W): where each batch row sits in its object
+        match = (
+            table.to(device)[position] == rows.to(device)[:, None]
+        )  # (B, W): where each batch row sits in its object
         slot = match.float().argmax(1)
         return Targets(anchors[position], hard[position, slot] & match.any(1))

@@ -69,8 +69,14 @@ class RunInputs:
         """`data`: the ExportData the run trains on, opened from `export_dir` with `images`."""
         column = "key" if "key" in data.dataset.column_names else "obj_id"
         keys = tuple(sorted(str(k) for k in data.dataset.data.column(column).unique().to_pylist()))
-        return cls(Path(export_dir), export_digest(Path(export_dir), images), data.num_objects,
-                   data.dataset.num_rows, column, keys)
+        return cls(
+            Path(export_dir),
+            export_digest(Path(export_dir), images),
+            data.num_objects,
+            data.dataset.num_rows,
+            column,
+            keys,
+        )
 
     @property
     def keys_digest(self) -> str:
@@ -78,10 +84,20 @@ class RunInputs:
 
     def describe(self) -> dict[str, Any]:
         """As checkpoints record it."""
-        return {"export": {"dir": str(self.export_dir.resolve()), "digest": self.digest, "objects": self.objects,
-                           "views": self.views},
-                "training_keys": {"file": KEYS_FILE, "column": self.key_column, "count": len(self.keys),
-                                  "digest": self.keys_digest}}
+        return {
+            "export": {
+                "dir": str(self.export_dir.resolve()),
+                "digest": self.digest,
+                "objects": self.objects,
+                "views": self.views,
+            },
+            "training_keys": {
+                "file": KEYS_FILE,
+                "column": self.key_column,
+                "count": len(self.keys),
+                "digest": self.keys_digest,
+            },
+        }
 
 
 def export_digest(export_dir: Path, images: str = "auto") -> str:
@@ -116,8 +132,9 @@ def base_model_revision(base_model: str) -> str:
     return local_revision(base_model)
 
 
-def run_fingerprint(config: TrainOVTConfig, inputs: RunInputs, world_size: int,
-                    base_revision: str | None = None) -> Fingerprint:
+def run_fingerprint(
+    config: TrainOVTConfig, inputs: RunInputs, world_size: int, base_revision: str | None = None
+) -> Fingerprint:
     """The run's fingerprint; without `base_revision` (before the model loads) it lacks
     base_model.revision, and `stale_fields` compares the rest."""
     # `preset` only fills in other fields, which are compared themselves.
@@ -148,7 +165,9 @@ def stale_fields(saved: Fingerprint | None, now: Fingerprint) -> list[tuple[str,
     if saved is None:
         return [("(no fingerprint recorded)", None, None)]
     old = Fingerprint.of({name: value for name, value in saved.fields.items() if name in now.fields})
-    return [(name, old.fields.get(name, "<absent>"), now.fields.get(name, "<absent>")) for name in changed_fields(old, now)]
+    return [
+        (name, old.fields.get(name, "<absent>"), now.fields.get(name, "<absent>")) for name in changed_fields(old, now)
+    ]
 
 
 def stale_message(output_dir: Path, checkpoint: Path, differ: list[tuple[str, Any, Any]]) -> str:
@@ -157,15 +176,24 @@ def stale_message(output_dir: Path, checkpoint: Path, differ: list[tuple[str, An
         what = "its checkpoints were made before mvcap recorded what a run trains on, so a resume could mix two runs"
     else:
         data = {name: (old, new) for name, old, new in differ if name.startswith("export.") or name == "training_keys"}
-        parts = [f"{name.removeprefix('settings.')}: {_short(old)} -> {_short(new)}"
-                 for name, old, new in differ if name not in data]
+        parts = [
+            f"{name.removeprefix('settings.')}: {_short(old)} -> {_short(new)}"
+            for name, old, new in differ
+            if name not in data
+        ]
         if data:
-            sizes = [f"{name[7:]}: {data[name][0]} -> {data[name][1]}" for name in ("export.objects", "export.views") if name in data]
+            sizes = [
+                f"{name[7:]}: {data[name][0]} -> {data[name][1]}"
+                for name in ("export.objects", "export.views")
+                if name in data
+            ]
             parts.insert(0, f"another export ({', '.join(sizes) or 'as many objects and views, other files'})")
         what = "it was trained with other settings or data: " + "; ".join(parts)
-    return (f"cannot resume {output_dir} ({checkpoint.parent.name}/{checkpoint.name}): {what}. Nothing was changed. "
-            f"Train into a new --output folder, or rerun with --redo stale to start over in this one "
-            f"(the old run is moved to {output_dir / PREVIOUS_DIR}/)")
+    return (
+        f"cannot resume {output_dir} ({checkpoint.parent.name}/{checkpoint.name}): {what}. Nothing was changed. "
+        f"Train into a new --output folder, or rerun with --redo stale to start over in this one "
+        f"(the old run is moved to {output_dir / PREVIOUS_DIR}/)"
+    )
 
 
 def _short(value: Any, width: int = 40) -> str:

@@ -29,7 +29,9 @@ class TrainStage:
 
     def run(self, root: DatasetRoot, shard: int = 0, num_shards: int = 1) -> Summary:
         if num_shards != 1:
-            raise ConfigError("train-ovt is one run over the whole export: use `accelerate launch` for several GPUs, not --num-shards")
+            raise ConfigError(
+                "train-ovt is one run over the whole export: use `accelerate launch` for several GPUs, not --num-shards"
+            )
         export_dir, output = self.paths(root)
         if not any((export_dir / "data").glob("*.parquet")) and not (export_dir / "metadata.json").is_file():
             raise ConfigError(
@@ -37,9 +39,14 @@ class TrainStage:
             )
         from mvcap_build.train.trainer import train_ovt
 
-        checkpoint = train_ovt(self.config.trainer_config(), export_dir, output, images=self.config.images,
-                               redo=self.options.redo == Redo.stale,
-                               on_start=lambda: record_run(root, self.name, self.config, self.options, shard, num_shards))
+        checkpoint = train_ovt(
+            self.config.trainer_config(),
+            export_dir,
+            output,
+            images=self.config.images,
+            redo=self.options.redo == Redo.stale,
+            on_start=lambda: record_run(root, self.name, self.config, self.options, shard, num_shards),
+        )
         summary = Summary(self.name, "trained", noun="runs", units=1, done=1)
         summary.headline = f"checkpoint at {checkpoint}"
         return summary

@@ -23,8 +23,15 @@ log = logging.getLogger(__name__)
 CLIP_MODEL_CHOICES = "or set clip_model (--clip-model) to a local CLIP folder, or to tiny-random (a random tiny CLIP, to try the pipeline)"
 
 
-def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | Path, images: str = "auto", *,
-              redo: bool = False, on_start: Callable[[], object] | None = None) -> Path:
+def train_ovt(
+    config: TrainOVTConfig,
+    export_dir: str | Path,
+    output_dir: str | Path,
+    images: str = "auto",
+    *,
+    redo: bool = False,
+    on_start: Callable[[], object] | None = None,
+) -> Path:
     """Train on the shards in `export_dir`; return the final checkpoint's folder.
 
     `redo`: when `output_dir` holds a run made with other settings, data or base model, move it to
@@ -33,6 +40,7 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
+    from transformers.utils import logging as hf_logging
 
     from mvcap_build.clip.loading import clip_folder, load_tokenizer
     from mvcap_build.clip.preprocess import ImageTransform
@@ -45,10 +53,10 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     from mvcap_build.train.provenance import RunInputs, base_model_revision, run_fingerprint, segments
     from mvcap_build.train.schedule import lr_at
 
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # our log lines report progress; theirs would interleave
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft vs transformers 5
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )  # peft vs transformers 5
 
     output_dir = Path(output_dir)
     data = ExportData.open(export_dir, images)  # fail on bad input before any model loads
@@ -61,7 +69,9 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     inputs = RunInputs.of(data, export_dir, images)
     latest = ckpt.latest_checkpoint(output_dir)
     # Before any model loads: a resume must continue the same run (settings, data, processes).
-    if latest is not None and not _may_resume(latest, run_fingerprint(config, inputs, world), output_dir, redo, accelerator):
+    if latest is not None and not _may_resume(
+        latest, run_fingerprint(config, inputs, world), output_dir, redo, accelerator
+    ):
         latest = None
 
     base_model, random_init = _resolve_base_model(config, data, output_dir, accelerator)
@@ -70,8 +80,10 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
     model = build_ovt_model(config, str(base_folder), config.seed)
     vision_size = model.base.config.vision_config.image_size
     if config.image_size not in (None, vision_size):
-        raise ConfigError(f"image_size {config.image_size} does not match the model's {vision_size}: "
-                          "leave image_size unset, or set the base model's")
+        raise ConfigError(
+            f"image_size {config.image_size} does not match the model's {vision_size}: "
+            "leave image_size unset, or set the base model's"
+        )
     config = config.model_copy(update={"image_size": vision_size})
     tokenizer = load_tokenizer(base_folder, base_model)
     transform = ImageTransform.from_pretrained(base_folder, vision_size)
@@ -92,8 +104,9 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         log.info("resuming from %s (step %d)", latest, start)
 
     params = [p for p in model.parameters() if p.requires_grad]  # LoRA + VIFormer only
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas,
-                                  eps=config.adam_eps)
+    optimizer = torch.optim.AdamW(
+        params, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas, eps=config.adam_eps
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -104,63 +117,106 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
 
         aux = AuxSource.open(config.aux_data, config.aux_classnames, images)
         aux_per_batch = max(1, round(config.aux_ratio * config.objects_per_batch * config.views_per_object))
-    batches = OVTBatches(data, tokenizer, transform, objects=config.objects_per_batch,
-                         views=config.views_per_object, seed=config.seed, start=start,
-                         stop=config.max_steps, rank=accelerator.process_index,
-                         world_size=accelerator.num_processes, augment=config.augment,
-                         aux=aux, aux_per_batch=aux_per_batch)
+    batches = OVTBatches(
+        data,
+        tokenizer,
+        transform,
+        objects=config.objects_per_batch,
+        views=config.views_per_object,
+        seed=config.seed,
+        start=start,
+        stop=config.max_steps,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+        augment=config.augment,
+        aux=aux,
+        aux_per_batch=aux_per_batch,
+    )
     loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=config.num_workers)
     contrastive = ContrastiveLoss()
     consistency = ViewConsistencyLoss(config.margin, config.consistency_weight)
     miner = make_miner(config, data, accelerator.unwrap_model(model).base.config.projection_dim, accelerator.device)
     # An epoch, for the mining pass and cosine_epoch, is as the paper's: as many views trained as
     # the export has (N / V passes over the objects when objects have N views and batches V).
-    steps_per_epoch = max(1, len(data.dataset) // (config.objects_per_batch * config.views_per_object
-                                                    * accelerator.num_processes))
+    steps_per_epoch = max(
+        1, len(data.dataset) // (config.objects_per_batch * config.views_per_object * accelerator.num_processes)
+    )
     if latest is not None and (miner_state := ckpt.load_miner_state(latest)):
         miner.load_state_dict(miner_state)
     # What the run is made of, and from which step each setting a resume may change was in force.
-    run = {"provenance": {**inputs.describe(), "base_model_revision": fingerprint.fields["base_model.revision"],
-                          "world_size": world},
-           "fingerprint": fingerprint.model_dump(), "segments": segments(previous_segments, start, config)}
+    run = {
+        "provenance": {
+            **inputs.describe(),
+            "base_model_revision": fingerprint.fields["base_model.revision"],
+            "world_size": world,
+        },
+        "fingerprint": fingerprint.model_dump(),
+        "segments": segments(previous_segments, start, config),
+    }
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         if on_start is not None:
             on_start()
-        atomic_write_text(output_dir / "config.json", json.dumps(
-            {**config.model_dump(mode="json"), "segments": run["segments"], "provenance": run["provenance"]}, indent=2))
+        atomic_write_text(
+            output_dir / "config.json",
+            json.dumps(
+                {**config.model_dump(mode="json"), "segments": run["segments"], "provenance": run["provenance"]},
+                indent=2,
+            ),
+        )
         _truncate_log(output_dir, start)
-        log.info("training %d -> %d steps on %d objects (%s); trainable params: %d",
-                 start, config.max_steps, data.num_objects, accelerator.device,
-                 sum(p.numel() for p in params))
+        log.info(
+            "training %d -> %d steps on %d objects (%s); trainable params: %d",
+            start,
+            config.max_steps,
+            data.num_objects,
+            accelerator.device,
+            sum(p.numel() for p in params),
+        )
 
     def save(step: int) -> Path | None:
         accelerator.wait_for_everyone()
         if not accelerator.is_main_process:
             return None
         return ckpt.save_checkpoint(
-            accelerator.unwrap_model(model), config, step, output_dir, base_model=base_model,
-            random_init=random_init, tokenizer=tokenizer, transform=transform,
-            optimizer_state=optimizer.state_dict(), miner_state=miner.state_dict(),
-            run=run, training_keys=inputs.keys,
+            accelerator.unwrap_model(model),
+            config,
+            step,
+            output_dir,
+            base_model=base_model,
+            random_init=random_init,
+            tokenizer=tokenizer,
+            transform=transform,
+            optimizer_state=optimizer.state_dict(),
+            miner_state=miner.state_dict(),
+            run=run,
+            training_keys=inputs.keys,
         )
 
     model.train()
     final, started = None, time.perf_counter()
     for batch in loader:
         step = batch["step"]  # 0-based; `done` steps are complete after this one
-        lr = lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps,
-                   max_steps=config.max_steps, schedule=config.schedule,
-                   min_lr_ratio=config.min_lr_ratio, steps_per_epoch=steps_per_epoch)
+        lr = lr_at(
+            step,
+            base_lr=config.lr,
+            warmup_steps=config.warmup_steps,
+            max_steps=config.max_steps,
+            schedule=config.schedule,
+            min_lr_ratio=config.min_lr_ratio,
+            steps_per_epoch=steps_per_epoch,
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         device = accelerator.device
-        if config.mining != "batch" and (not miner.filled or config.mining == "full_pass" and step % steps_per_epoch == 0):
-            fill_bank(accelerator.unwrap_model(model), data, transform, miner, accelerator,
-                      num_workers=config.num_workers)
+        if config.mining != "batch" and (
+            not miner.filled or config.mining == "full_pass" and step % steps_per_epoch == 0
+        ):
+            fill_bank(
+                accelerator.unwrap_model(model), data, transform, miner, accelerator, num_workers=config.num_workers
+            )
             model.train()  # the pass ran in eval mode (no dropout); training goes on in train mode
-        out = model(batch["pixel_values"].to(device), batch["input_ids"].to(device),
-                    batch["attention_mask"].to(device))
+        out = model(batch["pixel_values"].to(device), batch["input_ids"].to(device), batch["attention_mask"].to(device))
         image, text = out["image_embeds"], out["text_embeds"]
         obj_ids, rows = batch["obj_ids"].to(device), batch["rows"].to(device)
         multiview = image[: len(obj_ids)]  # aux pairs (if any) follow the multi-view ones
@@ -168,7 +224,12 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
         aux_ids = -1 - (accelerator.process_index * len(image) + torch.arange(len(image) - len(obj_ids), device=device))
         ids, captioned = torch.cat([obj_ids, aux_ids]), batch["captioned"].to(device)
         if config.gather_negatives:
-            image, text, ids, captioned = gather_with_grad(image), gather_with_grad(text), gather(ids), gather(captioned)
+            image, text, ids, captioned = (
+                gather_with_grad(image),
+                gather_with_grad(text),
+                gather(ids),
+                gather(captioned),
+            )
         terms = contrastive(image[captioned], text[captioned], out["logit_scale"], ids[captioned])
         targets = miner.targets(multiview, rows, obj_ids)
         terms |= consistency(multiview, targets)
@@ -185,10 +246,14 @@ def train_ovt(config: TrainOVTConfig, export_dir: str | Path, output_dir: str | 
 
         done = step + 1
         if accelerator.is_main_process and (done % config.log_every == 0 or done == config.max_steps):
-            record = {"step": done, "lr": lr, "loss": loss.item(),
-                      **{k: v.item() for k, v in terms.items()},
-                      "hard_rows": int(targets.hard.sum()),  # this process's rows pulled toward anchors
-                      "s_per_step": (time.perf_counter() - started) / (done - start)}
+            record = {
+                "step": done,
+                "lr": lr,
+                "loss": loss.item(),
+                **{k: v.item() for k, v in terms.items()},
+                "hard_rows": int(targets.hard.sum()),  # this process's rows pulled toward anchors
+                "s_per_step": (time.perf_counter() - started) / (done - start),
+            }
             _log_record(output_dir, record, config.max_steps)
         if done % config.save_every == 0 or done == config.max_steps:
             final = save(done)
@@ -201,8 +266,16 @@ def make_miner(config: TrainOVTConfig, data, dim: int, device):
 
     if config.mining == "batch":
         return BatchMiner(config.hard_views, config.anchor, config.knn_neighbors, config.views_per_object)
-    return BankMiner(data.groups, len(data.dataset), dim, k=config.hard_views, method=config.anchor,
-                     neighbors=config.knn_neighbors, update=config.mining == "bank", device=device)
+    return BankMiner(
+        data.groups,
+        len(data.dataset),
+        dim,
+        k=config.hard_views,
+        method=config.anchor,
+        neighbors=config.knn_neighbors,
+        update=config.mining == "bank",
+        device=device,
+    )
 
 
 def fill_bank(model, data, transform, miner, accelerator, batch_size: int = 256, num_workers: int = 0) -> None:
@@ -233,8 +306,7 @@ def _resolve_base_model(config, data, output_dir: Path, accelerator) -> tuple[st
     base = output_dir / "base-model"
     if accelerator.is_main_process and not (base / "config.json").is_file():
         log.warning("clip_model=tiny-random: building a RANDOMLY INITIALISED tiny CLIP in %s", base)
-        build_tiny_clip(base, texts=data.captions(), image_size=config.image_size or 64,
-                        seed=config.seed)
+        build_tiny_clip(base, texts=data.captions(), image_size=config.image_size or 64, seed=config.seed)
     accelerator.wait_for_everyone()
     return str(base), True
 
@@ -243,7 +315,13 @@ def _may_resume(latest: Path, now, output_dir: Path, redo: bool, accelerator) ->
     """True when `latest` was made by this same run (fingerprint `now`). Otherwise stop, naming
     what differs, or with `redo` move the old run to OUTPUT/previous/ and return False."""
     from mvcap_build.ovt.checkpoint import read_checkpoint_config
-    from mvcap_build.train.provenance import StaleTrainingRun, move_aside, saved_fingerprint, stale_fields, stale_message
+    from mvcap_build.train.provenance import (
+        StaleTrainingRun,
+        move_aside,
+        saved_fingerprint,
+        stale_fields,
+        stale_message,
+    )
 
     differ = stale_fields(saved_fingerprint(read_checkpoint_config(latest)), now)
     if not differ:

@@ -19,7 +19,9 @@ ids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
 rank, world = accelerator.process_index, accelerator.num_processes
 half = slice(rank * 8 // world, (rank + 1) * 8 // world)
 local_image = image[half].clone().requires_grad_(True)
-loss = ContrastiveLoss()(gather_with_grad(local_image), gather_with_grad(text[half]), torch.tensor(10.0), gather(ids[half]))["contrastive_loss"]
+loss = ContrastiveLoss()(
+    gather_with_grad(local_image), gather_with_grad(text[half]), torch.tensor(10.0), gather(ids[half])
+)["contrastive_loss"]
 loss.backward()
 torch.save({"loss": loss.detach(), "grad": local_image.grad, "world": world}, f"{sys.argv[1]}/rank{rank}.pt")
 accelerator.wait_for_everyone()

@@ -55,8 +55,7 @@ class HFBackend:
             import transformers
         except ImportError as error:
             raise HFBackendError(
-                f"the 'hf' caption backend needs torch and transformers ({error}); "
-                f"install them with: {_INSTALL_HINT}"
+                f"the 'hf' caption backend needs torch and transformers ({error}); install them with: {_INSTALL_HINT}"
             ) from error
 
         self.config = config
@@ -133,7 +132,11 @@ class HFBackend:
         if short == self._shortest_edge:
             return image
         scale = self._shortest_edge / short
-        size = (self._shortest_edge, int(long_side * scale)) if image.width <= image.height else (int(long_side * scale), self._shortest_edge)
+        size = (
+            (self._shortest_edge, int(long_side * scale))
+            if image.width <= image.height
+            else (int(long_side * scale), self._shortest_edge)
+        )
         return image.resize(size, resample=self._resample)
 
     def format_prompt(self, prompt: str) -> str:

@@ -148,7 +148,9 @@ class OpenAIBackend:
         if not requests:
             return []
         call = _Call()
-        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(requests)), thread_name_prefix="openai-caption")
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.max_concurrency, len(requests)), thread_name_prefix="openai-caption"
+        )
         try:
             futures = [pool.submit(self._caption_or_abort, request, call) for request in requests]
             wait(futures, return_when=FIRST_EXCEPTION)  # the first fatal error stops the call
@@ -250,7 +252,8 @@ class OpenAIBackend:
         text = _answer_text(response)
         if text is None:
             return CaptionResult.failed(
-                "bad_response", f"no choices[0].message.content in the answer: {self._trim(response.text) or '(empty body)'}"
+                "bad_response",
+                f"no choices[0].message.content in the answer: {self._trim(response.text) or '(empty body)'}",
             )
         return CaptionResult.ok(text.strip())
 
@@ -309,7 +312,11 @@ class OpenAIBackend:
             return self._trim(response.text)
         if isinstance(body, dict):
             error = body.get("error")
-            for candidate in (error.get("message") if isinstance(error, dict) else error, body.get("message"), body.get("detail")):
+            for candidate in (
+                error.get("message") if isinstance(error, dict) else error,
+                body.get("message"),
+                body.get("detail"),
+            ):
                 if isinstance(candidate, str) and candidate.strip():
                     return self._trim(candidate)
         return self._trim(json.dumps(body))

@@ -113,7 +113,7 @@ class VLLMBackend:
                 "Check that the model is a LLaVA-family checkpoint in the Hub layout, that it fits "
                 "(gpu_memory_utilization, max_model_len, tensor_parallel_size; on CPU the KV cache is "
                 "VLLM_CPU_KVCACHE_SPACE GiB), and that the script creating the backend has an "
-                "`if __name__ == \"__main__\":` guard."
+                '`if __name__ == "__main__":` guard.'
             ) from error
         # The engine returns token ids; they are decoded here in one batch with the processor's
         # tokenizer, as the hf backend decodes them. vLLM's incremental detokenizer would drop a

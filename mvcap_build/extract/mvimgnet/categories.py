@@ -51,7 +51,9 @@ def clean_category(raw: str) -> str:
     name = " ".join(raw.split())
     if name in CATEGORY_FIXES:
         return CATEGORY_FIXES[name]
-    return " ".join(word if word in PROPER_NOUNS or (word.isupper() and len(word) > 1) else word.lower() for word in name.split())
+    return " ".join(
+        word if word in PROPER_NOUNS or (word.isupper() and len(word) > 1) else word.lower() for word in name.split()
+    )
 
 
 def category_id(text: str) -> str:

@@ -111,7 +111,9 @@ def list_instances(config: MVImgNetSourceConfig) -> list[ObjectRecord]:
     return [instance_record(config, source_id, category, handle) for source_id, category, handle in listed]
 
 
-def _resolve_categories(found: dict[str, Handle], categories: dict[str, str], origin: str) -> list[tuple[str, str, Handle]]:
+def _resolve_categories(
+    found: dict[str, Handle], categories: dict[str, str], origin: str
+) -> list[tuple[str, str, Handle]]:
     """(source_id, category, handle), sorted; every id an instance uses must be known, and all
     unknown ones are named at once so one edit of the map fixes them."""
     listed, unknown = [], defaultdict(list)
@@ -170,7 +172,9 @@ def _zip_instances(parts: list[Path]) -> dict[str, Handle]:
                 unsafe[key].append((str(part), info.filename))
             elif key:  # later parts win for a name given twice, as zipfile does within a part
                 safe[key][relative] = ZipMember(str(part), info.filename, info.CRC, info.file_size)
-    found: dict[str, Handle] = {key: ZipInstance(f"{key}/", tuple(sorted(members.items()))) for key, members in safe.items()}
+    found: dict[str, Handle] = {
+        key: ZipInstance(f"{key}/", tuple(sorted(members.items()))) for key, members in safe.items()
+    }
     for key, entries in unsafe.items():
         found[key] = UnsafeInstance(tuple(sorted({z for z, _ in entries})), tuple(name for _, name in entries))
     return found
@@ -201,5 +205,7 @@ def instance_identity(record: ObjectRecord) -> dict[str, str]:
             path = handle.folder / SPARSE_DIR / name
             size = path.stat().st_size if path.is_file() else None
             crc = zlib.crc32(path.read_bytes()) if size is not None and name == "cameras.bin" else None
-        identity[name] = "missing" if size is None else (f"crc32:{crc:08x}" if name == "cameras.bin" else f"size:{size}")
+        identity[name] = (
+            "missing" if size is None else (f"crc32:{crc:08x}" if name == "cameras.bin" else f"size:{size}")
+        )
     return identity

@@ -60,7 +60,9 @@ def read_capture(record: ObjectRecord, config: MVImgNetSourceConfig) -> Capture:
     model = files.model()
     _require_perspective(model, files.where)
     if not model.images:
-        raise ExtractError("unregistered", f"{files.where}: COLMAP registered none of the {len(model.unposed)} image(s)")
+        raise ExtractError(
+            "unregistered", f"{files.where}: COLMAP registered none of the {len(model.unposed)} image(s)"
+        )
     result = _sort_frames(model, files)
     _require_some_frames(result, model, files.where)
     c2ws = np.array([image.c2w for image in model.images])
@@ -201,4 +203,3 @@ def _intrinsics_note(result: _Frames) -> dict[str, Any]:
         "scale_y": [float(scales[:, 1].min()), float(scales[:, 1].max())],
         "max_aspect_change": float(np.abs(scales[:, 0] / scales[:, 1] - 1.0).max()),
     }
-

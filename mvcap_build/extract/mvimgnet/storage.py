@@ -86,7 +86,10 @@ class InstanceFiles:
         if isinstance(self.handle, FolderInstance):
             sparse = self.handle.folder / SPARSE_DIR
             if not sparse.is_dir():
-                raise ExtractError("missing_reconstruction", f"{self.handle.folder}: no {SPARSE_DIR}/{_contents_note(self.handle.folder)}")
+                raise ExtractError(
+                    "missing_reconstruction",
+                    f"{self.handle.folder}: no {SPARSE_DIR}/{_contents_note(self.handle.folder)}",
+                )
             if outside := [name for name in MODEL_FILES if not self.inside(sparse / name)]:
                 detail = f"{sparse}: {', '.join(outside)} lead(s) outside {self.handle.folder}; not read"
                 raise ExtractError(UNSAFE_PATH, detail)

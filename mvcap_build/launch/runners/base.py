@@ -52,7 +52,9 @@ class Runner(ABC):
         """Start the shards; their job ids by shard (for status and for a relaunch)."""
 
     @abstractmethod
-    def wait(self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]) -> dict[int, ShardEnd]:
+    def wait(
+        self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]
+    ) -> dict[int, ShardEnd]:
         """Block until every submitted shard has ended; `is_finished(shard)` is true once its
         marker exists. Returns how each one ended."""
 

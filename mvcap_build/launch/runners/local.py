@@ -27,10 +27,14 @@ class LocalRunner(Runner):
 
     def submit(self, stage: LaunchStage, specs: list[ShardSpec]) -> dict[int, str]:
         self._pool = ThreadPoolExecutor(max_workers=stage.resources.array_parallelism or 1)
-        self._futures = {spec.shard: self._pool.submit(run_shard_process, spec, "", self._processes.append) for spec in specs}
+        self._futures = {
+            spec.shard: self._pool.submit(run_shard_process, spec, "", self._processes.append) for spec in specs
+        }
         return {shard: "local" for shard in self._futures}
 
-    def wait(self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]) -> dict[int, ShardEnd]:
+    def wait(
+        self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]
+    ) -> dict[int, ShardEnd]:
         ends = {}
         try:
             for shard, future in self._futures.items():

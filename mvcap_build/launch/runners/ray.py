@@ -66,7 +66,9 @@ class CaptionActor:
         with log.open("a", encoding="utf-8") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             print(f"\n==== {spec.label} in caption actor {os.getpid()} (model loaded once)", flush=True)
             try:
-                run_shard(Path(spec.pipeline), "caption", spec.shard, spec.num_shards, options=options, make_stage=self._stage)
+                run_shard(
+                    Path(spec.pipeline), "caption", spec.shard, spec.num_shards, options=options, make_stage=self._stage
+                )
             except UserError as error:
                 print(f"error: {error}", flush=True)
                 return 2
@@ -140,8 +142,10 @@ class RayRunner(Runner):
         retries = stage.resources.retries if stage.resources.retries is not None else DEFAULT_RETRIES
         where = self.config.ray_address or "a local Ray instance started here"
         if self._uses_actors(stage):
-            head = (f"{stage.name}: {len(specs)} shard(s) fed to caption actors (one backend each, {options}, "
-                    f"one per {stage.resources.gpus or 0} GPU(s) of the cluster) on {where}")
+            head = (
+                f"{stage.name}: {len(specs)} shard(s) fed to caption actors (one backend each, {options}, "
+                f"one per {stage.resources.gpus or 0} GPU(s) of the cluster) on {where}"
+            )
         else:
             head = f"{stage.name}: {len(specs)} Ray task(s) on {where}, each {options}, retried {retries}x on a lost worker or node"
         deadline = f"; deadline {stage.resources.time_min:g} min per shard" if stage.resources.time_min else ""
@@ -156,8 +160,9 @@ class RayRunner(Runner):
         self._refs = {}
         if self._uses_actors(stage):
             actor_class = ray.remote(max_restarts=retries, max_task_retries=retries)(CaptionActor)
-            self._actors = [actor_class.options(**self._options(stage)).remote()
-                            for _ in range(self._actor_count(stage))]
+            self._actors = [
+                actor_class.options(**self._options(stage)).remote() for _ in range(self._actor_count(stage))
+            ]
             self._idle_actors = list(self._actors)
         self._fill()
         return {spec.shard: "ray" for spec in specs}
@@ -178,13 +183,16 @@ class RayRunner(Runner):
                 if len(self._refs) >= limit:
                     return
                 spec = self._queue.pop(0)
-                task = ray.remote(_shard_task).options(max_retries=self._pending[spec.shard][1],
-                                                      retry_exceptions=[ShardCrashed], **self._options(stage))
+                task = ray.remote(_shard_task).options(
+                    max_retries=self._pending[spec.shard][1], retry_exceptions=[ShardCrashed], **self._options(stage)
+                )
                 ref = task.remote(spec)
             self._refs[ref] = spec.shard
 
     # waiting ---------------------------------------------------------------------------------
-    def wait(self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]) -> dict[int, ShardEnd]:
+    def wait(
+        self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]
+    ) -> dict[int, ShardEnd]:
         ends: dict[int, ShardEnd] = {}
         last_report = time.monotonic()
         while self._refs:
@@ -195,7 +203,9 @@ class RayRunner(Runner):
                 try:
                     ends[shard] = ShardEnd(shard, describe_exit(ray.get(ref)), "ray")
                 except ray.exceptions.RayError as error:  # lost worker or node after every retry, or a crash
-                    ends[shard] = ShardEnd(shard, f"ray: {type(error).__name__}: {str(error).splitlines()[0][:300]}", "ray")
+                    ends[shard] = ShardEnd(
+                        shard, f"ray: {type(error).__name__}: {str(error).splitlines()[0][:300]}", "ray"
+                    )
                 if actor is not None:
                     self._idle_actors.append(actor)
                 self._fill()

@@ -28,6 +28,7 @@ from mvcap_build.launch.runners.base import Runner, ShardEnd, command_lines
 from mvcap_build.launch.squeue import ALIVE, GONE, UNKNOWN, job_states
 from mvcap_build.launch.stages import LaunchStage
 
+
 class ShardJob(submitit.helpers.Checkpointable):
     """What one array task runs. `checkpoint` (inherited) resubmits the same call on preemption
     or timeout; nothing else needs saving, because the stage resumes from committed units."""
@@ -84,12 +85,17 @@ class SlurmRunner(Runner):
 
     def describe(self, stage: LaunchStage, specs: list[ShardSpec]) -> str:
         chunk = self.max_array_size()
-        arrays = [specs[i:i + chunk] for i in range(0, len(specs), chunk)]
-        lines = [f"{stage.name}: {len(specs)} shard(s) in {len(arrays)} Slurm job array(s) (MaxArraySize allows {chunk} per array)"]
+        arrays = [specs[i : i + chunk] for i in range(0, len(specs), chunk)]
+        lines = [
+            f"{stage.name}: {len(specs)} shard(s) in {len(arrays)} Slurm job array(s) (MaxArraySize allows {chunk} per array)"
+        ]
         for number, array in enumerate(arrays):
             script = submitit_slurm._make_sbatch_string(
                 command=f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {self.folder / stage.name / '%j'}",
-                folder=self.folder / stage.name / "%j", map_count=len(array), **self.parameters(stage, len(array)))
+                folder=self.folder / stage.name / "%j",
+                map_count=len(array),
+                **self.parameters(stage, len(array)),
+            )
             lines += [f"--- array {number + 1}: sbatch script (submitit) ---", script.rstrip()]
             lines += [f"--- array {number + 1}: what each task runs ---"]
             lines += command_lines(array, prefix="  task: ")
@@ -101,7 +107,7 @@ class SlurmRunner(Runner):
         chunk = self.max_array_size()
         jobs: dict[int, str] = {}
         for start in range(0, len(specs), chunk):
-            array = specs[start:start + chunk]
+            array = specs[start : start + chunk]
             executor.update_parameters(**self.parameters(stage, len(array)))
             with executor.batch():
                 submitted = [(spec.shard, executor.submit(ShardJob(), spec)) for spec in array]
@@ -130,7 +136,9 @@ class SlurmRunner(Runner):
         states = job_states(jobs.values())
         return {shard: job for shard, job in jobs.items() if states[job] in ALIVE or states[job] == UNKNOWN}
 
-    def wait(self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]) -> dict[int, ShardEnd]:
+    def wait(
+        self, stage: LaunchStage, is_finished: Callable[[int], bool], echo: Callable[[str], None]
+    ) -> dict[int, ShardEnd]:
         pending = dict(self._jobs)
         ends: dict[int, ShardEnd] = {}
         last_report = time.monotonic()
@@ -155,4 +163,3 @@ class SlurmRunner(Runner):
             if pending:
                 time.sleep(self.config.poll_s)
         return ends
-

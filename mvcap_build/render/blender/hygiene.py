@@ -23,7 +23,8 @@ def remove_hidden() -> int:
     bounding box; remove them. Returns how many."""
     hidden_collections = {c.name for c in bpy.data.collections if c.hide_render}
     doomed = [
-        obj for obj in bpy.context.scene.objects
+        obj
+        for obj in bpy.context.scene.objects
         if obj.hide_render or any(c.name in hidden_collections for c in obj.users_collection)
     ]
     for obj in doomed:
@@ -46,7 +47,9 @@ def convert_to_meshes() -> int:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     converted = 0
     for obj in [o for o in bpy.context.scene.objects if o.type in _CONVERTIBLE]:
-        mesh = bpy.data.meshes.new_from_object(obj.evaluated_get(depsgraph), preserve_all_data_layers=True, depsgraph=depsgraph)
+        mesh = bpy.data.meshes.new_from_object(
+            obj.evaluated_get(depsgraph), preserve_all_data_layers=True, depsgraph=depsgraph
+        )
         replacement = bpy.data.objects.new(obj.name + "_mesh", mesh)
         replacement.matrix_world = obj.matrix_world.copy()
         for collection in obj.users_collection:
@@ -83,7 +86,9 @@ def require_surfaces() -> None:
     meshes = [o for o in bpy.context.scene.objects if o.type == "MESH" and len(o.data.vertices) > 0]
     if meshes and not any(len(o.data.polygons) > 0 for o in meshes):
         points = sum(len(o.data.vertices) for o in meshes)
-        raise AssetError("no_surface", f"the asset has {points} vertices but no face (points or lines only): nothing to render")
+        raise AssetError(
+            "no_surface", f"the asset has {points} vertices but no face (points or lines only): nothing to render"
+        )
     if not meshes and any(o.type == "POINTCLOUD" for o in bpy.context.scene.objects):
         raise AssetError("no_surface", "the asset is a point cloud: nothing to render as a surface")
 
@@ -99,4 +104,10 @@ def asset_stats() -> dict[str, int]:
         vertices += len(evaluated.data.vertices)
     materials = {slot.material.name for o in meshes for slot in o.material_slots if slot.material}
     textures = {i.name for i in bpy.data.images if i.source in ("FILE", "TILED")}
-    return {"meshes": len(meshes), "faces": faces, "vertices": vertices, "materials": len(materials), "textures": len(textures)}
+    return {
+        "meshes": len(meshes),
+        "faces": faces,
+        "vertices": vertices,
+        "materials": len(materials),
+        "textures": len(textures),
+    }

@@ -46,7 +46,9 @@ def box(size, location, material, rotation=(0.0, 0.0, 0.0)):
 
 
 def cylinder(radius, depth, location, material, vertices=32, rotation=(0.0, 0.0, 0.0)):
-    bpy.ops.mesh.primitive_cylinder_add(radius=radius, depth=depth, location=location, vertices=vertices, rotation=rotation)
+    bpy.ops.mesh.primitive_cylinder_add(
+        radius=radius, depth=depth, location=location, vertices=vertices, rotation=rotation
+    )
     return _finish(bpy.context.active_object, material, smooth=True)
 
 
@@ -203,7 +205,9 @@ def build_snowman(rng: random.Random) -> None:
     head_r, head_z = radii[2], z - radii[2] * 0.85
     for sx in (-1, 1):
         sphere(0.025, (sx * head_r * 0.35, -head_r * 0.9, head_z + head_r * 0.25), coal)
-    bpy.ops.mesh.primitive_cone_add(radius1=0.035, depth=head_r * 0.9, location=(0, -head_r * 1.3, head_z), rotation=(math.pi / 2, 0, 0))
+    bpy.ops.mesh.primitive_cone_add(
+        radius1=0.035, depth=head_r * 0.9, location=(0, -head_r * 1.3, head_z), rotation=(math.pi / 2, 0, 0)
+    )
     _finish(bpy.context.active_object, carrot)
     if rng.random() < 0.7:  # a hat
         hat = _material("hat", _color(rng, val=(0.05, 0.4)))

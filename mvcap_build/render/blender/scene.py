@@ -40,7 +40,9 @@ def choose_device(requested: str) -> dict[str, Any]:
 def _apply_device(scene: bpy.types.Scene, device: dict[str, Any]) -> None:
     prefs = bpy.context.preferences.addons["cycles"].preferences
     if device["device"] == "GPU":
-        if prefs.compute_device_type != device["backend"] or not any(d.use and d.type == device["backend"] for d in prefs.devices):
+        if prefs.compute_device_type != device["backend"] or not any(
+            d.use and d.type == device["backend"] for d in prefs.devices
+        ):
             prefs.compute_device_type = device["backend"]
             prefs.get_devices()
             for d in prefs.devices:
@@ -52,9 +54,28 @@ def _apply_device(scene: bpy.types.Scene, device: dict[str, Any]) -> None:
 
 # Every kind of data block an import can create; removing them all frees the previous object.
 _DATA_KINDS = (
-    "objects", "meshes", "materials", "textures", "images", "cameras", "lights", "worlds",
-    "node_groups", "curves", "armatures", "actions", "collections", "lattices", "grease_pencils",
-    "metaballs", "fonts", "particles", "shape_keys", "volumes", "pointclouds", "hair_curves",
+    "objects",
+    "meshes",
+    "materials",
+    "textures",
+    "images",
+    "cameras",
+    "lights",
+    "worlds",
+    "node_groups",
+    "curves",
+    "armatures",
+    "actions",
+    "collections",
+    "lattices",
+    "grease_pencils",
+    "metaballs",
+    "fonts",
+    "particles",
+    "shape_keys",
+    "volumes",
+    "pointclouds",
+    "hair_curves",
 )
 
 
@@ -147,5 +168,3 @@ def place_camera(camera: bpy.types.Object, unit_c2w: list[list[float]], distance
     matrix.translation = matrix.translation * distance
     camera.matrix_world = matrix
     camera.data.angle = math.radians(fov_deg)
-
-

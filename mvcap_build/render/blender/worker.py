@@ -101,7 +101,12 @@ def frame(spec: dict, radius: float) -> dict:
     if spec["mode"] == "fixed":
         return {"mode": "fixed", "distance": spec["distance"], "radius": round(radius, 6)}
     half_fov = math.radians(spec["fov_deg"]) / 2.0
-    return {"mode": "fit", "margin": spec["margin"], "radius": round(radius, 6), "distance": spec["margin"] * radius / math.sin(half_fov)}
+    return {
+        "mode": "fit",
+        "margin": spec["margin"],
+        "radius": round(radius, 6),
+        "distance": spec["margin"] * radius / math.sin(half_fov),
+    }
 
 
 def main() -> int:
@@ -129,7 +134,11 @@ def main() -> int:
                 device = scene.choose_device(job.settings["device"])
                 print(f"[mvcap worker] compute device: {device}", file=sys.stderr, flush=True)
                 kernel_cache = {k: os.environ[k] for k in ("CUDA_CACHE_PATH", "OPTIX_CACHE_PATH") if k in os.environ}
-                print(f"[mvcap worker] threads: {job.settings.get('threads')}, kernel cache: {kernel_cache}", file=sys.stderr, flush=True)
+                print(
+                    f"[mvcap worker] threads: {job.settings.get('threads')}, kernel cache: {kernel_cache}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             reply = render_job(job, device)
         except scene.DeviceError as error:
             reply = RenderFailed(job.key, "device_unavailable", str(error), fatal=True)

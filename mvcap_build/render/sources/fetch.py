@@ -34,7 +34,9 @@ class Fetcher(Protocol):
     def close(self) -> None: ...
 
 
-def prefetched(items: Iterable[T], fetch, *, workers: int, window: int) -> Iterator[tuple[T, Path | None, AssetUnavailable | None]]:
+def prefetched(
+    items: Iterable[T], fetch, *, workers: int, window: int
+) -> Iterator[tuple[T, Path | None, AssetUnavailable | None]]:
     """Fetch `fetch(item)` for up to `window` items at once on `workers` threads; yield
     (item, path, None) or (item, None, failure) as each completes, in completion order."""
     items = iter(items)

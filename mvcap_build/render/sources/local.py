@@ -35,7 +35,9 @@ def read_categories(csv_path: Path) -> dict[str, tuple[str, str | None]]:
                 raise SourceError(f"{csv_path}:{line}: empty file")
             up_axis = (row.get("up_axis") or "").strip() or None
             if up_axis is not None and up_axis not in UP_AXES:
-                raise SourceError(f"{csv_path}:{line}: up_axis {up_axis!r}; expected one of {', '.join(UP_AXES)} or empty")
+                raise SourceError(
+                    f"{csv_path}:{line}: up_axis {up_axis!r}; expected one of {', '.join(UP_AXES)} or empty"
+                )
             rows[name] = category, up_axis
     return rows
 
@@ -44,8 +46,10 @@ def _inside(folder: Path, name: str) -> Path:
     """The mesh a CSV row names, under the path rule every source follows (dataset.safe_paths)."""
     relative = inside_name(name)
     if relative is None or not resolves_inside(folder, folder / relative):
-        raise SourceError(f"{name!r} in the categories CSV points outside {folder}: "
-                          "names are relative and stay inside it, symlinks included")
+        raise SourceError(
+            f"{name!r} in the categories CSV points outside {folder}: "
+            "names are relative and stay inside it, symlinks included"
+        )
     return (folder / relative).resolve()
 
 
@@ -74,7 +78,11 @@ def _mesh_files(folder: Path) -> list[str]:
     found = []
     for path in folder.rglob("*"):
         relative = path.relative_to(folder)
-        if path.suffix.lower() in MESH_SUFFIXES and path.is_file() and not any(p.startswith(".") for p in relative.parts):
+        if (
+            path.suffix.lower() in MESH_SUFFIXES
+            and path.is_file()
+            and not any(p.startswith(".") for p in relative.parts)
+        ):
             found.append(relative.as_posix())
     return sorted(found)
 
@@ -101,7 +109,11 @@ def list_objects(config) -> list[ObjectRecord]:
                 category=category_from_file_name(name) if named else category,
                 attrs={"category_from": FROM_FILE_NAME} if named else {},
                 # resolved here, so the objects table and the fingerprint say how it was imported
-                asset={"kind": "file", "path": str(path), "up_axis": resolve_up_axis(up_axis or config.up_axis, path.suffix)},
+                asset={
+                    "kind": "file",
+                    "path": str(path),
+                    "up_axis": resolve_up_axis(up_axis or config.up_axis, path.suffix),
+                },
             )
         )
     return objects
@@ -116,8 +128,10 @@ def listing_notes(config, objects: list[ObjectRecord]) -> list[str]:
     csv_path = _categories_csv(config, folder)
     why = f"{csv_path} gives them no category" if csv_path else f"there is no {folder / 'categories.csv'}"
     shown = ", ".join(f"{o.source_id} -> {o.category!r}" for o in named[:3]) + (", ..." if len(named) > 3 else "")
-    return [f"{len(named)} object(s) named from their file names, as {why} ({shown}); "
-            "set their categories in a `file,category` CSV (--categories-csv)"]
+    return [
+        f"{len(named)} object(s) named from their file names, as {why} ({shown}); "
+        "set their categories in a `file,category` CSV (--categories-csv)"
+    ]
 
 
 SOURCE = ObjectSource(list_objects=list_objects, listing_notes=listing_notes)

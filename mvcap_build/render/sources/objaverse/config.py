@@ -78,9 +78,7 @@ class ObjaverseSourceConfig(BaseModel):
         given = [field for field in SELECTION_FIELDS if getattr(self, field) is not None]
         if len(given) != 1:
             found = f"got {', '.join(given)}" if given else "got none"
-            raise ValueError(
-                f"choose the objects with exactly one of {', '.join(SELECTION_FIELDS)} ({found})"
-            )
+            raise ValueError(f"choose the objects with exactly one of {', '.join(SELECTION_FIELDS)} ({found})")
         if self.per_category is not None and given[0] not in ("lvis_categories", "csv"):
             raise ValueError("per_category needs categories to draw from: use it with lvis_categories or csv")
         return self

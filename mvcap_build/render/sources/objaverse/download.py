@@ -66,7 +66,15 @@ def _token_auth() -> BearerToken | None:
 class _Failed(Exception):
     """One failed attempt: its reason code, and whether another attempt may succeed."""
 
-    def __init__(self, reason: str, message: str, *, retry: bool = True, retry_after: float | None = None, once_more: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        retry: bool = True,
+        retry_after: float | None = None,
+        once_more: bool = False,
+    ):
         super().__init__(message)
         self.reason = reason
         self.retry = retry

@@ -29,7 +29,9 @@ def check_glb(path: Path) -> None:
     with path.open("rb") as handle:
         header = handle.read(20)
     if len(header) < 20:
-        raise IntegrityError("an empty file (0 bytes), not a GLB" if size == 0 else f"{size} bytes, too short for a GLB (at least 20)")
+        raise IntegrityError(
+            "an empty file (0 bytes), not a GLB" if size == 0 else f"{size} bytes, too short for a GLB (at least 20)"
+        )
     magic, version, length, _, chunk_type = struct.unpack("<4sIIII", header)
     if magic != _GLB_MAGIC:
         raise IntegrityError(f"not a GLB: {size} bytes starting with {magic!r}, expected b'glTF'")
