@@ -29,8 +29,10 @@ from mvcap_build.export.stage import ExportStage
 from mvcap_build.pipeline.stage import RunOptions
 import datasets, pyarrow.parquet  # imported before the clock starts: a fixed cost, not throughput
 start = time.perf_counter()
-ExportStage(ExportConfig.model_validate(json.loads(sys.argv[2])), RunOptions(progress=False)).run(DatasetRoot(sys.argv[1]))
-print(json.dumps({"seconds": time.perf_counter() - start, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+ExportStage(ExportConfig.model_validate(json.loads(sys.argv[2])), RunOptions(progress=False)).run(\
+DatasetRoot(sys.argv[1]))
+print(json.dumps({"seconds": time.perf_counter() - start, \
+"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -67,7 +69,8 @@ def main() -> None:
         large = make_root(work / f"{args.scale}x", args.objects * args.scale, args.views).path
         image_mb = tree_bytes(small / "views") / 1e6
         print(
-            f"1x: {args.objects} objects x {args.views} views, {image_mb:.0f} MB of PNG; {args.scale}x: {image_mb * args.scale:.0f} MB"
+            f"1x: {args.objects} objects x {args.views} views, {image_mb:.0f} MB of PNG; "
+            f"{args.scale}x: {image_mb * args.scale:.0f} MB"
         )
 
         copy_s = min(raw_copy(small) for _ in range(2))

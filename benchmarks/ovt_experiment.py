@@ -100,7 +100,7 @@ def uncaptioned_copy(export_dir: Path, target: Path) -> Path:
     for shard in sorted((target / "data").glob("train-*.parquet")):
         table = datasets.Dataset.from_parquet(str(shard))
         keep = is_canonical(np.array(table["azimuth_deg"]), np.array(table["elevation_deg"]))
-        table = table.map(lambda row, i: {"caption": row["caption"] if keep[i] else ""}, with_indices=True)
+        table = table.map(lambda row, i, keep=keep: {"caption": row["caption"] if keep[i] else ""}, with_indices=True)
         table.to_parquet(str(shard) + ".tmp")
         Path(str(shard) + ".tmp").replace(shard)
     return target

@@ -10,7 +10,8 @@ Persistent workers against one Blender process per object (the objaverse-xl way)
 
 PNG compression inside Blender's render loop against on the host, in parallel:
     python benchmarks/render_throughput.py --views 24 --resolution 512 --samples 8 \
-        --runs device=cpu,engine=BLENDER_WORKBENCH,png_on_host=false device=cpu,engine=BLENDER_WORKBENCH,png_on_host=true
+        --runs device=cpu,engine=BLENDER_WORKBENCH,png_on_host=false \
+               device=cpu,engine=BLENDER_WORKBENCH,png_on_host=true
 
 Each run renders the same demo objects into a fresh root; the time includes starting Blender
 workers and importing, as a user would see it.
@@ -82,7 +83,8 @@ def main() -> None:
         rate, renderer = run(settings, args, scratch)
         baseline = baseline or rate
         print(
-            f"{spec:32} {rate:8.2f} {rate / baseline:6.2f}  {renderer['device']} {renderer.get('backend')} {renderer.get('devices')}",
+            f"{spec:32} {rate:8.2f} {rate / baseline:6.2f}  "
+            f"{renderer['device']} {renderer.get('backend')} {renderer.get('devices')}",
             flush=True,
         )
 

@@ -376,7 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {}
         if start + self.hub.page_size < len(listing):
             query = f"recursive={str(recursive).lower()}&expand=false&cursor={start + self.hub.page_size}"
-            next_url = f"{self.hub.url}/api/datasets/{repo}/tree/{quote(rev, safe='')}{'/' + quote(path) if path else ''}?{query}"
+            subpath = "/" + quote(path) if path else ""
+            next_url = f"{self.hub.url}/api/datasets/{repo}/tree/{quote(rev, safe='')}{subpath}?{query}"
             headers["Link"] = f'<{next_url}>; rel="next"'
         self._send(200, page, headers)
 

@@ -135,9 +135,12 @@ def test_a_killed_caption_run_resumes_to_the_same_captions(tmp_path):
     killed = tmp_path / "killed"
     shutil.copytree(reference, killed)
     args = ["--model", str(model), "--max-new-tokens", "24", "--batch-size", "1", "--no-gates", "--quiet"]
-    run = lambda root: subprocess.run(
-        [sys.executable, "-m", "mvcap_build", "caption", str(root), *args], capture_output=True, text=True
-    )  # noqa: E731
+
+    def run(root):
+        return subprocess.run(
+            [sys.executable, "-m", "mvcap_build", "caption", str(root), *args], capture_output=True, text=True
+        )
+
     assert run(reference).returncode in (0, 1)
     process = subprocess.Popen(
         [sys.executable, "-m", "mvcap_build", "caption", str(killed), *args],

@@ -147,7 +147,8 @@ class VLLMServe:
         while True:
             if self.process.poll() is not None:
                 pytest.fail(
-                    f"vllm serve exited with {self.process.returncode} while starting; log {self.log_path}:\n{self.log_tail()}"
+                    f"vllm serve exited with {self.process.returncode} while starting; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
                 )
             try:
                 answer = requests_lib.get(
@@ -160,7 +161,8 @@ class VLLMServe:
             if time.monotonic() > deadline:
                 self.stop()
                 pytest.fail(
-                    f"vllm serve did not answer /v1/models within {START_TIMEOUT_S:g} s; log {self.log_path}:\n{self.log_tail()}"
+                    f"vllm serve did not answer /v1/models within {START_TIMEOUT_S:g} s; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
                 )
             time.sleep(0.25)
         self.started_s.append(time.monotonic() - started)

@@ -212,8 +212,10 @@ def test_identity_needs_no_vllm_torch_or_transformers(vllm_answer, tiny_llava):
         "import json, sys\n"
         "from mvcap_build.caption.backends.vllm import VLLMBackend\n"
         "from mvcap_build.caption.config import VLLMBackendConfig\n"
-        f"local = VLLMBackend.identity(VLLMBackendConfig(model={str(tiny_llava)!r}, dtype='float32', max_new_tokens={MAX_NEW_TOKENS}))\n"
-        "alias = VLLMBackend.identity(VLLMBackendConfig(model='llava', revision='0123456789abcdef0123456789abcdef01234567'))\n"
+        f"local = VLLMBackend.identity(VLLMBackendConfig(model={str(tiny_llava)!r}, dtype='float32', "
+        f"max_new_tokens={MAX_NEW_TOKENS}))\n"
+        "alias = VLLMBackend.identity(VLLMBackendConfig(model='llava', "
+        "revision='0123456789abcdef0123456789abcdef01234567'))\n"
         f"print(json.dumps([local, alias, sorted(m for m in {HEAVY!r} if m in sys.modules)]))\n"
     )
     output = subprocess.run(

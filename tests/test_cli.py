@@ -17,8 +17,8 @@ HEAVY = ("bpy", "torch", "vllm", "transformers", "datasets", "ray", "submitit")
 
 def test_cli_import_does_not_load_heavy_modules():
     code = (
-        "import sys, json; import mvcap_build.cli; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))"
-        % (HEAVY,)
+        "import sys, json; import mvcap_build.cli; "
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []

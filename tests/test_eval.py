@@ -175,7 +175,7 @@ def test_imagefolder_top1_top5_equal_a_hand_computation(tiny_clip, imagefolder, 
     assert got["n"] == 9
     assert got["top1_correct"] == int(top1.sum()) and got["top5_correct"] == int(top5.sum())
     assert got["top1"] == 100.0 * top1.sum() / 9 and got["top5"] == 100.0 * top5.sum() / 9
-    for i, folder in enumerate(sorted(FOLDERS)):
+    for _i, folder in enumerate(sorted(FOLDERS)):
         in_class = np.array([p.relative_to(imagefolder).parts[0] == folder for p in paths])
         assert got["per_class"][folder]["top1_correct"] == int(top1[in_class].sum())
         assert got["per_class"][folder]["name"] == FOLDERS[folder]
@@ -743,7 +743,8 @@ def test_cli_help():
 def test_cli_module_does_not_import_heavy_modules():
     code = (
         "import sys, mvcap_build.cli, mvcap_build.cli.eval, mvcap_build.eval.settings, "
-        "mvcap_build.eval.model_specs, mvcap_build.clip.classnames; print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'datasets', "
+        "mvcap_build.eval.model_specs, mvcap_build.clip.classnames; "
+        "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'datasets', "
         "'pyarrow', 'peft') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -220,7 +220,7 @@ def test_checkpoint_loads_back_identically(tiny_clip, tmp_path):
     config = fast_config(clip_model=str(tiny_clip), image_size=64)
     model = build_ovt_model(config, str(tiny_clip))
     with torch.no_grad():  # make LoRA and VIFormer matter, as after training
-        for n, p in model.named_parameters():
+        for _, p in model.named_parameters():
             if p.requires_grad:
                 p.add_(0.05 * torch.randn_like(p))
     model.eval()

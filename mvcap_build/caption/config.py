@@ -127,7 +127,8 @@ class CaptionConfig(_Config):
         backend_fields = {name for config in _MODEL_BACKEND_CONFIGS for name in config.model_fields}
         if misplaced and set(misplaced) <= backend_fields:
             raise ValueError(
-                f"{', '.join(misplaced)} belong under `backend:`, e.g. backend: {{kind: hf, model: llava, batch_size: 16}}"
+                f"{', '.join(misplaced)} belong under `backend:`, "
+                "e.g. backend: {kind: hf, model: llava, batch_size: 16}"
             )
         return data
 

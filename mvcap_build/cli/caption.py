@@ -41,7 +41,8 @@ def caption(
         str | None,
         typer.Option(
             help=with_default(
-                "hf (transformers) | vllm (offline engine; its own environment: scripts/setup-vllm-env.sh) | openai (any OpenAI-compatible server) | template (no model; used without --model).",
+                "hf (transformers) | vllm (offline engine; its own environment: scripts/setup-vllm-env.sh) | "
+                "openai (any OpenAI-compatible server) | template (no model; used without --model).",
                 CaptionConfig,
                 "backend.kind",
             )
@@ -50,7 +51,8 @@ def caption(
     base_url: Annotated[
         str | None,
         typer.Option(
-            help="openai: the server's API root, e.g. http://localhost:8000/v1 (default $OPENAI_BASE_URL). The key is read from $OPENAI_API_KEY."
+            help="openai: the server's API root, e.g. http://localhost:8000/v1 (default $OPENAI_BASE_URL). "
+            "The key is read from $OPENAI_API_KEY."
         ),
     ] = None,
     revision: Annotated[str | None, typer.Option(help="hf: Hub branch, tag or commit of the model.")] = None,

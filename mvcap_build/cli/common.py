@@ -30,7 +30,8 @@ ConfigFile = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="YAML with this stage's settings, or a pipeline YAML (its section for this stage is read). Flags win over the file.",
+        help="YAML with this stage's settings, or a pipeline YAML (its section for this stage is read). "
+        "Flags win over the file.",
     ),
 ]
 Shard = Annotated[int, typer.Option(help="This job's shard (e.g. $SLURM_ARRAY_TASK_ID).")]
@@ -56,7 +57,8 @@ Keys = Annotated[
     typer.Option(
         "--keys",
         metavar="KEY[,KEY...]",
-        help="Try a subset: only these object keys, comma-separated (repeatable), e.g. local/Duck.glb,local/monkey.glb.",
+        help="Try a subset: only these object keys, comma-separated (repeatable), "
+        "e.g. local/Duck.glb,local/monkey.glb.",
     ),
 ]
 KeysFile = Annotated[

@@ -33,7 +33,9 @@ def eval_command(
         list[str],
         typer.Argument(
             metavar="MODEL",
-            help="What to evaluate, one or more: an OVT checkpoint folder (RUN/checkpoints/step-N), a training run folder (its latest checkpoint), a local CLIP folder, or a Hub CLIP id (openai/clip-vit-base-patch32).",
+            help="What to evaluate, one or more: an OVT checkpoint folder (RUN/checkpoints/step-N), "
+            "a training run folder (its latest checkpoint), a local CLIP folder, "
+            "or a Hub CLIP id (openai/clip-vit-base-patch32).",
         ),
     ],
     imagefolder: Annotated[
@@ -47,21 +49,25 @@ def eval_command(
         list[Path] | None,
         typer.Option(
             "--classnames",
-            help="Class names of the matching --imagefolder: .txt (one per line, sorted folder order), .json (list, or folder -> name), or .csv (folder,name).",
+            help="Class names of the matching --imagefolder: .txt (one per line, sorted folder order), "
+            ".json (list, or folder -> name), or .csv (folder,name).",
         ),
     ] = None,
     label_set: Annotated[
         list[Path] | None,
         typer.Option(
             "--label-set",
-            help="Names the model chooses among, when more than the benchmark's own (e.g. ImageNet's 1000 for ImageNet-V+): one per line or a JSON list. Give one for all benchmarks or one per --imagefolder.",
+            help="Names the model chooses among, when more than the benchmark's own "
+            "(e.g. ImageNet's 1000 for ImageNet-V+): one per line or a JSON list. "
+            "Give one for all benchmarks or one per --imagefolder.",
         ),
     ] = None,
     export: Annotated[
         Path | None,
         typer.Option(
             "--export",
-            help="A dataset root or the folder written by `mvcap export`: evaluate on its held-out split, per viewpoint.",
+            help="A dataset root or the folder written by `mvcap export`: "
+            "evaluate on its held-out split, per viewpoint.",
         ),
     ] = None,
     split: Annotated[
@@ -71,7 +77,8 @@ def eval_command(
         bool,
         typer.Option(
             "--allow-overlap",
-            help="Score an OVT model on the --export split even if it holds objects the model was trained on (by default eval refuses), with a warning on screen and in the report.",
+            help="Score an OVT model on the --export split even if it holds objects the model was trained on "
+            "(by default eval refuses), with a warning on screen and in the report.",
         ),
     ] = False,
     with_base: Annotated[
@@ -82,7 +89,10 @@ def eval_command(
         typer.Option(
             "--out",
             "-o",
-            help="Output folder. Default: beside what is evaluated, not the current folder: RUN/eval/YYYYmmdd-HHMMSS of the first OVT model's training run, else ROOT/eval/YYYYmmdd-HHMMSS of the --export's dataset root. Needed when only CLIPs are scored on --imagefolder.",
+            help="Output folder. Default: beside what is evaluated, not the current folder: "
+            "RUN/eval/YYYYmmdd-HHMMSS of the first OVT model's training run, "
+            "else ROOT/eval/YYYYmmdd-HHMMSS of the --export's dataset root. "
+            "Needed when only CLIPs are scored on --imagefolder.",
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
@@ -90,7 +100,10 @@ def eval_command(
     templates: Annotated[
         Templates,
         typer.Option(
-            help='80: CLIP\'s ImageNet prompt templates, averaged (as OVT); 1: "a photo of a {}."; caption: the template captioner\'s sentence over its 32 viewpoint phrases ("A chair, seen from the back, from above, ..."), for models fine-tuned on such captions'
+            help="80: CLIP's ImageNet prompt templates, averaged (as OVT); "
+            '1: "a photo of a {}."; '
+            "caption: the template captioner's sentence over its 32 viewpoint phrases "
+            '("A chair, seen from the back, from above, ..."), for models fine-tuned on such captions'
         ),
     ] = Templates.eighty,
     workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model (0: none).")] = 4,
@@ -138,11 +151,13 @@ def eval_command(
             raise ConfigError("nothing to evaluate on: give --imagefolder DIR --classnames FILE and/or --export DIR")
         if len(classnames) != len(imagefolder):
             raise ConfigError(
-                f"{len(imagefolder)} --imagefolder but {len(classnames)} --classnames: give one class-name file per benchmark"
+                f"{len(imagefolder)} --imagefolder but {len(classnames)} --classnames: "
+                "give one class-name file per benchmark"
             )
         if len(label_set) not in (0, 1, len(imagefolder)):
             raise ConfigError(
-                f"{len(label_set)} --label-set for {len(imagefolder)} --imagefolder: give one for all, or one per benchmark"
+                f"{len(label_set)} --label-set for {len(imagefolder)} --imagefolder: "
+                "give one for all, or one per benchmark"
             )
         settings = validate(
             EvalSettings,

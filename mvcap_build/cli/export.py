@@ -29,7 +29,8 @@ def export(
         str | None,
         typer.Option(
             metavar="NAME=FRACTION,...",
-            help="Object-level splits, e.g. train=0.9,val=0.05,test=0.05: fractions adding up to 1; each object goes to one split by a hash of its key (default: the config's splits, else train=1).",
+            help="Object-level splits, e.g. train=0.9,val=0.05,test=0.05: fractions adding up to 1; "
+            "each object goes to one split by a hash of its key (default: the config's splits, else train=1).",
         ),
     ] = None,
     rows_per_parquet: Annotated[
@@ -43,13 +44,15 @@ def export(
         bool,
         typer.Option(
             "--mvcap-layout",
-            help="Also write MVCap's released layout (export/mvcap/: images + metadata.json) for the original OVT code.",
+            help="Also write MVCap's released layout (export/mvcap/: images + metadata.json) "
+            "for the original OVT code.",
         ),
     ] = False,
     image_size: Annotated[
         int | None,
         typer.Option(
-            help="Also write training-ready shards: images resized so their shorter side is this many pixels (e.g. 224)."
+            help="Also write training-ready shards: "
+            "images resized so their shorter side is this many pixels (e.g. 224)."
         ),
     ] = None,
     image_format: Annotated[
@@ -78,7 +81,8 @@ def export(
         typer.Option(
             "--hf-push",
             metavar="OWNER/NAME",
-            help="Then push the export to this Hub dataset repo (created if missing). Token: $HF_TOKEN or `hf auth login`. Rerun to resume.",
+            help="Then push the export to this Hub dataset repo (created if missing). "
+            "Token: $HF_TOKEN or `hf auth login`. Rerun to resume.",
         ),
     ] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,

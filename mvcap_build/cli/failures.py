@@ -84,7 +84,8 @@ def _print_table(root: DatasetRoot, stages: list[str], reason: str | None) -> No
             typer.echo(f"no failures recorded in {where}")
         else:
             typer.echo(
-                f"no failures with reason {reason!r} in {where}; reasons there: {_counts(Counter(e.reason for e in entries))}"
+                f"no failures with reason {reason!r} in {where}; "
+                f"reasons there: {_counts(Counter(e.reason for e in entries))}"
             )
         return
     console = Console(width=max(120, Console().width))

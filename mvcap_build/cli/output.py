@@ -8,7 +8,10 @@ import os
 import sys
 
 # Where the model libraries' own warnings come from (the module a warning is attributed to).
-LIBRARY_MODULES = r"(transformers|huggingface_hub|datasets|peft|accelerate|torch|torchvision|tokenizers|safetensors|sentence_transformers)(\.|$)"
+LIBRARY_MODULES = (
+    r"(transformers|huggingface_hub|datasets|peft|accelerate|torch|torchvision|tokenizers|"
+    r"safetensors|sentence_transformers)(\.|$)"
+)
 
 
 def quiet_libraries() -> None:

@@ -21,7 +21,8 @@ def plan(
     gpu: Annotated[
         str | None,
         typer.Option(
-            help="Use the stored rates of this GPU kind for render and caption (h100); default: the rates measured here."
+            help="Use the stored rates of this GPU kind for render and caption (h100); "
+            "default: the rates measured here."
         ),
     ] = None,
     keep_sample: Annotated[
@@ -101,7 +102,8 @@ def plan(
         f"sample: {measured.total_objects:,} objects listed, {measured.views_per_object:.1f} views each"
     )
     console.print(
-        "±: one standard error from how much the sampled objects' costs differed; sample more objects (--sample) to narrow it"
+        "±: one standard error from how much the sampled objects' costs differed; "
+        "sample more objects (--sample) to narrow it"
     )
     for stage, why in measured.skipped.items():
         console.print(f"{stage}: not estimated: {why}")

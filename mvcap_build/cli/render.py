@@ -40,20 +40,23 @@ def render(
             )
         ),
     ] = None,
-    folder: Annotated[
-        Path | None, typer.Option(help="local source: folder of glb/gltf/obj/ply/stl/fbx files.")
-    ] = None,
+    folder: Annotated[Path | None, typer.Option(help="local source: folder of glb/gltf/obj/ply/stl/fbx files.")] = None,
     categories_csv: Annotated[
         Path | None,
         typer.Option(
-            help="local source: CSV `file,category` naming the files to render (default FOLDER/categories.csv; without one, every mesh file under FOLDER). A file with no category (empty, `unknown`) is named from its file name, `office_chair_03.glb` -> `office chair`, and the summary says which."
+            help="local source: CSV `file,category` naming the files to render "
+            "(default FOLDER/categories.csv; without one, every mesh file under FOLDER). "
+            "A file with no category (empty, `unknown`) is named from its file name, "
+            "`office_chair_03.glb` -> `office chair`, and the summary says which."
         ),
     ] = None,
     up_axis: Annotated[
         str | None,
         typer.Option(
             help=with_default(
-                "local source: the files' up axis: auto (by format: glTF, OBJ, PLY Y-up; STL Z-up; FBX as the file says) | Z | Y | X | -Z | -Y | -X. A CSV column up_axis overrides it per file.",
+                "local source: the files' up axis: "
+                "auto (by format: glTF, OBJ, PLY Y-up; STL Z-up; FBX as the file says) | Z | Y | X | -Z | -Y | -X. "
+                "A CSV column up_axis overrides it per file.",
                 LocalSourceConfig,
                 "up_axis",
             )

@@ -62,9 +62,7 @@ def train_ovt(
             help=with_default("Hardest views per object in the consistency loss (k).", TrainStageConfig, "hard_views")
         ),
     ] = None,
-    lr: Annotated[
-        float | None, typer.Option(help=with_default("Peak learning rate.", TrainStageConfig, "lr"))
-    ] = None,
+    lr: Annotated[float | None, typer.Option(help=with_default("Peak learning rate.", TrainStageConfig, "lr"))] = None,
     save_every: Annotated[
         int | None, typer.Option(help=with_default("Checkpoint every N steps.", TrainStageConfig, "save_every"))
     ] = None,
@@ -79,7 +77,8 @@ def train_ovt(
         str | None,
         typer.Option(
             help=with_default(
-                "auto: the export's training-ready shards (export --image-size) when it has them, else the originals; original; training.",
+                "auto: the export's training-ready shards (export --image-size) when it has them, "
+                "else the originals; original; training.",
                 TrainStageConfig,
                 "images",
             )
@@ -89,7 +88,8 @@ def train_ovt(
         str | None,
         typer.Option(
             help=with_default(
-                "paper: Omniview-Tuning's own settings (kNN anchor, margin 0.3, K=5, VIFormer 4 heads x 2048, fresh temperature, augmentation, AdamW betas 0.9/0.98, lr 5e-5) for everything not set.",
+                "paper: Omniview-Tuning's own settings (kNN anchor, margin 0.3, K=5, VIFormer 4 heads x 2048, "
+                "fresh temperature, augmentation, AdamW betas 0.9/0.98, lr 5e-5) for everything not set.",
                 TrainStageConfig,
                 "preset",
             )
@@ -99,7 +99,8 @@ def train_ovt(
         str | None,
         typer.Option(
             help=with_default(
-                "Where hard views are mined from: full_pass (the paper's pass over every view per epoch), bank (one pass, then every view as last seen), or batch.",
+                "Where hard views are mined from: full_pass (the paper's pass over every view per epoch), "
+                "bank (one pass, then every view as last seen), or batch.",
                 TrainStageConfig,
                 "mining",
             )
@@ -108,7 +109,8 @@ def train_ovt(
     aux_data: Annotated[
         Path | None,
         typer.Option(
-            help="A second image-text source mixed into every batch (the paper: ImageNet): an ImageFolder (with --aux-classnames) or Parquet with image and caption."
+            help="A second image-text source mixed into every batch (the paper: ImageNet): "
+            "an ImageFolder (with --aux-classnames) or Parquet with image and caption."
         ),
     ] = None,
     aux_classnames: Annotated[
@@ -118,7 +120,8 @@ def train_ovt(
     redo: Annotated[
         RedoChoice,
         typer.Option(
-            help="stale: when OUTPUT holds a run made with other settings, another export or another base model, move it to OUTPUT/previous/ and start over (by default the run stops and names what differs)."
+            help="stale: when OUTPUT holds a run made with other settings, another export or another base model, "
+            "move it to OUTPUT/previous/ and start over (by default the run stops and names what differs)."
         ),
     ] = RedoChoice.none,
 ) -> None:

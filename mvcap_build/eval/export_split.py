@@ -7,8 +7,8 @@ so a split that lacks a category is still scored against all of them), then:
     within +-45 deg of the front (0 deg); extreme = every other view
   - invariance: per object, the mean cosine of its views' embeddings to their normalised mean
     (averaged over objects), the same less their mean cosine to the centre of all views (high
-    only when views gather by object, not when everything collapses), and same-object retrieval (does a view's nearest other held-out view,
-    by cosine, show the same object: recall@1, and mAP)
+    only when views gather by object, not when everything collapses), and same-object retrieval
+    (does a view's nearest other held-out view, by cosine, show the same object: recall@1, and mAP)
 Every view is recorded with its bins and predictions, so each figure can be recomputed.
 """
 

@@ -10,8 +10,9 @@ results.json:
     [{key, view_index, error}], results {model name: {n, top1, top5, ..., classes, objects,
     elevation_bins [{lo, hi, centre, n, top1, top5, ...}], azimuth_bins [...], canonical {...},
     extreme {...}, invariance {mean_cosine_to_centre, own_centre, global_centre, own_minus_global,
-    objects}, retrieval {recall_at_1, map, queries}, views [{key, view_index, category, azimuth_deg, elevation_deg, azimuth_bin,
-    elevation_bin, canonical, prediction, top1, top5, nearest {key, view_index}}]}}
+    objects}, retrieval {recall_at_1, map, queries}, views [{key, view_index, category, azimuth_deg,
+    elevation_deg, azimuth_bin, elevation_bin, canonical, prediction, top1, top5, nearest {key,
+    view_index}}]}}
 Accuracies, recall and mAP are percentages; null where there was nothing to count.
 """
 
@@ -96,7 +97,8 @@ def markdown(results: dict) -> str:
     ]
     if export:
         lines += [
-            f"Canonical views: elevation {lo:g} to {hi:g} deg and azimuth within +-{settings['canonical_azimuth_deg']:g} deg "
+            f"Canonical views: elevation {lo:g} to {hi:g} deg "
+            f"and azimuth within +-{settings['canonical_azimuth_deg']:g} deg "
             "of the front; extreme views: all others.",
             "",
             *_bin_table(f"Top-1 by elevation, {where}", "elevation (deg)", "elevation_bins", export, names),

@@ -97,7 +97,10 @@ def _describe_images(encoding: dict) -> str:
         return "the original view files (renders: RGBA PNG)"
     quality = f", quality {encoding['quality']}" if "quality" in encoding else ""
     on_white = " (RGBA put on white)" if encoding["format"] == "jpeg" else ""
-    return f"re-encoded for training: shorter side {encoding['shorter_side']} px, {encoding['format'].upper()}{quality}{on_white}"
+    return (
+        f"re-encoded for training: shorter side {encoding['shorter_side']} px, "
+        f"{encoding['format'].upper()}{quality}{on_white}"
+    )
 
 
 def _gate_lines(tries: Counter, failures: dict[str, Counter]) -> str:
@@ -201,6 +204,7 @@ def dataset_card(
     captions = "\n".join(
         f"- {n} objects: {describe_caption_producer(p)}" for p, n in sorted(data.caption_producers.items())
     )
+    split_summary = ", ".join(f"{s} {n} objects" for s, n in split_counts.items())
     template_note = (
         "\n> Captions from the `template` backend were written from metadata, not by a model.\n"
         if any(p[0] == "template" for p in data.caption_producers)
@@ -214,7 +218,7 @@ def dataset_card(
 
 Multi-view image-caption data in the format of MVCap-4M (Omniview-Tuning, ECCV 2024), built with
 `mvcap-build`: {data.objects} objects, {len(data.rows)} views, {len(data.categories)} categories,
-in {len(parquet_files)} Parquet shard(s); splits by object: {", ".join(f"{s} {n} objects" for s, n in split_counts.items())}.
+in {len(parquet_files)} Parquet shard(s); splits by object: {split_summary}.
 
 ## Load
 

@@ -69,7 +69,8 @@ class ExportStage:
         data = collect_rows(root, self.config.img_id_stride, self.config.splits, self.config.stratify_splits)
         if not data.rows:
             raise NothingToExport(
-                f"nothing to export in {root.path}: no object has both views and captions (run render and caption first)"
+                f"nothing to export in {root.path}: "
+                "no object has both views and captions (run render and caption first)"
             )
         self._check_producers(data)
         check_view_files(root, data.rows)
@@ -80,7 +81,10 @@ class ExportStage:
             record_run(root, self.name, self.config, self.options, shard, num_shards)
             parquet_files = self._write(root, data)
         summary = Summary(self.name, "exported", units=data.objects, done=data.objects, items=len(data.rows))
-        summary.headline = f"{data.objects} objects, {len(data.rows)} views in {len(parquet_files)} Parquet shard(s) -> {root.export_dir}"
+        summary.headline = (
+            f"{data.objects} objects, {len(data.rows)} views in {len(parquet_files)} Parquet shard(s) "
+            f"-> {root.export_dir}"
+        )
         if data.incomplete:
             summary.notes.append(f"left out {len(data.incomplete)} objects without complete captions (run caption)")
         if data.stale_captions:

@@ -119,7 +119,8 @@ def object_center(c2ws: np.ndarray, points: np.ndarray, track_lengths: np.ndarra
         median = np.array([_weighted_median(points[:, axis], weights) for axis in range(3)])
         return (
             median,
-            f"fallback: median of {len(points)} sparse points weighted by track length (the optical axes do not meet in front of the cameras)",
+            f"fallback: median of {len(points)} sparse points weighted by track length "
+            "(the optical axes do not meet in front of the cameras)",
         )
     return c2ws[:, :3, 3].mean(
         axis=0
@@ -159,5 +160,8 @@ def camera_plane_up(c2ws: np.ndarray) -> tuple[np.ndarray, str, dict[str, Any]]:
             return normal, method, fit
     else:
         fit = {"plane_singular_values": None, "cameras": len(centres)}
-    method = f"cameras' mean up vector (-y of each OpenCV camera, {len(centres)} cameras): the camera centres do not span a plane"
+    method = (
+        f"cameras' mean up vector (-y of each OpenCV camera, {len(centres)} cameras): "
+        "the camera centres do not span a plane"
+    )
     return mean_up, method, fit

@@ -89,7 +89,8 @@ def launch(
             markers = StageMarkers(DatasetRoot(root_path), stage.name, stage.generation, stage.num_shards)
             todo = _todo(stage, markers, options)
             echo(
-                f"\n{stage.name} (generation {stage.generation}): {stage.num_shards - len(todo)} of {stage.num_shards} shard(s) done"
+                f"\n{stage.name} (generation {stage.generation}): "
+                f"{stage.num_shards - len(todo)} of {stage.num_shards} shard(s) done"
             )
             if todo:
                 echo(

@@ -262,7 +262,8 @@ class ObjectStage(ABC):
                 todo.append(unit)
         if corrupt:
             summary.notes.append(
-                f"{len(corrupt)} committed manifest(s) could not be read (e.g. {self.committed_manifest(root, corrupt[0])}): "
+                f"{len(corrupt)} committed manifest(s) could not be read "
+                f"(e.g. {self.committed_manifest(root, corrupt[0])}): "
                 "those units are redone"
             )
         return Plan(todo, summary, stale, corrupt)

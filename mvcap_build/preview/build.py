@@ -46,8 +46,10 @@ class PreviewSummary:
 
     def line(self) -> str:
         return (
-            f"preview: {self.objects} objects ({self.with_views} with views, {self.captioned} captioned, {self.failed} with failures) "
-            f"on {self.pages} page{'s' if self.pages != 1 else ''}; thumbnails: {self.sprites_made} made, {self.sprites_reused} reused"
+            f"preview: {self.objects} objects ({self.with_views} with views, {self.captioned} captioned, "
+            f"{self.failed} with failures) "
+            f"on {self.pages} page{'s' if self.pages != 1 else ''}; "
+            f"thumbnails: {self.sprites_made} made, {self.sprites_reused} reused"
         )
 
 

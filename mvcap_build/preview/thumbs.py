@@ -51,7 +51,10 @@ def sprite_relpath(key: str, manifest_path: Path, manifest: ViewsManifest, layou
     """Where the sprite of these views lives, relative to the preview folder."""
     stat = manifest_path.stat()
     fingerprint = manifest.fingerprint.digest if manifest.fingerprint else "-"
-    what = f"{key}|{stat.st_size}|{stat.st_mtime_ns}|{fingerprint}|{layout}|{SPRITE_VERSION}|{FORMAT}|{QUALITY}|{WEBP_METHOD}"
+    what = (
+        f"{key}|{stat.st_size}|{stat.st_mtime_ns}|{fingerprint}|{layout}|"
+        f"{SPRITE_VERSION}|{FORMAT}|{QUALITY}|{WEBP_METHOD}"
+    )
     digest = hashlib.sha256(what.encode("utf-8")).hexdigest()[:16]
     source, source_id = split_key(key)
     bucket = hashlib.sha1(key.encode("utf-8")).hexdigest()[:2]

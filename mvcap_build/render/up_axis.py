@@ -22,7 +22,8 @@ DEFAULT_UP_AXIS = {
     ".gltf": "Y",
     ".obj": "Y",  # no spec: what Blender, Maya and most exporters write, and Blender's importer assumes
     ".fbx": "file",  # an FBX file declares its own axes, and Blender's importer reads them
-    ".ply": "Y",  # no spec: the 3D-scanning convention (Stanford's bunny, dragon, armadillo); Blender's importer assumes Z
+    # no spec: the 3D-scanning convention (Stanford's bunny, dragon, armadillo); Blender's importer assumes Z
+    ".ply": "Y",
     ".stl": "Z",  # no spec: 3D printing and CAD, where the build plate is XY
 }
 

@@ -72,7 +72,8 @@ def _open_parquet(path: Path, images: str):
         files = [path]
     if not files:
         raise ConfigError(
-            f"aux_data {path}: no Parquet files (give an ImageFolder with aux_classnames, or Parquet with image and caption columns)"
+            f"aux_data {path}: no Parquet files "
+            "(give an ImageFolder with aux_classnames, or Parquet with image and caption columns)"
         )
     table = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
     missing = {"image", "caption"} - set(table.column_names)

@@ -135,7 +135,8 @@ def _group_rows(dataset) -> list[np.ndarray]:
 def sample_batch(
     groups: list[np.ndarray], objects: int, views: int, seed: int, index: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and object numbers (positions in `groups`) of global batch `index`: P objects (an epoch is a permutation), V views each.
+    """Rows and object numbers (positions in `groups`) of global batch `index`: P objects (an epoch
+    is a permutation), V views each.
 
     Objects with fewer than V views are drawn with replacement; the loss masks same-object
     pairs, so a repeated view is harmless.

@@ -35,7 +35,8 @@ class TrainStage:
         export_dir, output = self.paths(root)
         if not any((export_dir / "data").glob("*.parquet")) and not (export_dir / "metadata.json").is_file():
             raise ConfigError(
-                f"train-ovt needs an export at {export_dir} (data/*.parquet): add an `export:` section or run `mvcap export` first"
+                f"train-ovt needs an export at {export_dir} (data/*.parquet): "
+                "add an `export:` section or run `mvcap export` first"
             )
         from mvcap_build.train.trainer import train_ovt
 

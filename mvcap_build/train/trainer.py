@@ -20,7 +20,10 @@ from mvcap_build.train.config import TINY_RANDOM, TrainOVTConfig
 log = logging.getLogger(__name__)
 
 # The end of a message about an unusable base model: what else to train from.
-CLIP_MODEL_CHOICES = "or set clip_model (--clip-model) to a local CLIP folder, or to tiny-random (a random tiny CLIP, to try the pipeline)"
+CLIP_MODEL_CHOICES = (
+    "or set clip_model (--clip-model) to a local CLIP folder, "
+    "or to tiny-random (a random tiny CLIP, to try the pipeline)"
+)
 
 
 def train_ovt(

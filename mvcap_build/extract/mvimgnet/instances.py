@@ -129,7 +129,8 @@ def _resolve_categories(
     if unknown:
         named = "; ".join(f"{key} (e.g. {ids[0]}, {len(ids)} instance(s))" for key, ids in sorted(unknown.items()))
         raise SourceError(
-            f"MVImgNet category id(s) not in the categories ({origin}): {named}; add them to a category_map CSV `id,category`"
+            f"MVImgNet category id(s) not in the categories ({origin}): {named}; "
+            "add them to a category_map CSV `id,category`"
         )
     return listed
 

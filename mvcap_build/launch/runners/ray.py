@@ -147,7 +147,10 @@ class RayRunner(Runner):
                 f"one per {stage.resources.gpus or 0} GPU(s) of the cluster) on {where}"
             )
         else:
-            head = f"{stage.name}: {len(specs)} Ray task(s) on {where}, each {options}, retried {retries}x on a lost worker or node"
+            head = (
+                f"{stage.name}: {len(specs)} Ray task(s) on {where}, each {options}, "
+                f"retried {retries}x on a lost worker or node"
+            )
         deadline = f"; deadline {stage.resources.time_min:g} min per shard" if stage.resources.time_min else ""
         return "\n".join([head + deadline, *command_lines(specs)])
 

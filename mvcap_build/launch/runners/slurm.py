@@ -87,7 +87,8 @@ class SlurmRunner(Runner):
         chunk = self.max_array_size()
         arrays = [specs[i : i + chunk] for i in range(0, len(specs), chunk)]
         lines = [
-            f"{stage.name}: {len(specs)} shard(s) in {len(arrays)} Slurm job array(s) (MaxArraySize allows {chunk} per array)"
+            f"{stage.name}: {len(specs)} shard(s) in {len(arrays)} Slurm job array(s) "
+            f"(MaxArraySize allows {chunk} per array)"
         ]
         for number, array in enumerate(arrays):
             script = submitit_slurm._make_sbatch_string(
