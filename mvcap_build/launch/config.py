@@ -9,6 +9,9 @@ what each shard may use (GPUs, CPUs, memory, time) and which Python environment 
       stages:
         render:  {shards: 64, gpus: 1, array_parallelism: 16}
         caption: {shards: 16, gpus: 1, python: .venv-vllm/bin/python}
+      # or every stage in a container image (docker/Dockerfile's targets; see container.py):
+      #   render: {shards: 64, gpus: 1, image: localhost/mvcap-build:blender}
+      #   caption: {shards: 16, gpus: 1, image: localhost/mvcap-build:vllm}
 """
 
 from __future__ import annotations
@@ -36,8 +39,26 @@ class StageResources(BaseModel):
     account: str | None = None
     qos: str | None = None
     array_parallelism: int | None = Field(None, ge=1)  # Slurm %N; local and Ray: shards at once
-    python: Path | None = None  # the Python of the environment that runs this stage (default: launch's own)
+    # The Python of the environment that runs this stage (default: launch's own; with `image`,
+    # the image's `python`).
+    python: Path | None = None
+    # Run each shard inside this container image (podman name, or an Apptainer .sif / docker:// URI).
+    image: str | None = None
     retries: int | None = Field(None, ge=0)  # Ray: reruns after a worker or node is lost
+
+
+class ContainerConfig(BaseModel):
+    """How shards of stages with an `image:` are started (mvcap_build/launch/container.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["auto", "podman", "apptainer"] = "auto"  # auto: podman if installed, else apptainer
+    network: str = "host"  # podman --network: host lets a stage download (Objaverse, the Hub); none for offline stages
+    mounts: list[Path] = Field(default_factory=list)  # more host folders, at the same path inside (data, model caches)
+    options: list[str] = Field(default_factory=list)  # more engine options, e.g. ["--shm-size", "16g"]
+    gpu_options: list[str] | None = (
+        None  # for shards with gpus: default podman --device nvidia.com/gpu=all, apptainer --nv
+    )
 
 
 class RunnerConfig(BaseModel):
@@ -55,6 +76,7 @@ class RunnerConfig(BaseModel):
     slurm_folder: Path | None = None  # submitit's job files (default ROOT/logs/launch/slurm)
     slurm_max_array_size: int | None = Field(None, ge=1)  # default: the cluster's MaxArraySize, read with scontrol
     slurm_extra: dict[str, str] = Field(default_factory=dict)  # more sbatch options, e.g. {constraint: h100}
+    container: ContainerConfig = Field(default_factory=ContainerConfig)  # for stages with `image:`
 
     @field_validator("stages")
     @classmethod

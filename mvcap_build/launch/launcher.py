@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mvcap_build.dataset.atomic import atomic_write_text
 from mvcap_build.dataset.layout import DatasetRoot
+from mvcap_build.launch.container import container_name, in_image
 from mvcap_build.launch.markers import StageMarkers
 from mvcap_build.launch.process import ShardSpec, shard_command
 from mvcap_build.launch.runners import Runner, ShardEnd, make_runner
@@ -147,25 +148,32 @@ def _spec(
         extra += ("--retry-failed",)
     log = root.logs(stage.name, shard, stage.num_shards) / "launch.log"
     timeout = stage.resources.time_min * 60 if stage.resources.time_min and not runner.enforces_time_limit else None
+    gpus = stage.resources.gpus or 0
+    command = shard_command(stage.python, pipeline_file, stage.name, shard, stage.num_shards, gpus=gpus, extra=extra)
+    stop: tuple[str, ...] = ()
+    if stage.resources.image:
+        wrapped = in_image(
+            command,
+            image=stage.resources.image,
+            config=runner.config.container,
+            root=root.path,
+            settings=stage.config,
+            name=container_name(root.path, stage.name, shard, stage.num_shards),
+            gpus=gpus,
+        )
+        command, stop = wrapped.command, wrapped.stop
     return ShardSpec(
         stage=stage.name,
         shard=shard,
         num_shards=stage.num_shards,
-        command=shard_command(
-            stage.python,
-            pipeline_file,
-            stage.name,
-            shard,
-            stage.num_shards,
-            gpus=stage.resources.gpus or 0,
-            extra=extra,
-        ),
+        command=command,
         cwd=os.getcwd(),
         log=str(log),
         timeout_s=timeout,
         pipeline=str(pipeline_file),
         redo=options.redo.value,
         retry_failed=options.retry_failed,
+        stop=stop,
     )
 
 

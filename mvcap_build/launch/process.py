@@ -35,6 +35,7 @@ class ShardSpec:
     pipeline: str = ""  # the resolved pipeline file (for runners that run the shard in-process)
     redo: str = "none"
     retry_failed: bool = False
+    stop: tuple[str, ...] = ()  # run after the shard's process ends, however it ended (a container's `podman rm`)
 
     @property
     def label(self) -> str:
@@ -116,8 +117,20 @@ def run_shard_process(
         except BaseException:  # the job itself is being stopped (requeue, cancel): take the shard with it
             _kill_group(process)
             raise
+        finally:
+            _stop(spec, out)
         out.write(f"==== {spec.label}: exit {code}\n".encode())
     return code
+
+
+def _stop(spec: ShardSpec, out) -> None:
+    """What outlives the shard's process group (a container started through podman's service)."""
+    if not spec.stop:
+        return
+    try:
+        subprocess.run(spec.stop, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        out.write(f"==== {spec.label}: could not run {' '.join(spec.stop)}: {error}\n".encode())
 
 
 def kill_shard(process: subprocess.Popen) -> None:

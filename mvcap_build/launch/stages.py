@@ -37,7 +37,11 @@ class LaunchStage:
 
     @property
     def python(self) -> str:
-        return str(self.resources.python) if self.resources.python else sys.executable
+        """The Python that runs a shard: the stage's `python:`, else inside an image the image's
+        own `python`, else the one running launch."""
+        if self.resources.python:
+            return str(self.resources.python)
+        return "python" if self.resources.image else sys.executable
 
 
 def runner_of(config: PipelineConfig) -> RunnerConfig:
@@ -74,6 +78,8 @@ def launch_stages(config: PipelineConfig) -> list[LaunchStage]:
 
 def _check_environment(name: str, section: BaseModel, resources: StageResources) -> None:
     """vLLM cannot share bpy's environment: a vllm caption stage must say which Python runs it."""
+    if resources.image:
+        return  # the image is the environment; its `python:`, if given, is a path inside it
     backend = getattr(getattr(section, "backend", None), "kind", None)
     if name == "caption" and backend == "vllm" and resources.python is None:
         raise ConfigError(

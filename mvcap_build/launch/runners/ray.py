@@ -128,7 +128,11 @@ class RayRunner(Runner):
         return options
 
     def _uses_actors(self, stage: LaunchStage) -> bool:
-        return stage.name == "caption" and Path(stage.python).resolve() == Path(sys.executable).resolve()
+        return (
+            stage.name == "caption"
+            and not stage.resources.image
+            and Path(stage.python).resolve() == Path(sys.executable).resolve()
+        )
 
     def _actor_count(self, stage: LaunchStage) -> int:
         if stage.resources.array_parallelism:
