@@ -6,8 +6,8 @@ host's environments make, on a dataset root mounted from the host at the same pa
   captions and metadata byte for byte, Parquet rows, a checkpoint (launch_fixtures.assert_same_root);
 - `mvcap caption --backend vllm` on a tiny local LLaVA in the vllm image writes caption files
   byte-identical to the same command in .venv-vllm;
-- `mvcap launch` with `image:` runs every stage's shards inside the image (podman run), and its
-  root equals `mvcap build` of the same file here.
+- `mvcap launch` with `image:` runs every stage's shards inside the image (podman run), with the
+  local runner and on a real one-node Slurm, and its root equals `mvcap build` of the same file.
 
 The containers run with `--network none`. Missing images, or images built from other sources
 than this checkout's, fail these tests (never skip): `bash scripts/build-images.sh` builds
@@ -26,7 +26,16 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, render, tiny_render
-from launch_fixtures import assert_same_root, demo_pipeline, markers, mvcap
+from launch_fixtures import (  # noqa: F401 - fixtures
+    assert_same_root,
+    demo_pipeline,
+    markers,
+    mvcap,
+    reference_root,
+    shards,
+    slurm_cluster,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +199,46 @@ def test_a_launch_with_image_runs_every_shard_in_the_image(podman_env, tmp_path)
         timeout=60,
     )
     assert left.returncode == 0 and not left.stdout.strip(), left.stdout
+
+
+def test_a_slurm_launch_with_image_runs_each_array_task_in_the_image(
+    podman_env,
+    tmp_path,
+    slurm_cluster,  # noqa: F811
+    reference_root,  # noqa: F811
+):
+    """The same through a real Slurm: every array task starts its shard in the image (the job
+    inherits the submitting shell's podman configuration), and the root equals `mvcap build`."""
+    root = tmp_path / "root"
+    runner = shards() | {
+        "kind": "slurm",
+        "poll_s": 0.5,
+        "defaults": {"cpus": 1, "time_min": 30, "image": IMAGES["blender"]},
+        "container": {"network": "none"},
+    }
+    pipeline = demo_pipeline(tmp_path / "p.yaml", root, runner, slow=True)
+    launched = mvcap("launch", str(pipeline), env=podman_env)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert_same_root(reference_root, root)
+    render = markers(root, "render")
+    assert len(render) == 3 and all(m["job"] and m["status"] == "done" for m in render.values()), render
+    for shard in range(3):
+        log = (root / "logs" / "render" / f"shard-{shard:05d}-of-00003" / "launch.log").read_text()
+        assert f" {IMAGES['blender']} python -m mvcap_build run-shard" in log and "exit 0" in log, log
+    worker_logs = [path.read_text() for path in (root / "logs" / "render").rglob("worker-*.log")]
+    assert worker_logs and all("'CUDA_CACHE_PATH': '/cache/cuda'" in text for text in worker_logs)
+
+    def containers_left() -> list[str]:
+        listed = subprocess.run(
+            ["podman", "ps", "-a", "--filter", "name=^mvcap-", "--format", "{{.Names}}"],
+            capture_output=True,
+            text=True,
+            env=podman_env,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        return listed.stdout.split()
+
+    # launch goes by the markers, which a shard writes before its container exits: the last job
+    # may still be removing its container when launch returns; then it must be gone.
+    wait_for(lambda: not containers_left(), timeout=60, every=0.5, what="the shards' containers to be removed")
