@@ -79,6 +79,19 @@ def podman_env() -> dict[str, str]:
     return env
 
 
+def containers_left(env: dict) -> list[str]:
+    """The names of the containers launch started (`mvcap-...`) that still exist."""
+    listed = subprocess.run(
+        ["podman", "ps", "-a", "--filter", "name=^mvcap-", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
+
+
 def in_image(
     env: dict, image: str, folder: Path, *command: str, extra_env: dict | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess:
@@ -191,14 +204,7 @@ def test_a_launch_with_image_runs_every_shard_in_the_image(podman_env, tmp_path)
     worker_logs = [path.read_text() for path in (root / "logs" / "render").rglob("worker-*.log")]
     assert worker_logs and all("'CUDA_CACHE_PATH': '/cache/cuda'" in text for text in worker_logs)
     # Every container is gone (podman run --rm, and the runner's `podman rm` after each shard).
-    left = subprocess.run(
-        ["podman", "ps", "-a", "--filter", "name=^mvcap-", "--format", "{{.Names}}"],
-        capture_output=True,
-        text=True,
-        env=podman_env,
-        timeout=60,
-    )
-    assert left.returncode == 0 and not left.stdout.strip(), left.stdout
+    assert not containers_left(podman_env)
 
 
 def test_a_slurm_launch_with_image_runs_each_array_task_in_the_image(
@@ -228,17 +234,8 @@ def test_a_slurm_launch_with_image_runs_each_array_task_in_the_image(
     worker_logs = [path.read_text() for path in (root / "logs" / "render").rglob("worker-*.log")]
     assert worker_logs and all("'CUDA_CACHE_PATH': '/cache/cuda'" in text for text in worker_logs)
 
-    def containers_left() -> list[str]:
-        listed = subprocess.run(
-            ["podman", "ps", "-a", "--filter", "name=^mvcap-", "--format", "{{.Names}}"],
-            capture_output=True,
-            text=True,
-            env=podman_env,
-            timeout=60,
-        )
-        assert listed.returncode == 0, listed.stderr
-        return listed.stdout.split()
-
     # launch goes by the markers, which a shard writes before its container exits: the last job
     # may still be removing its container when launch returns; then it must be gone.
-    wait_for(lambda: not containers_left(), timeout=60, every=0.5, what="the shards' containers to be removed")
+    wait_for(
+        lambda: not containers_left(podman_env), timeout=60, every=0.5, what="the shards' containers to be removed"
+    )

@@ -27,6 +27,7 @@ from mvcap_build.dataset.keys import shard_of
 from mvcap_build.dataset.layout import OBJECT_STAGES
 from mvcap_build.errors import ConfigError
 from mvcap_build.launch.config import SINGLE_SHARD_STAGES, RunnerConfig
+from mvcap_build.launch.process import shard_command
 from mvcap_build.pipeline.config import PipelineConfig
 from mvcap_build.registry import STAGES
 
@@ -173,19 +174,7 @@ def _scratch_pipeline(config: PipelineConfig, root: DatasetRoot, scratch: Path, 
 
 
 def _run_shard(python: str, file: Path, stage: str, shard: int, num_shards: int) -> subprocess.CompletedProcess:
-    command = [
-        python,
-        "-m",
-        "mvcap_build",
-        "run-shard",
-        str(file),
-        "--stage",
-        stage,
-        "--shard",
-        str(shard),
-        "--num-shards",
-        str(num_shards),
-    ]
+    command = shard_command(python, file, stage, shard, num_shards)  # as a launched shard runs
     return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
