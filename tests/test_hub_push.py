@@ -364,3 +364,25 @@ def test_no_token_is_a_clear_error(exported_root, copy_of, fake_hub, tmp_path):
     assert result.returncode == 2, result.stderr
     assert f"error: no Hugging Face token to push to {REPO}: set HF_TOKEN or run `hf auth login`" in result.stderr
     assert fake_hub.requests == []
+
+
+def test_launch_runs_the_push_as_its_own_one_shard_stage_after_export(exported_root, copy_of, fake_hub, tmp_path):
+    """The push is a stage: `mvcap launch` runs it after export, as one shard with its marker."""
+    root = copy_of(exported_root)
+    pipeline = tmp_path / "pipeline.yaml"
+    config = {
+        "root": str(root),
+        "export": {"rows_per_parquet": 3},
+        "hub": {"repo_id": REPO},
+        "runner": {"kind": "local", "poll_s": 0.2},
+    }
+    pipeline.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN_PATH", "MVCAP_DEBUG")}
+    env.update(HF_ENDPOINT=fake_hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"))
+    command = [sys.executable, "-m", "mvcap_build", "launch", str(pipeline)]
+    launched = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert "hub: 1 of 1 shard(s) done" in launched.stdout
+    assert repo_content(fake_hub) == pushed(DatasetRoot(root).export_dir)
+    (marker,) = (root / "launch" / "markers" / "hub").glob("*/shard-00000-of-00001.json")
+    assert f"pushed {len(pushed(DatasetRoot(root).export_dir))} files" in marker.read_text()

@@ -91,10 +91,6 @@ def run_shard(
             stage_name, root, stage.config, shard=shard, num_shards=num_shards, options=options, make_stage=make_stage
         )
         echo(summary.line())
-        if stage_name == "export" and config.hub is not None and config.hub.repo_id:
-            from mvcap_build.export.push import push_export
-
-            echo(push_export(root.export_dir, config.hub, progress=options.progress if options else True).headline())
     except UserError as error:
         commit("failed", 2, str(error))
         raise
