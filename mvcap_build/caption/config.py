@@ -76,9 +76,8 @@ class VLLMBackendConfig(_Config):
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)  # share of each GPU's memory the engine takes
     max_num_batched_tokens: int | None = Field(None, ge=1)  # None: vLLM's default
     max_model_len: int | None = Field(None, ge=1)  # None: the model's own context length
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = (
-        "auto"  # auto: vLLM picks from the checkpoint; float32 on CPU to match hf exactly
-    )
+    # auto: vLLM picks from the checkpoint; float32 on CPU to match hf exactly.
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     enforce_eager: bool = False  # True: no CUDA graphs / compilation (faster start, slower steady state)
     limit_mm_per_prompt: int = Field(1, ge=1)  # images per prompt the engine reserves memory for
     batch_size: int = Field(256, ge=1)  # requests per generate() call; the engine schedules within it

@@ -29,4 +29,4 @@ class HubStage:
         from mvcap_build.export.push import push_export
 
         pushed = push_export(root.export_dir, self.config, progress=self.options.progress)
-        return Summary(self.name, units=1, done=1, items=len(pushed.uploaded), headline=pushed.text())
+        return Summary(self.name, units=1, done=1, headline=pushed.text())

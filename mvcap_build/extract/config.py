@@ -20,9 +20,8 @@ class FramesConfig(BaseModel):
     crop: bool = True  # a square around the object (from the sparse points, else the alpha mask)
     crop_margin: float = Field(1.15, ge=1.0)  # the square's side over the object's extent
     resolution: int | None = Field(512, ge=8, le=4096)  # output side in pixels (at most); None keeps the source size
-    upsample: bool = (
-        False  # enlarge crops smaller than `resolution` too (by default they keep their size, and the run says so)
-    )
+    # Enlarge crops smaller than `resolution` too (by default they keep their size, and the run says so).
+    upsample: bool = False
     jpeg_quality: int = Field(95, ge=50, le=100)  # photos are stored as JPEG, RGBA views as PNG
 
     @model_validator(mode="after")

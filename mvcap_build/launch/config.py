@@ -56,9 +56,8 @@ class ContainerConfig(BaseModel):
     network: str = "host"  # podman --network: host lets a stage download (Objaverse, the Hub); none for offline stages
     mounts: list[Path] = Field(default_factory=list)  # more host folders, at the same path inside (data, model caches)
     options: list[str] = Field(default_factory=list)  # more engine options, e.g. ["--shm-size", "16g"]
-    gpu_options: list[str] | None = (
-        None  # for shards with gpus: default podman --device nvidia.com/gpu=all, apptainer --nv
-    )
+    # For shards with gpus; default: podman --device nvidia.com/gpu=all (CDI), apptainer --nv.
+    gpu_options: list[str] | None = None
 
 
 class RunnerConfig(BaseModel):
@@ -70,9 +69,8 @@ class RunnerConfig(BaseModel):
     # slurm/ray: render/extract/caption without `shards` get shards of about this long (stored H100 rates)
     target_shard_min: float = Field(60.0, gt=0)
     poll_s: float = Field(30.0, gt=0)  # how often launch looks at markers and the scheduler (no tight polling)
-    ray_address: str | None = (
-        None  # ray: a running cluster ("auto", "ray://host:10001", host:port); None: start one here
-    )
+    # ray: a running cluster ("auto", "ray://host:10001", host:port); None: start one here.
+    ray_address: str | None = None
     slurm_folder: Path | None = None  # submitit's job files (default ROOT/logs/launch/slurm)
     slurm_max_array_size: int | None = Field(None, ge=1)  # default: the cluster's MaxArraySize, read with scontrol
     slurm_extra: dict[str, str] = Field(default_factory=dict)  # more sbatch options, e.g. {constraint: h100}

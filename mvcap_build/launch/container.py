@@ -51,28 +51,10 @@ FORWARDED_ENV = (
     "MASTER_ADDR",
     "MASTER_PORT",
 )
-# Never mounted over the image's own system and environment, whatever a setting names.
-_SYSTEM = (
-    "/",
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/home",
-    "/lib",
-    "/lib64",
-    "/opt",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/srv",
-    "/sys",
-    "/tmp",
-    "/usr",
-    "/var",
-)
-_INSIDE_IMAGE = ("/opt/venv", "/opt/mvcap", "/usr", "/proc", "/sys", "/dev", "/etc", "/bin", "/sbin", "/lib", "/lib64")
+# Never mounted, whatever a setting names: these folders themselves (an image has its own), and
+# anything under the image's system and environment.
+_NOT_THEMSELVES = ("/", "/boot", "/home", "/opt", "/root", "/run", "/srv", "/tmp", "/var")
+_NOT_UNDER = ("/opt/venv", "/opt/mvcap", "/usr", "/proc", "/sys", "/dev", "/etc", "/bin", "/sbin", "/lib", "/lib64")
 
 
 @dataclass(frozen=True)
@@ -123,7 +105,7 @@ def mounts_for(root: Path, settings: BaseModel, extra: list[Path]) -> list[str]:
 
 
 def _mountable(path: str) -> bool:
-    return path not in _SYSTEM and not any(path == top or path.startswith(top + "/") for top in _INSIDE_IMAGE)
+    return path not in _NOT_THEMSELVES and not any(path == top or path.startswith(top + "/") for top in _NOT_UNDER)
 
 
 def in_image(
